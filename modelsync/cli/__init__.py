@@ -1,0 +1,1 @@
+"""The command-line interface: flags in, one ops call, a rendered report out."""

@@ -1,0 +1,36 @@
+"""One module per command; `COMMANDS` is the order `modelsync --help` lists them in."""
+
+from __future__ import annotations
+
+from modelsync.cli.commands import (
+    bench,
+    export,
+    gc,
+    hw,
+    init,
+    lock,
+    outdated,
+    publish,
+    search,
+    serve,
+    status,
+    sync,
+    verify,
+)
+from modelsync.cli.commands.base import Command
+
+COMMANDS: tuple[Command, ...] = (
+    init.COMMAND,
+    lock.COMMAND,
+    sync.COMMAND,
+    status.COMMAND,
+    verify.COMMAND,
+    outdated.COMMAND,
+    bench.COMMAND,
+    publish.COMMAND,
+    gc.COMMAND,
+    search.COMMAND,
+    hw.COMMAND,
+    export.COMMAND,
+    serve.COMMAND,
+)

@@ -1,0 +1,1 @@
+"""Use cases: one module per command, wiring the pure core to the I/O adapters."""

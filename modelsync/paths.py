@@ -1,0 +1,26 @@
+"""Default locations: the store, from `--store`, `MODELSYNC_STORE` or the platform cache dir."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+STORE_ENV = "MODELSYNC_STORE"
+MANIFEST_NAME = "models.toml"
+LOCK_NAME = "models.lock"
+
+
+def default_store(environ: os._Environ[str] | dict[str, str] | None = None) -> Path:
+    """`MODELSYNC_STORE` if set, else the user cache dir (e.g. `~/.cache/modelsync`)."""
+    env = os.environ if environ is None else environ
+    configured = env.get(STORE_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    return Path(platformdirs.user_cache_dir("modelsync", appauthor=False))
+
+
+def lock_path_for(manifest: Path) -> Path:
+    """The lock is always the manifest's sibling `models.lock`."""
+    return manifest.with_name(LOCK_NAME)

@@ -1,0 +1,68 @@
+"""Secrets never reach log output (design.md section 10)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import structlog
+
+from modelsync import log
+
+TOKEN = "hf_abcdefghijklmnopqrstuvwxyz123456"
+
+
+def test_redact_text_removes_tokens_and_signed_queries() -> None:
+    """Bearer values, Hub tokens, URL credentials and query strings are removed."""
+    text = (
+        f"GET https://user:pw@cdn.example/blob?X-Amz-Signature=abc&exp=1 "
+        f"Authorization: Bearer {TOKEN} also {TOKEN}"
+    )
+    redacted = log.redact_text(text)
+    assert TOKEN not in redacted
+    assert "pw@" not in redacted
+    assert "X-Amz-Signature" not in redacted
+    assert "https://cdn.example/blob?[redacted]" in redacted
+    assert "Bearer [redacted]" in redacted
+
+
+def test_redact_url_keeps_host_port_and_path() -> None:
+    """A URL keeps what identifies the resource and loses what authorises it."""
+    assert log.redact_url("http://127.0.0.2:9000/cdn/ab?sig=x") == (
+        "http://127.0.0.2:9000/cdn/ab?[redacted]"
+    )
+    assert log.redact_url("https://hub.example/org/repo") == "https://hub.example/org/repo"
+
+
+def test_configured_logger_redacts_secret_fields() -> None:
+    """An event carrying a token, headers and a signed URL is rendered without any secret."""
+    stream = io.StringIO()
+    log.configure(json=True, stream=stream)
+    structlog.get_logger().info(
+        "fetch_start",
+        token=TOKEN,
+        headers={"Authorization": f"Bearer {TOKEN}", "Accept": "*/*"},
+        url="https://cdn.example/x?sig=secret",
+        note=f"retrying with {TOKEN}",
+    )
+    line = stream.getvalue()
+    assert TOKEN not in line
+    assert "secret" not in line
+    event = json.loads(line)
+    assert event["event"] == "fetch_start"
+    assert event["token"] == log.REDACTED
+    assert event["headers"] == {"Authorization": log.REDACTED, "Accept": "*/*"}
+    assert event["level"] == "info"
+
+
+def test_quiet_hides_info_and_verbose_shows_debug() -> None:
+    """-q keeps warnings only; -v adds debug events."""
+    quiet = io.StringIO()
+    log.configure(json=True, verbosity=-1, stream=quiet)
+    structlog.get_logger().info("hidden")
+    structlog.get_logger().warning("shown")
+    assert [json.loads(x)["event"] for x in quiet.getvalue().splitlines()] == ["shown"]
+    loud = io.StringIO()
+    log.configure(json=True, verbosity=1, stream=loud)
+    structlog.get_logger().debug("detail")
+    assert json.loads(loud.getvalue())["event"] == "detail"
