@@ -1,0 +1,1 @@
+"""Downloads: fast, resumable across crashes, verified byte for byte before entering the store."""

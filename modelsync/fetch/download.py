@@ -1,0 +1,308 @@
+"""Download one pinned file into the store, or many at once.
+
+Bytes stream into a claimed partial in `<store>/tmp/` while a worker thread hashes them; only a
+file whose size and SHA-256 equal the pin is renamed into `blobs/`. Transient failures (reset,
+timeout, short body, 408/429/5xx) are retried with backoff from the bytes already received; a
+digest mismatch discards the bytes and re-fetches once, then fails with exit 4.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import aiohttp
+import structlog
+
+from modelsync.errors import AuthError, IntegrityError, ModelsyncError, RemoteError
+from modelsync.fetch.hashing import StreamHasher
+from modelsync.fetch.progress import NoProgress, ProgressSink
+from modelsync.fetch.retry import RETRYABLE_STATUS, RetryPolicy, retry_after_seconds
+from modelsync.fetch.session import READ_CHUNK, Credentials
+from modelsync.log import redact_url
+from modelsync.store.layout import StoreLayout
+from modelsync.store.partial import Partial, claim_partial
+
+log = structlog.get_logger(__name__)
+
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+@dataclass(frozen=True, slots=True)
+class FetchItem:
+    """One file to fetch: where from, and the size and SHA-256 it must have."""
+
+    url: str
+    size: int
+    sha256: str
+    label: str  # how messages name it, e.g. "gemma/gemma-3-1b-it-Q4_K_M.gguf"
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """What fetching one file took."""
+
+    item: FetchItem
+    received: int  # bytes that came over the network in this run
+    resumed_from: int  # bytes of an earlier run's partial that were reused
+    attempts: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Fetcher:
+    """Everything a download needs besides the file itself."""
+
+    session: aiohttp.ClientSession
+    layout: StoreLayout
+    credentials: Credentials = field(default_factory=Credentials)
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    progress: ProgressSink = field(default_factory=NoProgress)
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    rand: Callable[[], float] = random.random
+
+
+class _Transient(Exception):  # noqa: N818 - internal signal, never leaves this module
+    """One attempt failed in a way worth retrying."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class _Mismatch(Exception):  # noqa: N818 - internal signal
+    """The bytes are complete but not the pinned ones."""
+
+    def __init__(self, actual: str) -> None:
+        super().__init__(actual)
+        self.actual = actual
+
+
+async def fetch_blob(fetcher: Fetcher, item: FetchItem) -> FetchResult:
+    """Make `item` a verified blob in the store; a blob already present costs one stat()."""
+    started = time.monotonic()
+    blob = fetcher.layout.blob_path(item.sha256)
+    if blob.exists():
+        return FetchResult(item, 0, 0, 0, 0.0)
+    partial = claim_partial(fetcher.layout, item.sha256)
+    hasher = StreamHasher()
+    try:
+        resumed_from = partial.size
+        if resumed_from > item.size:
+            partial.reset()
+            resumed_from = 0
+        if resumed_from:
+            await hasher.hash_prefix(partial.fd, resumed_from)
+            log.info("fetch_resume", file=item.label, bytes=resumed_from, total=item.size)
+        fetcher.progress.start(item.label, item.size, partial.size)
+        received, attempts = await _fetch_verified(fetcher, item, partial, hasher)
+        await asyncio.to_thread(partial.finish_into, blob)
+    except BaseException:
+        fetcher.progress.finish(item.label, ok=False)
+        raise
+    finally:
+        partial.close()
+        hasher.close()
+    fetcher.progress.finish(item.label, ok=True)
+    seconds = time.monotonic() - started
+    log.info(
+        "fetch_done",
+        file=item.label,
+        bytes=received,
+        resumed_from=resumed_from,
+        attempts=attempts,
+        seconds=round(seconds, 3),
+    )
+    return FetchResult(item, received, resumed_from, attempts, seconds)
+
+
+async def _fetch_verified(
+    fetcher: Fetcher, item: FetchItem, partial: Partial, hasher: StreamHasher
+) -> tuple[int, int]:
+    """Attempts until the bytes are complete and match; returns (bytes received, attempts)."""
+    attempts = 0
+    failures = 0
+    refetched = False
+    received = 0
+    while True:
+        attempts += 1
+        before = partial.size
+        try:
+            await _attempt(fetcher, item, partial, hasher)
+            await _check_digest(item, hasher)
+        except _Transient as exc:
+            received += max(0, partial.size - before)
+            failures += 1
+            if failures >= fetcher.policy.attempts:
+                raise RemoteError(
+                    f"{item.label}: download failed after {failures} attempts "
+                    f"({exc.reason}) from {redact_url(item.url)}",
+                    hint="the server is unreachable or failing; run the same command again later",
+                ) from exc
+            delay = fetcher.policy.delay(failures, retry_after=exc.retry_after, rand=fetcher.rand())
+            log.warning(
+                "fetch_retry",
+                file=item.label,
+                reason=exc.reason,
+                attempt=failures,
+                have=partial.size,
+                wait=round(delay, 2),
+            )
+            await fetcher.sleep(delay)
+            continue
+        except _Mismatch as exc:
+            received += partial.size - before
+            if refetched:
+                _discard(fetcher, item, partial, hasher)  # corrupt bytes are never resumed
+                raise IntegrityError(
+                    f"{item.label}: SHA-256 mismatch after a re-fetch: expected {item.sha256}, "
+                    f"got {exc.actual} ({item.size} bytes from {redact_url(item.url)})",
+                    hint="the registry serves other bytes than the lock pins; "
+                    "run `modelsync lock --upgrade-model` if upstream changed on purpose",
+                ) from None
+            refetched = True
+            log.warning(
+                "fetch_digest_mismatch", file=item.label, expected=item.sha256, actual=exc.actual
+            )
+            _discard(fetcher, item, partial, hasher)
+            continue
+        received += partial.size - before
+        return received, attempts
+
+
+async def _check_digest(item: FetchItem, hasher: StreamHasher) -> None:
+    actual = await hasher.hexdigest()
+    if actual != item.sha256:
+        raise _Mismatch(actual)
+
+
+def _discard(fetcher: Fetcher, item: FetchItem, partial: Partial, hasher: StreamHasher) -> None:
+    partial.reset()
+    hasher.reset()
+    fetcher.progress.restart(item.label)
+
+
+async def _attempt(
+    fetcher: Fetcher, item: FetchItem, partial: Partial, hasher: StreamHasher
+) -> None:
+    """One HTTP request continuing from `partial.size`; raises _Transient to be retried."""
+    headers = fetcher.credentials.headers_for(item.url)
+    if partial.size:
+        headers["Range"] = f"bytes={partial.size}-"
+        if partial.etag and not partial.etag.startswith("W/"):
+            headers["If-Range"] = partial.etag
+    try:
+        async with fetcher.session.get(item.url, headers=headers) as response:
+            await _check_status(fetcher, item, partial, hasher, response)
+            await _stream_body(fetcher, item, partial, hasher, response)
+    except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
+        raise _Transient(f"connection dropped after {partial.size} bytes") from exc
+    except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+        raise _Transient(f"{type(exc).__name__} after {partial.size} bytes") from exc
+    if partial.size < item.size:
+        raise _Transient(f"body ended at {partial.size} of {item.size} bytes")
+
+
+async def _check_status(
+    fetcher: Fetcher,
+    item: FetchItem,
+    partial: Partial,
+    hasher: StreamHasher,
+    response: aiohttp.ClientResponse,
+) -> None:
+    status = response.status
+    where = redact_url(str(response.url))
+    if status in RETRYABLE_STATUS:
+        raise _Transient(f"HTTP {status}", retry_after_seconds(response.headers))
+    if status in (401, 403):
+        raise AuthError(
+            f"{item.label}: HTTP {status} from {where}",
+            hint="set the registry's token variable (e.g. HF_TOKEN) to a token with access",
+        )
+    if status == 416 and partial.size:
+        # Our partial does not fit the file any more: start over.
+        _discard(fetcher, item, partial, hasher)
+        raise _Transient("HTTP 416 for the resumed range")
+    if status == 200:
+        if partial.size:
+            log.info("fetch_range_ignored", file=item.label, dropped=partial.size)
+            await hasher.drain()
+            _discard(fetcher, item, partial, hasher)
+    elif status == 206:
+        _check_content_range(fetcher, item, partial, hasher, response)
+    else:
+        raise RemoteError(
+            f"{item.label}: HTTP {status} from {where}",
+            hint="check that the locked commit and path still exist (`modelsync outdated`)",
+        )
+    etag = response.headers.get("ETag")
+    if partial.size and partial.etag and etag and etag != partial.etag:
+        _discard(fetcher, item, partial, hasher)
+        raise _Transient("the file changed on the server (ETag) since the partial was written")
+    partial.set_etag(etag)
+
+
+def _check_content_range(
+    fetcher: Fetcher,
+    item: FetchItem,
+    partial: Partial,
+    hasher: StreamHasher,
+    response: aiohttp.ClientResponse,
+) -> None:
+    """A 206 must start exactly where our bytes end (the official client does not check this)."""
+    match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
+    if match is None or int(match.group(1)) != partial.size:
+        _discard(fetcher, item, partial, hasher)
+        raise _Transient("206 with an unexpected Content-Range")
+    total = match.group(3)
+    if total != "*" and int(total) != item.size:
+        raise _Mismatch(f"(size {total} instead of {item.size})")
+
+
+async def _stream_body(
+    fetcher: Fetcher,
+    item: FetchItem,
+    partial: Partial,
+    hasher: StreamHasher,
+    response: aiohttp.ClientResponse,
+) -> None:
+    async for chunk in response.content.iter_chunked(READ_CHUNK):
+        if partial.size + len(chunk) > item.size:
+            raise _Mismatch(f"(more than the pinned {item.size} bytes)")
+        partial.write(chunk)
+        await hasher.update(chunk)
+        fetcher.progress.advance(item.label, len(chunk))
+
+
+async def fetch_all(
+    fetcher: Fetcher, items: Sequence[FetchItem], *, jobs: int = 4
+) -> list[FetchResult]:
+    """Fetch several files, at most `jobs` at a time; every file is tried, then the worst error
+    (integrity over remote over the rest) is raised once, naming how many failed."""
+    semaphore = asyncio.Semaphore(max(1, jobs))
+
+    async def one(item: FetchItem) -> FetchResult:
+        async with semaphore:
+            return await fetch_blob(fetcher, item)
+
+    outcomes = await asyncio.gather(*(one(item) for item in items), return_exceptions=True)
+    results: list[FetchResult] = []
+    errors: list[ModelsyncError] = []
+    for outcome in outcomes:
+        if isinstance(outcome, FetchResult):
+            results.append(outcome)
+        elif isinstance(outcome, ModelsyncError):
+            errors.append(outcome)
+        else:
+            raise outcome
+    if errors:
+        worst = max(errors, key=lambda e: (isinstance(e, IntegrityError), int(e.exit_code)))
+        if len(errors) > 1:
+            worst.message = f"{worst.message} (and {len(errors) - 1} more files failed)"
+        raise worst
+    return results

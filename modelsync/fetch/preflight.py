@@ -1,0 +1,36 @@
+"""Refuse a download plan up front when the store's disk cannot hold it (design.md section 6)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from modelsync.errors import UsageError
+
+
+def human_bytes(n: int) -> str:
+    """1536 → '1.5 KiB'."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def check_free_space(*, needed: int, free: int, where: Path) -> None:
+    """Raise a usage error (exit 2) with both numbers when `needed` exceeds `free`."""
+    if needed > free:
+        raise UsageError(
+            f"{where}: the plan fetches {human_bytes(needed)} ({needed} bytes) "
+            f"but only {human_bytes(free)} ({free} bytes) are free",
+            hint="free some space (`modelsync gc`) or pass --store on a larger disk",
+        )
+
+
+def free_bytes(path: Path) -> int:
+    """Free bytes on the filesystem that holds `path` (or its nearest existing parent)."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free

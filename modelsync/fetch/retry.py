@@ -1,0 +1,58 @@
+"""Retry policy as values: which answers are worth retrying and how long to wait (pure)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+# The Hub's rate-limit header: `"api";r=0;t=55` → retry in t seconds.
+_RATELIMIT_T = re.compile(r"(?:^|;)\s*t=(\d+)")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with jitter, bounded in attempts and in each wait."""
+
+    attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    jitter: float = 0.25  # fraction of the delay added at random, so a fleet does not stampede
+
+    def delay(self, attempt: int, *, retry_after: float | None, rand: float) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based).
+
+        A server's Retry-After wins when it is longer than the backoff; `rand` in [0, 1) is
+        passed in so the policy stays pure and testable.
+        """
+        backoff = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
+        backoff += backoff * self.jitter * rand
+        if retry_after is not None:
+            return max(backoff, min(retry_after, self.max_delay * 4))
+        return backoff
+
+
+def retry_after_seconds(headers: Mapping[str, str], *, now: datetime | None = None) -> float | None:
+    """The wait a server asked for: `RateLimit: ...;t=N`, `Retry-After: N` or an HTTP date."""
+    ratelimit = headers.get("RateLimit")
+    if ratelimit:
+        match = _RATELIMIT_T.search(ratelimit)
+        if match:
+            return float(match.group(1))
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    current = now or datetime.now(UTC)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - current).total_seconds())
