@@ -1,0 +1,1 @@
+"""Benchmarks: one command each, ratios against yardsticks measured in the same run."""

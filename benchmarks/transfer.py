@@ -1,0 +1,260 @@
+"""Transfer benchmark: modelsync's engine against curl and huggingface_hub, in the same run.
+
+    .venv/bin/python -m benchmarks.transfer [--runs 5] [--sizes 2g,200m] [--settle 3]
+
+Serves seeded random files from `modelsync serve` on 127.0.0.1 and times whole processes (fork
+to reap), each preceded by `sync` and a pause so every run looks like a first download
+(notes/baselines.md, "Comparing fairly"). Rows:
+
+  curl            `curl -o FILE` (no hash)                                      yardstick (b)
+  modelsync       download + SHA-256 in a worker thread + atomic rename into the store
+  hf              `hf_hub_download` (checks only the size)                      yardstick (f)
+  hf+sha256       `hf_hub_download`, then hashlib over the file                  yardstick (f')
+  resume@50%      modelsync killed with SIGKILL at half, then re-run: bytes re-sent
+
+Targets (design + issue): 2 GiB ≤ 1.0× curl, ≥ 4× faster than hf+sha256, peak RSS < 100 MiB;
+200 MiB ≤ 1.2× curl; resume re-sends ≤ 52 % of the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / ".bench" / "transfer"
+REPO = "bench/rand"
+SIZES = {"2g": 2 << 30, "200m": 200 << 20}
+PY = sys.executable
+
+HF_SCRIPT = """
+import hashlib, sys
+from huggingface_hub import hf_hub_download
+path = hf_hub_download(sys.argv[1], sys.argv[2], cache_dir=sys.argv[3], endpoint=sys.argv[4])
+if sys.argv[5] == "hash":
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    print(h.hexdigest())
+"""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One timed process."""
+
+    seconds: float
+    max_rss_kib: int
+    stdout: str
+
+
+def make_file(path: Path, size: int, seed: int) -> str:
+    """Seeded random bytes (made once, kept across runs) and their SHA-256."""
+    sidecar = path.with_suffix(".sha256")
+    if path.exists() and path.stat().st_size == size and sidecar.exists():
+        return sidecar.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
+    digest = hashlib.sha256()
+    with path.open("wb") as handle:
+        left = size
+        while left:
+            chunk = rng.randbytes(min(left, 8 << 20))
+            handle.write(chunk)
+            digest.update(chunk)
+            left -= len(chunk)
+    sidecar.write_text(digest.hexdigest())
+    return digest.hexdigest()
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> Sample:
+    """Run a whole process; wall time and its own peak RSS (wait4 rusage)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    out = proc.stdout.read().decode()
+    err = proc.stderr.read().decode()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark: {cmd[:3]} failed ({proc.returncode}): {err.strip()[-500:]}")
+    return Sample(seconds, usage.ru_maxrss, out)
+
+
+def settle(seconds: float, *paths: Path) -> None:
+    """Delete outputs, flush dirty pages and wait: every run starts like a first download."""
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    os.sync()
+    time.sleep(seconds)
+
+
+def start_server(root: Path) -> tuple[subprocess.Popen[str], str]:
+    """`modelsync serve` as a real process; returns it and its endpoint."""
+    proc = subprocess.Popen(
+        [PY, "-m", "modelsync", "--json", "-q", "serve", "--root", str(root), "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        event = json.loads(line)
+        if event.get("command") == "serve":
+            return proc, str(event["endpoint"])
+    raise SystemExit("benchmark: modelsync serve did not start")
+
+
+def verdict(label: str, value: float, target: str, ok: bool) -> str:
+    """One line of the summary."""
+    return f"{label} = {value:.2f} (target {target}) {'OK' if ok else 'MISSED'}"
+
+
+def median(samples: list[Sample]) -> float:
+    """Median wall time."""
+    return statistics.median(s.seconds for s in samples)
+
+
+def bench_size(
+    name: str, size: int, sha: str, endpoint: str, *, runs: int, pause: float
+) -> dict[str, list[Sample]]:
+    """All rows for one file size."""
+    url = f"{endpoint}/{REPO}/resolve/main/rand-{name}.bin"
+    out = WORK / "out.bin"
+    store = WORK / "store"
+    cache = WORK / "hf-cache"
+    env = {
+        **os.environ,
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "HF_HOME": str(WORK / "hf-home"),
+    }
+    commands = {
+        "curl": (["curl", "-sSf", "-o", str(out), url], out),
+        "modelsync": (
+            [PY, str(ROOT / "benchmarks" / "fetch_driver.py"), url, str(size), sha, str(store)],
+            store,
+        ),
+        "hf": (
+            [PY, "-c", HF_SCRIPT, REPO, f"rand-{name}.bin", str(cache), endpoint, "none"],
+            cache,
+        ),
+        "hf+sha256": (
+            [PY, "-c", HF_SCRIPT, REPO, f"rand-{name}.bin", str(cache), endpoint, "hash"],
+            cache,
+        ),
+    }
+    rows: dict[str, list[Sample]] = {row: [] for row in commands}
+    for run in range(runs + 1):  # the first round is a warm-up
+        for row, (cmd, output) in commands.items():
+            settle(pause, output)
+            sample = timed(cmd, env)
+            if row == "hf+sha256" and sample.stdout.strip() != sha:
+                raise SystemExit("benchmark: hf_hub_download returned other bytes")
+            if run:
+                rows[row].append(sample)
+    settle(0, out, store, cache)
+    return rows
+
+
+def bench_resume(size: int, sha: str, url: str, pause: float) -> tuple[int, int]:
+    """Kill a download at half with SIGKILL; return (bytes on disk, bytes the re-run received)."""
+    store = WORK / "store"
+    settle(pause, store)
+    cmd = [PY, str(ROOT / "benchmarks" / "fetch_driver.py"), url, str(size), sha, str(store)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    tmp = store / "tmp"
+    kept = 0
+    while kept < size // 2 and proc.poll() is None:
+        time.sleep(0.002)
+        kept = max((p.stat().st_size for p in tmp.glob("*.part")), default=0) if tmp.exists() else 0
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    kept = max((p.stat().st_size for p in tmp.glob("*.part")), default=0)
+    second = timed(cmd)
+    received = int(json.loads(second.stdout)["received"])
+    settle(0, store)
+    return kept, received
+
+
+def main() -> None:
+    """Run the benchmark and print a table with ratios and targets."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per row (after 1 warm-up)")
+    parser.add_argument("--sizes", default="2g,200m", help="comma-separated: 2g, 200m")
+    parser.add_argument("--settle", type=float, default=3.0, help="seconds to pause after sync")
+    args = parser.parse_args()
+    if shutil.which("curl") is None:
+        raise SystemExit("benchmark: curl is needed as the yardstick (apt-get install curl)")
+    hub = WORK / "hub"
+    shas = {
+        name: make_file(hub / REPO / f"rand-{name}.bin", SIZES[name], seed=i)
+        for i, name in enumerate(args.sizes.split(","))
+    }
+    for sidecar in (hub / REPO).glob("*.sha256"):
+        sidecar.rename(WORK / sidecar.name)  # keep the repo to the data files
+    server, endpoint = start_server(hub)
+    try:
+        print(f"# transfer benchmark: {args.runs} runs per row (median), server {endpoint}\n")
+        print("| size | row | median s | min–max s | peak RSS MiB |")
+        print("|---|---|---|---|---|")
+        verdicts = []
+        for name in args.sizes.split(","):
+            rows = bench_size(
+                name, SIZES[name], shas[name], endpoint, runs=args.runs, pause=args.settle
+            )
+            for row, samples in rows.items():
+                lo, hi = min(s.seconds for s in samples), max(s.seconds for s in samples)
+                rss = max(s.max_rss_kib for s in samples) / 1024
+                print(f"| {name} | {row} | {median(samples):.3f} | {lo:.3f}–{hi:.3f} | {rss:.0f} |")
+            ms, curl = median(rows["modelsync"]), median(rows["curl"])
+            hf, hfh = median(rows["hf"]), median(rows["hf+sha256"])
+            rss = max(s.max_rss_kib for s in rows["modelsync"]) / 1024
+            limit = 1.0 if SIZES[name] >= 1 << 30 else 1.2
+            verdicts.append(
+                verdict(f"{name}: modelsync/curl", ms / curl, f"≤ {limit}", ms / curl <= limit)
+            )
+            big_file = SIZES[name] >= 1 << 30
+            verdicts.append(f"{name}: hf/modelsync = {hf / ms:.2f}")
+            verdicts.append(
+                verdict(
+                    f"{name}: (hf+sha256)/modelsync",
+                    hfh / ms,
+                    "≥ 4 at 2g",
+                    hfh / ms >= 4 or not big_file,
+                )
+            )
+            verdicts.append(verdict(f"{name}: modelsync peak RSS MiB", rss, "< 100", rss < 100))
+        big = max(args.sizes.split(","), key=lambda n: SIZES[n])
+        big_url = f"{endpoint}/{REPO}/resolve/main/rand-{big}.bin"
+        kept, received = bench_resume(SIZES[big], shas[big], big_url, args.settle)
+        share = received / SIZES[big]
+        print(f"| {big} | resume@50% | kept {kept} B | re-sent {received} B | {share:.1%} |")
+        verdicts.append(verdict(f"{big}: resume re-sent share", share, "≤ 0.52", share <= 0.52))
+        print("\n" + "\n".join(verdicts))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
