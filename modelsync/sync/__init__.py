@@ -1,0 +1,1 @@
+"""Making the targets match the lock: inventory, plan, placement, apply."""

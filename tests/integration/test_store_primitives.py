@@ -1,0 +1,123 @@
+"""Store building blocks on real files: placement modes, the store lock, the stat cache."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from modelsync.errors import BusyError
+from modelsync.store.locking import exclusive
+from modelsync.store.state import open_state
+from modelsync.sync.link import LinkMode, place, probe, refers_to
+
+
+@pytest.fixture
+def blob(tmp_path: Path) -> Path:
+    """A read-only blob file as the store keeps them."""
+    path = tmp_path / "store" / "blobs" / "ab" / "blob"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"weights" * 1000)
+    path.chmod(0o444)
+    return path
+
+
+def test_probe_finds_hardlinks_on_one_filesystem(blob: Path, tmp_path: Path) -> None:
+    """Within one ext4/tmpfs filesystem without reflinks, auto probing picks hardlinks."""
+    target_dir = tmp_path / "models"
+    mode = probe(blob, target_dir)
+    assert mode in (LinkMode.REFLINK, LinkMode.HARDLINK)
+    assert list(target_dir.iterdir()) == []  # the probe leaves nothing behind
+
+
+@pytest.mark.parametrize("mode", [LinkMode.HARDLINK, LinkMode.SYMLINK, LinkMode.COPY])
+def test_place_each_mode_gives_the_blob_bytes(blob: Path, tmp_path: Path, mode: LinkMode) -> None:
+    """Every mode yields a target with the blob's bytes, recognised by a stat-only check."""
+    target = tmp_path / "models" / "m" / "sub" / "file.gguf"
+    place(blob, target, mode)
+    assert target.read_bytes() == blob.read_bytes()
+    assert refers_to(target, blob.stat(), mode, blob)
+    assert [p.name for p in target.parent.iterdir()] == ["file.gguf"]
+
+
+def test_place_replaces_an_old_placement_atomically(blob: Path, tmp_path: Path) -> None:
+    """Placing over an existing file swaps it in one rename (no temp file left)."""
+    target = tmp_path / "models" / "file.gguf"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"old")
+    place(blob, target, LinkMode.HARDLINK)
+    assert target.stat().st_ino == blob.stat().st_ino
+    assert [p.name for p in target.parent.iterdir()] == ["file.gguf"]
+
+
+def test_modified_copy_is_not_the_placement(blob: Path, tmp_path: Path) -> None:
+    """A hardlink target replaced by the user's own file no longer refers to the blob."""
+    target = tmp_path / "t.gguf"
+    place(blob, target, LinkMode.HARDLINK)
+    target.unlink()
+    target.write_bytes(blob.read_bytes())
+    assert not refers_to(target, blob.stat(), LinkMode.HARDLINK, blob)
+
+
+def test_place_where_the_rename_fails_leaves_nothing(blob: Path, tmp_path: Path) -> None:
+    """If the final rename fails (the target is a directory), no temp file is left behind."""
+    target = tmp_path / "models" / "f"
+    (target / "inside").mkdir(parents=True)
+    with pytest.raises(OSError, match=r"Is a directory|Directory not empty"):
+        place(blob, target, LinkMode.COPY)
+    assert [p.name for p in target.parent.iterdir()] == ["f"]
+
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from modelsync.store.locking import exclusive
+with exclusive(Path(sys.argv[1]), wait=True):
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_second_run_exits_6_with_no_wait_naming_the_holder(tmp_path: Path) -> None:
+    """While another process holds the store lock, --no-wait fails at once naming its pid."""
+    lock = tmp_path / "store.lock"
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(lock), "5"], stdout=subprocess.PIPE, text=True
+    ) as holder:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(BusyError) as caught, exclusive(lock, wait=False):
+            pass
+        holder.kill()
+    assert caught.value.exit_code == 6
+    assert f"pid {holder.pid}" in caught.value.one_line()
+
+
+def test_second_run_waits_then_proceeds(tmp_path: Path) -> None:
+    """By default a second run waits for the holder to finish, then gets the lock."""
+    lock = tmp_path / "store.lock"
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(lock), "0.5"], stdout=subprocess.PIPE, text=True
+    ) as holder:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        with exclusive(lock, wait=True, poll=0.05):
+            # The holder sleeps 0.5 s inside its lock, so getting ours means it let go.
+            assert holder.wait(timeout=5) == 0
+
+
+def test_state_cache_trusts_only_an_unchanged_stat(tmp_path: Path) -> None:
+    """A recorded digest is returned while size, mtime and inode match, and not after an edit."""
+    path = tmp_path / "f"
+    path.write_bytes(b"abc")
+    with open_state(tmp_path / "state.db") as state:
+        state.record(path, path.stat(), "a" * 64)
+        assert state.lookup(path, path.stat()) == "a" * 64
+        os.utime(path, ns=(1, 1))
+        assert state.lookup(path, path.stat()) is None
+        state.record(path, path.stat(), "b" * 64)
+        state.forget(path)
+        assert state.lookup(path, path.stat()) is None
