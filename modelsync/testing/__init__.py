@@ -1,0 +1,1 @@
+"""Helpers for tests and benchmarks, shipped in the package: synthetic GGUF files, Hub server."""
