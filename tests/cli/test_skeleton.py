@@ -46,7 +46,6 @@ GLOBAL_FLAGS = [
     "--no-progress",
 ]
 NOT_BUILT = [
-    "lock",
     "sync",
     "status",
     "verify",
@@ -55,7 +54,6 @@ NOT_BUILT = [
     "publish",
     "gc",
     "search",
-    "hw",
     "export",
 ]
 
@@ -115,15 +113,31 @@ def test_no_command_is_a_usage_error(run_cli: CliRunner) -> None:
     assert "no command given" in result.stderr
 
 
-def test_global_options_work_after_the_command(run_cli: CliRunner) -> None:
-    """`modelsync lock --json` switches to JSON output just like `modelsync --json lock`."""
-    for args in (("lock", "--json"), ("--json", "lock")):
-        result = run_cli(*args)
-        assert result.exit_code == 2
+def test_global_options_work_after_the_command(run_cli: CliRunner, tmp_path: Path) -> None:
+    """`modelsync init --json -m X` means the same as `modelsync --json -m X init`."""
+    for n, args in enumerate((("init", "--json", "-m"), ("--json", "-m"))):
+        target = tmp_path / f"p{n}" / "models.toml"
+        argv = [*args, str(target)] if args[0] == "init" else [*args, str(target), "init"]
+        result = run_cli(*argv)
+        assert result.exit_code == 0
         [event] = result.json_lines()
-        assert event["event"] == "error"
-        assert event["exit_code"] == 2
-        assert "not implemented yet" in event["message"]
+        assert event == {
+            "event": "report",
+            "command": "init",
+            "path": str(target),
+            "replaced": False,
+        }
+        assert target.exists()
+
+
+def test_errors_in_json_mode_are_json_objects(run_cli: CliRunner) -> None:
+    """With --json an error is also reported as one JSON object on stdout."""
+    result = run_cli("gc", "--json")
+    assert result.exit_code == 2
+    [event] = result.json_lines()
+    assert event["event"] == "error"
+    assert event["exit_code"] == 2
+    assert "not implemented yet" in event["message"]
 
 
 def test_version(run_cli: CliRunner) -> None:

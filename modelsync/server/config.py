@@ -1,0 +1,44 @@
+"""ServerConfig: what `modelsync serve` and the test fixtures choose about a server."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from modelsync.server.auth import TokenInfo
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Where repositories live, where to listen, who may do what.
+
+    `root` holds `<namespace>/<name>/...` folders (imported at start) and the server state in
+    `<root>/.hub/` (never served). With `cdn_host` (a different host name, e.g. `127.0.0.2`), a
+    second site serves LFS bytes through signed, expiring URLs: resolve answers LFS files with a
+    302 there, and LFS upload URLs point there too.
+    """
+
+    root: Path
+    host: str = "127.0.0.1"
+    port: int = 0
+    cdn_host: str | None = None
+    cdn_port: int = 0
+    tokens: Mapping[str, TokenInfo] = field(default_factory=dict)
+    public_url: str | None = None
+    """Base of absolute URLs (Link, commitUrl, ...); default `http://<host>:<bound port>`."""
+    cdn_public_url: str | None = None
+    """Base of CDN URLs; default `http://<cdn_host>:<bound cdn port>`."""
+    page_size: int = 1000
+    """Items per page of listings (models, tree, commits); tests lower it to exercise paging."""
+    signed_url_ttl_s: int = 3600
+    """How long CDN download and LFS upload URLs stay valid."""
+    rescan_on_start: bool = True
+    """Import every `<root>/<namespace>/<name>` folder when the server starts."""
+
+    def __repr__(self) -> str:
+        # Tokens never appear in logs or tracebacks, not even through a repr.
+        return (
+            f"ServerConfig(root={self.root!r}, host={self.host!r}, port={self.port!r}, "
+            f"cdn_host={self.cdn_host!r}, cdn_port={self.cdn_port!r}, tokens=<{len(self.tokens)}>)"
+        )

@@ -1,0 +1,35 @@
+"""Self-authorising URLs (CDN downloads, LFS uploads): HMAC-SHA256 over path, query and expiry."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+
+EXPIRES = "exp"
+SIGNATURE = "sig"
+
+
+def _digest(key: bytes, path: str, params: Mapping[str, str]) -> str:
+    canonical = json.dumps(
+        [path, sorted((k, v) for k, v in params.items() if k != SIGNATURE)],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
+
+
+def sign(key: bytes, path: str, params: Mapping[str, str], *, expires: int) -> dict[str, str]:
+    """`params` plus the expiry (epoch seconds) and a signature covering path, params and expiry."""
+    signed = {**params, EXPIRES: str(expires)}
+    return {**signed, SIGNATURE: _digest(key, path, signed)}
+
+
+def verify(key: bytes, path: str, query: Mapping[str, str], *, now: float) -> bool:
+    """Whether the query carries a valid signature for this path and has not expired."""
+    signature = query.get(SIGNATURE, "")
+    expires = query.get(EXPIRES, "")
+    if not signature or not expires.isdigit() or int(expires) < now:
+        return False
+    return hmac.compare_digest(signature, _digest(key, path, query))
