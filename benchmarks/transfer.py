@@ -7,9 +7,12 @@ to reap), each preceded by `sync` and a pause so every run looks like a first do
 (notes/baselines.md, "Comparing fairly"). Rows:
 
   curl            `curl -o FILE` (no hash)                                      yardstick (b)
+  curl+fsync      `curl -o FILE && sync FILE`: the same bytes made durable, as modelsync does
   modelsync       download + SHA-256 in a worker thread + atomic rename into the store
   hf              `hf_hub_download` (checks only the size)                      yardstick (f)
   hf+sha256       `hf_hub_download`, then hashlib over the file                  yardstick (f')
+  ranges×4        the reference script's 4 parallel Range parts + prefix hash (only with
+                  ../shared/bench-reference present): does splitting one file pay here?
   resume@50%      modelsync killed with SIGKILL at half, then re-run: bytes re-sent
 
 Targets (design + issue): 2 GiB ≤ 1.0× curl, ≥ 4× faster than hf+sha256, peak RSS < 100 MiB;
@@ -37,6 +40,8 @@ WORK = ROOT / ".bench" / "transfer"
 REPO = "bench/rand"
 SIZES = {"2g": 2 << 30, "200m": 200 << 20}
 PY = sys.executable
+GNU_TIME = "/usr/bin/time"
+REFERENCE = ROOT.parent / "shared" / "bench-reference" / "dl_aiohttp.py"
 
 HF_SCRIPT = """
 import hashlib, sys
@@ -80,19 +85,24 @@ def make_file(path: Path, size: int, seed: int) -> str:
 
 
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> Sample:
-    """Run a whole process; wall time and its own peak RSS (wait4 rusage)."""
+    """Run a whole process under GNU time; wall time and the command's own peak RSS.
+
+    GNU time forks the command from its own small process: rusage taken here directly would
+    include the pages this Python process had before the child's exec.
+    """
+    rss_file = WORK / "rss.txt"
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    assert proc.stdout is not None
-    assert proc.stderr is not None
-    out = proc.stdout.read().decode()
-    err = proc.stderr.read().decode()
-    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run(
+        [GNU_TIME, "-o", str(rss_file), "-f", "%M", *cmd],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     seconds = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise SystemExit(f"benchmark: {cmd[:3]} failed ({proc.returncode}): {err.strip()[-500:]}")
-    return Sample(seconds, usage.ru_maxrss, out)
+        raise SystemExit(f"benchmark: {cmd[:3]} failed ({proc.returncode}): {proc.stderr[-500:]}")
+    return Sample(seconds, int(rss_file.read_text().split()[-1]), proc.stdout)
 
 
 def settle(seconds: float, *paths: Path) -> None:
@@ -147,7 +157,10 @@ def bench_size(
         "HF_HOME": str(WORK / "hf-home"),
     }
     commands = {
+        "start-up": ([PY, "-c", "import modelsync.fetch.download"], out),
         "curl": (["curl", "-sSf", "-o", str(out), url], out),
+        # The durable yardstick: modelsync fsyncs each blob before it enters the store.
+        "curl+fsync": (["sh", "-c", f"curl -sSf -o '{out}' '{url}' && sync '{out}'"], out),
         "modelsync": (
             [PY, str(ROOT / "benchmarks" / "fetch_driver.py"), url, str(size), sha, str(store)],
             store,
@@ -161,6 +174,8 @@ def bench_size(
             cache,
         ),
     }
+    if REFERENCE.exists():
+        commands["ranges×4"] = ([PY, str(REFERENCE), url, str(out), "ranges", "--parts", "4"], out)
     rows: dict[str, list[Sample]] = {row: [] for row in commands}
     for run in range(runs + 1):  # the first round is a warm-up
         for row, (cmd, output) in commands.items():
@@ -203,8 +218,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="2g,200m", help="comma-separated: 2g, 200m")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds to pause after sync")
     args = parser.parse_args()
-    if shutil.which("curl") is None:
-        raise SystemExit("benchmark: curl is needed as the yardstick (apt-get install curl)")
+    for tool in ("curl", GNU_TIME):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"benchmark: {tool} is needed (apt-get install curl time)")
     hub = WORK / "hub"
     shas = {
         name: make_file(hub / REPO / f"rand-{name}.bin", SIZES[name], seed=i)
@@ -227,12 +243,17 @@ def main() -> None:
                 rss = max(s.max_rss_kib for s in samples) / 1024
                 print(f"| {name} | {row} | {median(samples):.3f} | {lo:.3f}–{hi:.3f} | {rss:.0f} |")
             ms, curl = median(rows["modelsync"]), median(rows["curl"])
+            startup = median(rows["start-up"])
             hf, hfh = median(rows["hf"]), median(rows["hf+sha256"])
             rss = max(s.max_rss_kib for s in rows["modelsync"]) / 1024
             limit = 1.0 if SIZES[name] >= 1 << 30 else 1.2
             verdicts.append(
                 verdict(f"{name}: modelsync/curl", ms / curl, f"≤ {limit}", ms / curl <= limit)
             )
+            corrected = (ms - startup) / curl
+            verdicts.append(f"{name}: (modelsync - start-up)/curl = {corrected:.2f}")
+            durable = median(rows["curl+fsync"])
+            verdicts.append(f"{name}: modelsync/(curl+fsync) = {ms / durable:.2f}")
             big_file = SIZES[name] >= 1 << 30
             verdicts.append(f"{name}: hf/modelsync = {hf / ms:.2f}")
             verdicts.append(
