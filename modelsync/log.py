@@ -21,20 +21,24 @@ REDACTED = "[redacted]"
 _SECRET_KEYS = frozenset(
     {"authorization", "token", "password", "secret", "api_key", "apikey", "cookie", "hf_token"}
 )
-_BEARER = re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]+")
+# A credential-looking value (12+ token characters) after the scheme word, so prose such as
+# "a token with access" is left alone.
+_BEARER = re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{12,}")
 _HF_TOKEN = re.compile(r"\bhf_[A-Za-z0-9]{8,}")
-_URL = re.compile(r"\bhttps?://[^\s\"'<>]+")
+# Trailing punctuation belongs to the sentence, not the URL ("see http://x/y; then…").
+_URL = re.compile(r"\bhttps?://[^\s\"'<>]+(?<![.,;:!?)\]])")
 
 
 def redact_url(url: str) -> str:
     """Drop credentials and the query string (signed CDN URLs carry their signature there)."""
     try:
         parts = urlsplit(url)
+        port = parts.port
     except ValueError:
         return REDACTED
     host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    if port is not None:
+        host = f"{host}:{port}"
     query = REDACTED if parts.query else ""
     return urlunsplit((parts.scheme, host, parts.path, query, ""))
 

@@ -26,6 +26,13 @@ def test_redact_text_removes_tokens_and_signed_queries() -> None:
     assert "Bearer [redacted]" in redacted
 
 
+def test_redact_text_leaves_prose_and_sentence_punctuation() -> None:
+    """Words after "token" stay unless they look like a credential; a URL ends before ';'."""
+    text = "HTTP 401 from http://127.0.0.1:8080/f.bin; set a token with access"
+    assert log.redact_text(text) == text
+    assert log.redact_text("bad port http://h:99999/x") == "bad port [redacted]"
+
+
 def test_redact_url_keeps_host_port_and_path() -> None:
     """A URL keeps what identifies the resource and loses what authorises it."""
     assert log.redact_url("http://127.0.0.2:9000/cdn/ab?sig=x") == (
