@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 
-from modelsync.cli.commands.base import Command, not_built
+from modelsync.cli.commands.base import Command
+from modelsync.cli.options import GlobalOptions
+from modelsync.cli.render import Output
+from modelsync.ops.lock import LockReport, LockRequest, lock_project
+from modelsync.resolve.explain import explain_lines
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,4 +33,66 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--explain", action="store_true", help="print the choice table")
 
 
-COMMAND = Command("lock", "resolve models.toml into models.lock", add_arguments, not_built("lock"))
+def run(args: argparse.Namespace, opts: GlobalOptions, out: Output) -> int:
+    request = LockRequest(
+        manifest=opts.manifest,
+        check=args.check,
+        upgrade=args.upgrade,
+        upgrade_models=tuple(args.upgrade_model),
+        profile=args.profile,
+        explain=args.explain,
+        offline=opts.offline,
+        environ=dict(os.environ),
+    )
+    report = asyncio.run(lock_project(request))
+    render(report, out, explain=args.explain)
+    return 0
+
+
+def render(report: LockReport, out: Output, *, explain: bool) -> None:
+    """Human lines (and the --explain tables), or one JSON report."""
+    if report.checked:
+        out.line(f"{report.lock_path} is fresh")
+        out.report("lock", path=str(report.lock_path), fresh=True)
+        return
+    for outcome in report.models:
+        if explain:
+            for item in outcome.explained:
+                for line in explain_lines(outcome.name, outcome.source, item.machine, item.choice):
+                    out.line(line)
+                out.line("")
+        for entry in outcome.entries:
+            where = f" [{entry.profile}]" if entry.profile else ""
+            pin = f" @ {entry.commit[:7]}" if entry.commit else ""
+            what = entry.quant or f"{len(entry.files)} files"
+            kept = " (kept)" if outcome.reused else ""
+            out.line(f"{entry.name}{where}: {what}{pin}{kept}: {entry.reason}")
+    verb = "wrote" if report.written else "unchanged:"
+    resolved = sum(not o.reused for o in report.models)
+    out.line(
+        f"{verb} {report.lock_path} ({len(report.models)} models, {resolved} resolved, "
+        f"{report.requests} requests, {report.seconds:.2f} s)"
+    )
+    out.report(
+        "lock",
+        path=str(report.lock_path),
+        written=report.written,
+        requests=report.requests,
+        seconds=round(report.seconds, 3),
+        models=[
+            {
+                "name": e.name,
+                "profile": e.profile,
+                "quant": e.quant,
+                "commit": e.commit,
+                "reason": e.reason,
+                "files": [f.path for f in e.files],
+                "kept": o.reused,
+            }
+            for o in report.models
+            for e in o.entries
+        ],
+    )
+
+
+COMMAND = Command("lock", "resolve models.toml into models.lock", add_arguments, run)

@@ -1,0 +1,1 @@
+"""Hardware profiles: detected on this machine, or declared in models.toml."""

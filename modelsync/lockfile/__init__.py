@@ -1,0 +1,1 @@
+"""models.lock: values (`model`), text (`render`), staleness (`freshness`), disk (`io`)."""

@@ -1,0 +1,1 @@
+"""models.toml: what a project wants (`model` is pure; `load` reads the file with tomlkit)."""

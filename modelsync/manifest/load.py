@@ -1,0 +1,241 @@
+"""Read models.toml with tomlkit into a `Project`; every problem names file, line and key.
+
+Errors look like `models.toml:12: models.gemma.quant: unknown quantization "Q4KM"; did you mean
+"Q4_K_M"?` and exit 2. tomlkit keeps no line numbers on values, so `locate` finds the line of a
+key path by scanning table headers and `key =` lines (dotted and quoted keys included).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import tomlkit
+from tomlkit.exceptions import ParseError, TOMLKitError
+
+from modelsync.errors import ManifestError
+from modelsync.manifest.model import Loc, Manifest, ManifestProblem, Project, build_project
+
+_AT_LINE = re.compile(r"\s*at line (\d+) col(?:umn)? (\d+)\s*$")
+_TOMLLIB_AT = re.compile(r"\(at line (\d+), column (\d+)\)")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def load_manifest(path: Path, *, display: str | None = None) -> Project:
+    """Parse and validate the manifest at `path`; raises ManifestError (exit 2) on any problem.
+
+    `display` is how the file is named in messages (default: the path as given).
+    """
+    name = display or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ManifestError(
+            f"{name}: not found",
+            hint="run `modelsync init` to create one, or pass -m PATH/models.toml",
+        ) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ManifestError(f"{name}: cannot read: {err}", hint="check the file") from err
+    return parse_manifest(text, name)
+
+
+def parse_manifest(text: str, name: str = "models.toml") -> Project:
+    """Validate manifest text; `name` is the file name used in messages."""
+    data = _parse_toml(text, name)
+    try:
+        manifest = Manifest.model_validate(data)
+    except pydantic.ValidationError as err:
+        problems = [_from_pydantic(e) for e in err.errors()]
+        raise _error(text, name, problems) from None
+    project, problems = build_project(manifest)
+    if problems:
+        raise _error(text, name, problems)
+    return project
+
+
+def _parse_toml(text: str, name: str) -> dict[str, Any]:
+    try:
+        document = tomlkit.parse(text)
+    except ParseError as err:
+        reason = _AT_LINE.sub("", str(err))
+        raise ManifestError(
+            f"{name}:{err.line}: invalid TOML: {reason}",
+            hint=f"fix the syntax at line {err.line}, column {err.col}",
+        ) from None
+    except TOMLKitError as err:
+        # Some tomlkit errors (a key given twice) carry no position; tomllib's message does.
+        line = _tomllib_line(text)
+        raise ManifestError(
+            f"{name}:{line}: invalid TOML: {str(err).rstrip('.')}",
+            hint="each key may appear once per table",
+        ) from None
+    data = document.unwrap()
+    assert isinstance(data, dict)
+    return data
+
+
+def _tomllib_line(text: str) -> int:
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        match = _TOMLLIB_AT.search(str(err))
+        if match:
+            return int(match.group(1))
+    return 1
+
+
+def _from_pydantic(error: Any) -> ManifestProblem:
+    loc: Loc = tuple(error["loc"])
+    kind = error["type"]
+    value = error.get("input")
+    if kind == "extra_forbidden":
+        return ManifestProblem(loc, "unknown key", _did_you_mean(loc))
+    if kind == "missing":
+        example = _MISSING_EXAMPLES.get(str(loc[-1]), "...")
+        return ManifestProblem(loc, "required key is missing", f"add {loc[-1]} = {example}")
+    if kind == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        return ManifestProblem(loc, f"expected one of {expected}, found {_show(value)}")
+    if kind == "value_error":
+        message = str(error["msg"]).removeprefix("Value error, ")
+        return ManifestProblem(loc, message)
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        return ManifestProblem(loc, f"{error['msg'].lower()}, found {_show(value)}")
+    expected = _EXPECTED.get(kind.split("_")[0], kind.replace("_", " "))
+    return ManifestProblem(loc, f"expected {expected}, found {_show(value)}")
+
+
+_MISSING_EXAMPLES = {
+    "source": '"hf://org/repo"',
+    "ram": '"16GiB"',
+    "type": '"huggingface"',
+}
+
+_EXPECTED = {
+    "int": "an integer",
+    "bool": "true or false",
+    "string": "a string",
+    "dict": "a table",
+    "model": "a table",
+    "list": "a list",
+    "float": "a number",
+}
+
+
+def _show(value: object) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def _did_you_mean(loc: Loc) -> str:
+    allowed = _allowed_keys(loc[:-1])
+    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
+    if close:
+        return f'did you mean "{close[0]}"?'
+    return "allowed keys: " + ", ".join(allowed) if allowed else "remove it"
+
+
+def _allowed_keys(parent: Loc) -> list[str]:
+    """Keys of the table at `parent` in the schema, walking `Manifest`'s fields."""
+    model: type[pydantic.BaseModel] | None = Manifest
+    depth = 0
+    while model is not None and depth < len(parent):
+        info = model.model_fields.get(str(parent[depth]).replace("-", "_"))
+        if info is None:
+            return []
+        annotation = info.annotation
+        args: tuple[Any, ...] = getattr(annotation, "__args__", ())
+        inner = args[-1] if getattr(annotation, "__origin__", None) is dict else annotation
+        depth += 2 if getattr(annotation, "__origin__", None) is dict else 1
+        model = inner if isinstance(inner, type) and issubclass(inner, pydantic.BaseModel) else None
+    if model is None:
+        return []
+    return sorted(name.replace("_", "-") for name in model.model_fields)
+
+
+def _error(text: str, name: str, problems: Sequence[ManifestProblem]) -> ManifestError:
+    located = sorted(((locate(text, p.loc), i, p) for i, p in enumerate(problems)))
+    line, _, first = located[0]
+    key = ".".join(str(part) for part in first.loc if not isinstance(part, int))
+    more = len(problems) - 1
+    suffix = f" ({more} more problem{'s' if more > 1 else ''} after this one)" if more else ""
+    return ManifestError(f"{name}:{line}: {key}: {first.message}", hint=(first.hint or "") + suffix)
+
+
+# ---- finding the line of a key path ------------------------------------------------------
+
+
+def locate(text: str, loc: Loc) -> int:
+    """The 1-based line where the key path `loc` is set (or its closest parent); else 1."""
+    wanted = tuple(str(part) for part in loc if not isinstance(part, int))
+    lines = _key_lines(text)
+    for length in range(len(wanted), 0, -1):
+        line = lines.get(wanted[:length])
+        if line is not None:
+            return line
+    return 1
+
+
+def _key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """First line of every key path set in the text (tables, dotted keys, inline tables)."""
+    found: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    in_multiline: str | None = None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if in_multiline:
+            if raw.count(in_multiline) % 2 == 1:
+                in_multiline = None
+            continue
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            header = line.lstrip("[").split("]", 1)[0]
+            table = tuple(_split_key(header))
+            found.setdefault(table, number)
+            continue
+        key_text, sep, rest = line.partition("=")
+        if not sep:
+            continue
+        path = (*table, *_split_key(key_text))
+        found.setdefault(path, number)
+        for inner in re.finditer(r"([A-Za-z0-9_-]+)\s*=", rest):
+            found.setdefault((*path, inner.group(1)), number)
+        for quote in ('"""', "'''"):
+            if rest.count(quote) % 2 == 1:
+                in_multiline = quote
+    return found
+
+
+def _split_key(text: str) -> list[str]:
+    """`a."b.c".d` → ["a", "b.c", "d"]."""
+    parts: list[str] = []
+    current = ""
+    quote: str | None = None
+    for char in text.strip():
+        if quote:
+            if char == quote:
+                quote = None
+            else:
+                current += char
+        elif char in "\"'":
+            quote = char
+        elif char == ".":
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += char
+    parts.append(current.strip())
+    return [p for p in parts if p]

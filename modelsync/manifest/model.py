@@ -1,0 +1,640 @@
+"""models.toml as values: the raw schema (pydantic, `extra="forbid"`) and the normalized project.
+
+Pure: `Manifest` validates the TOML document's shape and types; `build_project` checks what
+crosses fields (source grammar, registry aliases, quantization names) and returns a `Project`
+of normalized `ModelRequest`s. Problems carry the key path (`models.gemma.quant`) so the loader
+can name the file and line.
+
+Source grammar (design.md section 3):
+
+    hf://org/repo            registry alias `hf` (implicit), or any declared `NAME://org/repo`
+    hf.co/org/repo:Q4_K_M    a quantization tag (case-insensitive)
+    org/repo                 the implicit `hf` registry
+    org/repo:file.gguf       one file (shard 1 pulls its group)
+    https://host/file.gguf   a plain file; needs `sha256`
+    NAME://path/file.gguf    a file under a declared `type = "url"` registry's endpoint
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from modelsync.manifest.quants import canonical_label, suggest_label
+
+Loc = tuple[str | int, ...]
+
+DEFAULT_REGISTRY = "hf"
+URL_REGISTRY = "url"
+HF_TOKEN_ENV = "HF_TOKEN"  # noqa: S105  the name of a variable, not a token
+HF_ENDPOINT_ENV = "HF_ENDPOINT"
+DEFAULT_REVISION = "main"
+MAX_CONTEXT = 1 << 24
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
+_REPO_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9_-]*)://(.*)", re.DOTALL)
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*")
+_UNITS = {
+    "": 1,
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+    "TIB": 2**40,
+}
+_HUB_HOSTS = ("hf.co/", "huggingface.co/")
+
+
+class ManifestProblem(ValueError):  # noqa: N818  a value, collected before any error is raised
+    """One thing wrong with the manifest: where (key path), what, and the fix."""
+
+    def __init__(self, loc: Loc, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.loc = loc
+        self.message = message
+        self.hint = hint
+
+
+# ---- the raw schema ----------------------------------------------------------------------
+
+
+def parse_size(value: object) -> int:
+    """Bytes from `24GiB`, `16 GB`, `512MiB` or a plain integer; ValueError with the fix."""
+    if isinstance(value, bool):
+        raise ValueError(f'expected a size like "24GiB", found {value!r}')  # noqa: TRY004
+    if isinstance(value, int):
+        if value <= 0:
+            raise ValueError(f"expected a positive size, found {value}")
+        return value
+    if not isinstance(value, str):
+        # pydantic turns ValueError (not TypeError) into a field error with this message.
+        raise ValueError(f'expected a size like "24GiB", found {type(value).__name__}')  # noqa: TRY004
+    match = _SIZE.fullmatch(value)
+    unit = match.group(2).upper() if match else None
+    if match is None or unit not in _UNITS:
+        raise ValueError(f'expected a size like "24GiB" or "16GB", found "{value}"')
+    size = int(float(match.group(1)) * _UNITS[unit])
+    if size <= 0:
+        raise ValueError(f'expected a positive size, found "{value}"')
+    return size
+
+
+def _string_or_list(value: object) -> object:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return value
+    raise ValueError('expected a quantization name or a non-empty list of them, like "Q4_K_M"')
+
+
+def _glob_list(value: object) -> object:
+    if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
+        return value
+    raise ValueError('expected a list of glob patterns, like ["*.safetensors", "*.json"]')
+
+
+Size = Annotated[int, BeforeValidator(parse_size)]
+QuantValue = Annotated[str | list[str], BeforeValidator(_string_or_list)]
+Globs = Annotated[list[str], BeforeValidator(_glob_list)]
+
+
+def _kebab(name: str) -> str:
+    return name.replace("_", "-")
+
+
+class _Table(BaseModel):
+    """A TOML table: unknown keys are errors, types are strict, keys are kebab-case."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, alias_generator=_kebab, populate_by_name=False
+    )
+
+
+class Settings(_Table):
+    """`[settings]`: where files go and how they are placed."""
+
+    target: str = "models"
+    link: Literal["auto", "reflink", "hardlink", "symlink", "copy"] = "auto"
+
+
+class RegistrySpec(_Table):
+    """`[registries.NAME]`: a Hub-compatible endpoint, a base URL for plain files, or Ollama."""
+
+    type: Literal["huggingface", "url", "ollama"]
+    endpoint: str | None = None
+    token_env: str | None = None
+
+
+class ProfileSpec(_Table):
+    """`[profiles.NAME]`: a machine to lock for, declared instead of detected."""
+
+    ram: Size
+    vram: Size | None = None
+    gpus: int = Field(default=1, ge=1, le=64)
+    unified: bool = False
+
+
+class ModelSpec(_Table):
+    """`[models.NAME]`: one model as the user wrote it."""
+
+    source: str
+    registry: str | None = None
+    quant: QuantValue | None = None
+    revision: str | None = None
+    context: int | None = Field(default=None, ge=1, le=MAX_CONTEXT)
+    include: Globs | None = None
+    exclude: Globs | None = None
+    sha256: str | None = None
+    quality_floor: str | None = None
+
+
+class Manifest(_Table):
+    """The whole document. `[publish.*]` tables are the publish feature's, checked there."""
+
+    settings: Settings = Settings()
+    registries: dict[str, RegistrySpec] = Field(default_factory=dict)
+    profiles: dict[str, ProfileSpec] = Field(default_factory=dict)
+    models: dict[str, ModelSpec] = Field(default_factory=dict)
+    publish: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+# ---- the normalized project --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryRef:
+    """A registry after defaults: `endpoint`/`token_env` None mean "from the environment"."""
+
+    name: str
+    type: Literal["huggingface", "url", "ollama"]
+    endpoint: str | None = None
+    token_env: str | None = None
+
+    def canonical(self) -> dict[str, object]:
+        """The fields that identify this registry, for digests."""
+        return {
+            "name": self.name,
+            "type": self.type,
+            "endpoint": self.endpoint,
+            "token-env": self.token_env,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileRequest:
+    """A declared hardware profile in bytes."""
+
+    name: str
+    ram: int
+    vram: int | None
+    gpus: int
+    unified: bool
+
+    def canonical(self) -> dict[str, object]:
+        """The declared values, for digests and fingerprints."""
+        return {
+            "ram": self.ram,
+            "vram": self.vram,
+            "gpus": self.gpus if self.vram else 0,
+            "unified": self.unified,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class QuantChoice:
+    """`best` (the best that fits), one `named` label, or an `ordered` list of preferences."""
+
+    mode: Literal["best", "named", "ordered"] = "best"
+    labels: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """As the user wrote it, for messages."""
+        if self.mode == "best":
+            return "best"
+        if self.mode == "named":
+            return self.labels[0]
+        return "[" + ", ".join(self.labels) + "]"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRequest:
+    """One model, normalized: registry resolved, source split, quantization canonical."""
+
+    name: str
+    registry: RegistryRef
+    repo: str | None = None
+    """`org/name` for Hub registries; None for plain files."""
+    url: str | None = None
+    """The file's URL for `url` registries."""
+    revision: str | None = None
+    quant: QuantChoice = field(default_factory=QuantChoice)
+    file: str | None = None
+    """A pinned path in the repo (`org/repo:file.gguf`)."""
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    context: int | None = None
+    sha256: str | None = None
+    quality_floor: str | None = None
+
+    @property
+    def source(self) -> str:
+        """`registry:org/repo` or the URL, for messages."""
+        return self.url or f"{self.registry.name}:{self.repo}"
+
+    @property
+    def globs(self) -> bool:
+        """Whether include/exclude globs select the files (a non-GGUF repo)."""
+        return bool(self.include or self.exclude)
+
+    def canonical(self) -> dict[str, object]:
+        """Every field that changes what `lock` resolves, for the per-model inputs digest."""
+        return {
+            "name": self.name,
+            "registry": self.registry.canonical(),
+            "repo": self.repo,
+            "url": self.url,
+            "revision": self.revision,
+            "quant": {"mode": self.quant.mode, "labels": list(self.quant.labels)},
+            "file": self.file,
+            "include": list(self.include),
+            "exclude": list(self.exclude),
+            "context": self.context,
+            "sha256": self.sha256,
+            "quality-floor": self.quality_floor,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    """A validated manifest: what `lock` works from."""
+
+    settings: Settings
+    registries: Mapping[str, RegistryRef]
+    profiles: tuple[ProfileRequest, ...]
+    models: tuple[ModelRequest, ...]
+
+    def model(self, name: str) -> ModelRequest | None:
+        """The model of that name, or None."""
+        return next((m for m in self.models if m.name == name), None)
+
+    def profile(self, name: str) -> ProfileRequest | None:
+        """The declared profile of that name, or None."""
+        return next((p for p in self.profiles if p.name == name), None)
+
+    def digest(self) -> str:
+        """`sha256:<hex>` of everything the lock depends on; formatting and comments excluded."""
+        return canonical_digest(
+            {
+                "registries": [self.registries[n].canonical() for n in sorted(self.registries)],
+                "profiles": {p.name: p.canonical() for p in self.profiles},
+                "models": [m.canonical() for m in self.models],
+            }
+        )
+
+
+def canonical_digest(value: object) -> str:
+    """`sha256:<hex>` of the canonical JSON of a value (sorted keys, no whitespace)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def build_project(manifest: Manifest) -> tuple[Project, list[ManifestProblem]]:
+    """Normalize a schema-valid manifest; returns the project and every problem found."""
+    problems: list[ManifestProblem] = []
+    registries = _registries(manifest, problems)
+    profiles = _profiles(manifest, problems)
+    models = []
+    for name in manifest.models:
+        try:
+            models.append(_model(name, manifest.models[name], registries))
+        except ManifestProblem as problem:
+            problems.append(problem)
+    models.sort(key=lambda m: m.name)
+    return Project(manifest.settings, registries, profiles, tuple(models)), problems
+
+
+def _registries(manifest: Manifest, problems: list[ManifestProblem]) -> dict[str, RegistryRef]:
+    found = {
+        DEFAULT_REGISTRY: RegistryRef(DEFAULT_REGISTRY, "huggingface"),
+        URL_REGISTRY: RegistryRef(URL_REGISTRY, "url"),
+    }
+    for name, spec in manifest.registries.items():
+        loc: Loc = ("registries", name)
+        try:
+            found[name] = _registry(name, spec, loc)
+        except ManifestProblem as problem:
+            problems.append(problem)
+    return found
+
+
+def _registry(name: str, spec: RegistrySpec, loc: Loc) -> RegistryRef:
+    if not _NAME.fullmatch(name):
+        raise ManifestProblem(
+            loc, f'invalid registry name "{name}"', "use letters, digits, '.', '_' and '-'"
+        )
+    endpoint = spec.endpoint
+    if endpoint is not None:
+        endpoint = _check_endpoint(endpoint, (*loc, "endpoint"))
+    token_env = spec.token_env
+    if token_env is not None and (
+        not _ENV_NAME.fullmatch(token_env) or _looks_like_token(token_env)
+    ):
+        raise ManifestProblem(
+            (*loc, "token-env"),
+            "token-env must name an environment variable that holds the token, not the token",
+            'write token-env = "CORP_HUB_TOKEN", export the secret in that variable, '
+            "and delete it from models.toml",
+        )
+    if spec.type == "url" and endpoint is None:
+        raise ManifestProblem(
+            (*loc, "endpoint"),
+            'a registry of type "url" needs an endpoint (the base URL of its files)',
+            'add endpoint = "https://files.example/models/"',
+        )
+    return RegistryRef(name, spec.type, endpoint, token_env)
+
+
+def _looks_like_token(value: str) -> bool:
+    """`hf_…` with 20+ characters is a Hub token, not a variable name; never echo it."""
+    return value.startswith("hf_") and len(value) >= 20 and not value.isupper()
+
+
+def _check_endpoint(value: str, loc: Loc) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ManifestProblem(
+            loc, f'expected an http(s) URL, found "{value}"', 'like "https://hub.corp.example"'
+        )
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ManifestProblem(
+            loc,
+            "the endpoint must not carry credentials, a query or a fragment",
+            "keep credentials in an environment variable named by token-env",
+        )
+    return value.rstrip("/")
+
+
+def _profiles(manifest: Manifest, problems: list[ManifestProblem]) -> tuple[ProfileRequest, ...]:
+    profiles = []
+    for name, spec in sorted(manifest.profiles.items()):
+        if not _NAME.fullmatch(name):
+            problems.append(
+                ManifestProblem(
+                    ("profiles", name),
+                    f'invalid profile name "{name}"',
+                    "use letters, digits, '.', '_' and '-'",
+                )
+            )
+            continue
+        profiles.append(ProfileRequest(name, spec.ram, spec.vram, spec.gpus, spec.unified))
+    return tuple(profiles)
+
+
+def _model(name: str, spec: ModelSpec, registries: Mapping[str, RegistryRef]) -> ModelRequest:
+    loc: Loc = ("models", name)
+    if not _NAME.fullmatch(name):
+        raise ManifestProblem(
+            loc,
+            f'invalid model name "{name}" (it names the folder the files go to)',
+            "use letters, digits, '.', '_' and '-', at most 96 characters",
+        )
+    source = spec.source.strip()
+    src_loc: Loc = (*loc, "source")
+    scheme_match = _SCHEME.fullmatch(source)
+    scheme = scheme_match.group(1) if scheme_match else None
+    if scheme in ("http", "https"):
+        return _url_model(name, spec, registries[URL_REGISTRY], source, loc)
+    rest = scheme_match.group(2) if scheme_match else source
+    registry_name = _registry_name(spec, scheme, registries, loc)
+    registry = registries[registry_name]
+    if registry.type == "url":
+        assert registry.endpoint is not None
+        path = _check_repo_path(rest, src_loc)
+        return _url_model(name, spec, registry, f"{registry.endpoint}/{path}", loc)
+    if registry.type == "ollama":
+        raise ManifestProblem(
+            src_loc,
+            f'registry "{registry.name}" is of type "ollama", which `lock` cannot resolve yet',
+            "use a Hugging Face source (hf://org/repo) for this model",
+        )
+    for host in _HUB_HOSTS:
+        if rest.startswith(host):
+            rest = rest[len(host) :]
+            break
+    repo, _, tag = rest.partition(":")
+    _check_repo(repo, source, src_loc)
+    file = None
+    quant = _quant_choice(spec, loc)
+    if tag:
+        if tag.lower().endswith(".gguf"):
+            file = _check_repo_path(tag, src_loc)
+            if quant.mode != "best":
+                raise ManifestProblem(
+                    (*loc, "quant"),
+                    f'the source pins the file "{file}", so quant cannot choose another',
+                    "remove quant, or remove the file from the source",
+                )
+        else:
+            quant = _tag_choice(tag, quant, loc)
+    if spec.sha256 is not None:
+        raise ManifestProblem(
+            (*loc, "sha256"),
+            "sha256 is for plain URL sources; the registry's listing pins these files",
+            "remove sha256",
+        )
+    if (spec.include is not None or spec.exclude is not None) and (
+        quant.mode != "best" or file is not None
+    ):
+        raise ManifestProblem(
+            (*loc, "include"),
+            "include/exclude globs select the files, so quant or a pinned file cannot",
+            "keep either the globs or the quantization",
+        )
+    return ModelRequest(
+        name=name,
+        registry=registry,
+        repo=repo,
+        revision=_revision(spec.revision, (*loc, "revision")),
+        quant=quant,
+        file=file,
+        include=tuple(spec.include or ()),
+        exclude=tuple(spec.exclude or ()),
+        context=spec.context,
+        quality_floor=_floor(spec, loc),
+    )
+
+
+def _registry_name(
+    spec: ModelSpec, scheme: str | None, registries: Mapping[str, RegistryRef], loc: Loc
+) -> str:
+    if spec.registry is not None and scheme is not None and spec.registry != scheme:
+        raise ManifestProblem(
+            (*loc, "registry"),
+            f'registry = "{spec.registry}" contradicts the source\'s "{scheme}://"',
+            "keep one of them",
+        )
+    name = spec.registry or scheme or DEFAULT_REGISTRY
+    if name not in registries:
+        key = "registry" if spec.registry is not None else "source"
+        known = ", ".join(sorted(n for n in registries if n != URL_REGISTRY))
+        raise ManifestProblem(
+            (*loc, key),
+            f'unknown registry "{name}"',
+            f"declare [registries.{name}] or use one of: {known}",
+        )
+    return name
+
+
+def _url_model(
+    name: str, spec: ModelSpec, registry: RegistryRef, url: str, loc: Loc
+) -> ModelRequest:
+    parts = urlsplit(url)
+    src_loc: Loc = (*loc, "source")
+    if not parts.hostname or parts.username or parts.password:
+        raise ManifestProblem(
+            src_loc,
+            "a plain URL source needs a host and must not carry credentials",
+            "keep credentials in an environment variable named by the registry's token-env",
+        )
+    if parts.fragment or any(
+        key.lower() in ("token", "sig", "signature", "x-amz-signature", "expires")
+        for key, _, _ in (p.partition("=") for p in parts.query.split("&"))
+    ):
+        raise ManifestProblem(
+            src_loc,
+            "the URL carries a signature or a token: models.lock must never hold one",
+            "use a URL without credentials",
+        )
+    filename = parts.path.rsplit("/", 1)[-1]
+    if not filename or filename in (".", ".."):
+        raise ManifestProblem(src_loc, "the URL does not end in a file name", "point at the file")
+    for key, value in (
+        ("quant", spec.quant),
+        ("revision", spec.revision),
+        ("include", spec.include),
+        ("exclude", spec.exclude),
+        ("registry", spec.registry),
+    ):
+        if value is not None:
+            raise ManifestProblem(
+                (*loc, key),
+                f"a URL source names one file, so {key} has no meaning",
+                f"remove {key}",
+            )
+    if spec.sha256 is None:
+        raise ManifestProblem(
+            (*loc, "sha256"),
+            "a URL source must carry sha256: nothing unpinned enters the store",
+            f'add sha256 = "<64 hex digits>" (e.g. from `sha256sum {filename}`)',
+        )
+    digest = spec.sha256.strip().lower().removeprefix("sha256:")
+    if not _SHA256.fullmatch(digest):
+        raise ManifestProblem(
+            (*loc, "sha256"), "expected 64 hex digits", "copy the full output of sha256sum"
+        )
+    return ModelRequest(
+        name=name,
+        registry=registry,
+        url=url,
+        context=spec.context,
+        sha256=digest,
+        quality_floor=_floor(spec, loc),
+    )
+
+
+def _check_repo(repo: str, source: str, loc: Loc) -> None:
+    parts = repo.split("/")
+    if (
+        len(parts) != 2
+        or not all(_REPO_PART.fullmatch(p) for p in parts)
+        or any(".." in p or "--" in p for p in parts)
+    ):
+        raise ManifestProblem(
+            loc,
+            f'cannot read source "{source}"',
+            'expected "hf://org/repo", "org/repo", "org/repo:Q4_K_M", "org/repo:file.gguf" '
+            'or "https://host/file.gguf"',
+        )
+
+
+def _check_repo_path(path: str, loc: Loc) -> str:
+    parts = path.split("/")
+    if (
+        not path
+        or path.startswith("/")
+        or "\\" in path
+        or "\x00" in path
+        or any(p in ("", ".", "..") for p in parts)
+    ):
+        raise ManifestProblem(
+            loc,
+            f'unsafe file path "{path}"',
+            "use a relative path inside the repository without '..' or backslashes",
+        )
+    return path
+
+
+def _quant_choice(spec: ModelSpec, loc: Loc) -> QuantChoice:
+    value = spec.quant
+    if value is None or (isinstance(value, str) and value.strip().lower() == "best"):
+        return QuantChoice()
+    names = [value] if isinstance(value, str) else list(value)
+    labels = []
+    for index, text in enumerate(names):
+        where: Loc = (*loc, "quant") if isinstance(value, str) else (*loc, "quant", index)
+        labels.append(_label(text, where))
+    if len(set(labels)) != len(labels):
+        raise ManifestProblem((*loc, "quant"), "the list names a quantization twice", "remove it")
+    if isinstance(value, str):
+        return QuantChoice("named", (labels[0],))
+    return QuantChoice("ordered", tuple(labels))
+
+
+def _label(text: str, loc: Loc) -> str:
+    label = canonical_label(text)
+    if label is None:
+        suggestion = suggest_label(text)
+        hint = f'did you mean "{suggestion}"?' if suggestion else 'use a name like "Q4_K_M"'
+        raise ManifestProblem(loc, f'unknown quantization "{text}"', hint)
+    return label
+
+
+def _tag_choice(tag: str, quant: QuantChoice, loc: Loc) -> QuantChoice:
+    label = _label(tag, (*loc, "source"))
+    if quant.mode != "best" and quant.labels != (label,):
+        raise ManifestProblem(
+            (*loc, "quant"),
+            f'quant = "{quant.describe()}" contradicts the source\'s tag ":{tag}"',
+            "keep one of them",
+        )
+    return QuantChoice("named", (label,))
+
+
+def _floor(spec: ModelSpec, loc: Loc) -> str | None:
+    if spec.quality_floor is None:
+        return None
+    return _label(spec.quality_floor, (*loc, "quality-floor"))
+
+
+def _revision(value: str | None, loc: Loc) -> str:
+    if value is None:
+        return DEFAULT_REVISION
+    if not value or any(c.isspace() for c in value) or ".." in value or len(value) > 256:
+        raise ManifestProblem(
+            loc, f'invalid revision "{value}"', 'use a branch, tag or 40-hex commit, like "main"'
+        )
+    return value

@@ -1,0 +1,64 @@
+"""`modelsync hw`: the detected hardware profile and, per model, what fits and why."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from modelsync import paths
+from modelsync.errors import UsageError
+from modelsync.hardware.detect import detect
+from modelsync.hardware.model import HardwareProfile
+from modelsync.lockfile.io import read_lock
+from modelsync.manifest.load import load_manifest
+from modelsync.ops.lock import Detector, LockRequest, ModelOutcome, Resolver, machine_of
+from modelsync.resolve.memory import Budgets, budgets
+from modelsync.resolve.model import Machine
+
+
+@dataclass(frozen=True, slots=True)
+class HwRequest:
+    """What the user asked `hw` for."""
+
+    manifest: Path
+    models: tuple[str, ...] = ()
+    offline: bool = False
+    environ: Mapping[str, str] = field(default_factory=dict)
+    detector: Detector = detect
+
+
+@dataclass(frozen=True, slots=True)
+class HwReport:
+    """This machine, its budgets, and the choice tables of the models asked about."""
+
+    profile: HardwareProfile
+    machine: Machine
+    budgets: Budgets
+    models: tuple[ModelOutcome, ...] = ()
+
+
+async def show_hardware(request: HwRequest) -> HwReport:
+    """Detect this machine; with models, resolve each against it (at the locked commit if any)."""
+    profile = request.detector()
+    machine = machine_of(profile)
+    outcomes: tuple[ModelOutcome, ...] = ()
+    if request.models:
+        project = load_manifest(request.manifest)
+        unknown = sorted(set(request.models) - {m.name for m in project.models})
+        if unknown:
+            raise UsageError(
+                f"--model {', '.join(unknown)}: no such model in {request.manifest}",
+                hint=f"models: {', '.join(m.name for m in project.models) or 'none'}",
+            )
+        existing = read_lock(paths.lock_path_for(request.manifest))
+        lock_request = LockRequest(
+            manifest=request.manifest,
+            explain=True,
+            offline=request.offline,
+            environ=request.environ,
+        )
+        resolver = Resolver(lock_request, project, existing, [profile])
+        found, _ = await resolver.run(request.models)
+        outcomes = tuple(found)
+    return HwReport(profile=profile, machine=machine, budgets=budgets(machine), models=outcomes)

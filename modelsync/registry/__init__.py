@@ -1,0 +1,1 @@
+"""Registries: the Hugging Face Hub API (any Hub-compatible endpoint) and plain HTTPS files."""

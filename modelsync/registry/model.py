@@ -1,0 +1,66 @@
+"""What a registry says about a repository at one commit (pure values and checks)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from modelsync.registry.errors import UnsafePathError
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteFile:
+    """One file: its path, size and SHA-256 (None for a non-LFS file the listing does not hash)."""
+
+    path: str
+    size: int
+    sha256: str | None
+    lfs: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RepoSnapshot:
+    """A repository at a commit: every file with its size and, where known, its SHA-256."""
+
+    registry: str
+    repo: str
+    revision: str
+    commit: str
+    files: tuple[RemoteFile, ...]
+    gated: bool = False
+    private: bool = False
+    gguf: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    """The Hub's `gguf` summary where it sends one (parameter count, architecture, context)."""
+
+    def file(self, path: str) -> RemoteFile | None:
+        """The listed file at `path`, or None."""
+        return next((f for f in self.files if f.path == path), None)
+
+    @property
+    def where(self) -> str:
+        """`hf:org/repo@abc1234`, for messages."""
+        return f"{self.registry}:{self.repo}@{self.commit[:7]}"
+
+
+def check_path(registry: str, repo: str, path: str) -> str:
+    """Refuse a listed path that is absolute, has `..`, `.` or empty parts, backslashes or NUL."""
+    parts = path.split("/")
+    bad = (
+        not path
+        or path.startswith("/")
+        or "\\" in path
+        or any(ord(c) < 0x20 or c == "\x7f" for c in path)
+        or _DRIVE.match(path) is not None
+        or any(p in ("", ".", "..") for p in parts)
+    )
+    if bad:
+        raise UnsafePathError(
+            f"{registry}:{repo} lists an unsafe file path {path!r} "
+            "(absolute, '..', backslash, NUL or control characters); nothing was written",
+            hint="the registry is broken or hostile: fix or remove it from models.toml",
+        )
+    return path

@@ -1,0 +1,1 @@
+"""Choosing files: GGUF names, quality ranking, memory estimates and selection (all pure)."""

@@ -1,0 +1,149 @@
+"""Quantization labels: quality ranking, whole-file bits per weight, the quality floor.
+
+From notes/hardware-and-quants.md sections 2–4 (llama.cpp's KLD scoreboard and quantize README).
+Ranks are numbers, higher is better; labels marked ≈ in the notes share a rank.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+# Best first; a tuple is one rank (≈ in the notes).
+_PREFERENCE: tuple[tuple[str, ...], ...] = (
+    ("BF16", "F16"),
+    ("F32",),  # 16-bit quality at twice the size: only wins when no 16-bit file exists
+    ("Q8_0", "UD-Q8_K_XL", "Q8_K_XL"),
+    ("UD-Q6_K_XL", "Q6_K_L", "Q6_K_XL"),
+    ("Q6_K",),
+    ("UD-Q5_K_XL", "Q5_K_L", "Q5_K_XL"),
+    ("Q5_K_M",),
+    ("Q5_K_S",),
+    ("Q5_1",),
+    ("Q5_0",),
+    ("UD-Q4_K_XL", "Q4_K_L", "Q4_K_XL"),
+    ("Q4_K_M",),
+    ("Q4_K_S",),
+    ("IQ4_NL",),
+    ("IQ4_XS",),
+    ("MXFP4_MOE", "MXFP4", "NVFP4"),
+    ("Q4_1",),
+    ("Q4_0",),
+    ("UD-Q3_K_XL", "Q3_K_XL"),
+    ("Q3_K_L",),
+    ("Q3_K_M",),
+    ("IQ3_M",),
+    ("IQ3_S",),
+    ("IQ3_XS",),
+    ("IQ3_XXS",),
+    ("Q3_K_S",),
+    ("UD-Q2_K_XL", "Q2_K_L", "Q2_K_XL"),
+    ("IQ2_M",),
+    ("Q2_K",),
+    ("Q2_K_S",),
+    ("IQ2_S",),
+    ("IQ2_XS",),
+    ("IQ2_XXS",),
+    ("IQ1_M",),
+    ("IQ1_S",),
+    ("TQ2_0", "Q2_0"),  # only for natively ternary / 1-bit models
+    ("TQ1_0", "Q1_0"),
+)
+
+RANKS: Mapping[str, float] = MappingProxyType(
+    {
+        label: float(len(_PREFERENCE) - index)
+        for index, group in enumerate(_PREFERENCE)
+        for label in group
+    }
+)
+"""Label → rank (higher is better)."""
+
+BASE_LABELS: frozenset[str] = frozenset(label for label in RANKS if not label.startswith("UD-"))
+"""Labels without a prefix, as they appear in file names."""
+
+ARM_REPACKS: frozenset[str] = frozenset(
+    {"Q4_0_4_4", "Q4_0_4_8", "Q4_0_8_8", "IQ4_NL_4_4", "IQ4_NL_4_8", "IQ4_NL_8_8"}
+)
+"""Formats llama.cpp no longer loads (PR #10446): recognised so they can be excluded."""
+
+DEFAULT_FLOOR = "Q3_K_S"
+"""Nothing ranked below this unless named or the floor is lowered (KLD > ~0.2 below it)."""
+
+# Whole-file bits per weight of Llama-3.1-8B (llama.cpp tools/quantize/README.md).
+WHOLE_FILE_BPW: Mapping[str, float] = MappingProxyType(
+    {
+        "F32": 32.0,
+        "F16": 16.0005,
+        "Q8_0": 8.5008,
+        "Q6_K": 6.5633,
+        "Q5_K_M": 5.7036,
+        "Q5_K_S": 5.5704,
+        "Q4_K_M": 4.8944,
+        "IQ4_NL": 4.6818,
+        "Q4_K_S": 4.6672,
+        "IQ4_XS": 4.4597,
+        "Q3_K_L": 4.2979,
+        "Q3_K_M": 3.9960,
+        "IQ3_M": 3.7628,
+        "IQ3_S": 3.6606,
+        "Q3_K_S": 3.6429,
+        "IQ3_XS": 3.4977,
+        "IQ3_XXS": 3.2548,
+        "Q2_K": 3.1593,
+        "Q2_K_S": 2.9697,
+        "IQ2_M": 2.9294,
+        "IQ2_S": 2.7403,
+        "IQ2_XS": 2.5882,
+        "IQ2_XXS": 2.3824,
+        "IQ1_M": 2.1460,
+        "IQ1_S": 2.0042,
+    }
+)
+
+FILE_TYPES: Mapping[int, str] = MappingProxyType(
+    {
+        0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K",
+        11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S",
+        17: "Q5_K_M", 18: "Q6_K", 19: "IQ2_XXS", 20: "IQ2_XS", 21: "Q2_K_S", 22: "IQ3_XS",
+        23: "IQ3_XXS", 24: "IQ1_S", 25: "IQ4_NL", 26: "IQ3_S", 27: "IQ3_M", 28: "IQ2_S",
+        29: "IQ2_M", 30: "IQ4_XS", 31: "IQ1_M", 32: "BF16", 36: "TQ1_0", 37: "TQ2_0",
+        38: "MXFP4_MOE", 39: "NVFP4", 40: "Q1_0", 41: "Q2_0",
+    }
+)  # fmt: skip
+"""`general.file_type` (llama_ftype) → label."""
+
+
+def base_of(label: str) -> str:
+    """The label without its `UD-` or `i1-` prefix."""
+    for prefix in ("UD-", "i1-"):
+        if label.startswith(prefix):
+            return label[len(prefix) :]
+    return label
+
+
+def rank(label: str) -> float | None:
+    """Quality rank of a label; a custom mix (`UD-`) ranks just above its base; None if unknown."""
+    label = label.removeprefix("i1-")
+    if label in RANKS:
+        return RANKS[label]
+    base = base_of(label)
+    if base in RANKS:
+        return RANKS[base] + (0.5 if label.startswith("UD-") else 0.0)
+    return None
+
+
+def bits(label: str) -> float | None:
+    """Nominal bits per weight (whole file), or None if the table has no figure."""
+    return WHOLE_FILE_BPW.get(base_of(label))
+
+
+def low_bit(label: str) -> bool:
+    """4 bits or fewer, where an imatrix or a dynamic mix measurably helps."""
+    figure = bits(label)
+    return figure is not None and figure < 5.0
+
+
+def nearest_by_bits(bpw: float) -> str:
+    """The label whose whole-file bits per weight is closest (for files named without one)."""
+    return min(WHOLE_FILE_BPW, key=lambda label: abs(WHOLE_FILE_BPW[label] - bpw))
