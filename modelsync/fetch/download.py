@@ -89,25 +89,17 @@ async def fetch_blob(fetcher: Fetcher, item: FetchItem) -> FetchResult:
     blob = fetcher.layout.blob_path(item.sha256)
     if blob.exists():
         return FetchResult(item, 0, 0, 0, 0.0)
-    partial = claim_partial(fetcher.layout, item.sha256)
-    hasher = StreamHasher()
+    transfer = _Transfer(fetcher, item, claim_partial(fetcher.layout, item.sha256), StreamHasher())
     try:
-        resumed_from = partial.size
-        if resumed_from > item.size:
-            partial.reset()
-            resumed_from = 0
-        if resumed_from:
-            await hasher.hash_prefix(partial.fd, resumed_from)
-            log.info("fetch_resume", file=item.label, bytes=resumed_from, total=item.size)
-        fetcher.progress.start(item.label, item.size, partial.size)
-        received, attempts = await _fetch_verified(fetcher, item, partial, hasher)
-        await asyncio.to_thread(partial.finish_into, blob)
+        resumed_from = await transfer.resume()
+        fetcher.progress.start(item.label, item.size, transfer.partial.size)
+        received, attempts = await transfer.run()
+        await asyncio.to_thread(transfer.partial.finish_into, blob)
     except BaseException:
         fetcher.progress.finish(item.label, ok=False)
         raise
     finally:
-        partial.close()
-        hasher.close()
+        transfer.close()
     fetcher.progress.finish(item.label, ok=True)
     seconds = time.monotonic() - started
     log.info(
@@ -121,162 +113,164 @@ async def fetch_blob(fetcher: Fetcher, item: FetchItem) -> FetchResult:
     return FetchResult(item, received, resumed_from, attempts, seconds)
 
 
-async def _fetch_verified(
-    fetcher: Fetcher, item: FetchItem, partial: Partial, hasher: StreamHasher
-) -> tuple[int, int]:
-    """Attempts until the bytes are complete and match; returns (bytes received, attempts)."""
-    attempts = 0
-    failures = 0
-    refetched = False
-    received = 0
-    while True:
-        attempts += 1
-        before = partial.size
-        try:
-            await _attempt(fetcher, item, partial, hasher)
-            await _check_digest(item, hasher)
-        except _Transient as exc:
-            received += max(0, partial.size - before)
-            failures += 1
-            if failures >= fetcher.policy.attempts:
-                raise RemoteError(
-                    f"{item.label}: download failed after {failures} attempts "
-                    f"({exc.reason}) from {redact_url(item.url)}",
-                    hint="the server is unreachable or failing; run the same command again later",
-                ) from exc
-            delay = fetcher.policy.delay(failures, retry_after=exc.retry_after, rand=fetcher.rand())
-            log.warning(
-                "fetch_retry",
-                file=item.label,
-                reason=exc.reason,
-                attempt=failures,
-                have=partial.size,
-                wait=round(delay, 2),
+@dataclass(slots=True)
+class _Transfer:
+    """One file on its way into the store: the claimed partial and the running digest."""
+
+    fetcher: Fetcher
+    item: FetchItem
+    partial: Partial
+    hasher: StreamHasher
+
+    def close(self) -> None:
+        self.partial.close()
+        self.hasher.close()
+
+    async def resume(self) -> int:
+        """Re-hash what an earlier run left (never trusted blindly); returns its length."""
+        if self.partial.size > self.item.size:
+            self.partial.reset()
+        if self.partial.size:
+            await self.hasher.hash_prefix(self.partial.fd, self.partial.size)
+            log.info(
+                "fetch_resume", file=self.item.label, bytes=self.partial.size, total=self.item.size
             )
-            await fetcher.sleep(delay)
-            continue
-        except _Mismatch as exc:
-            received += partial.size - before
-            if refetched:
-                _discard(fetcher, item, partial, hasher)  # corrupt bytes are never resumed
-                raise IntegrityError(
-                    f"{item.label}: SHA-256 mismatch after a re-fetch: expected {item.sha256}, "
-                    f"got {exc.actual} ({item.size} bytes from {redact_url(item.url)})",
-                    hint="the registry serves other bytes than the lock pins; "
-                    "run `modelsync lock --upgrade-model` if upstream changed on purpose",
-                ) from None
-            refetched = True
-            log.warning(
-                "fetch_digest_mismatch", file=item.label, expected=item.sha256, actual=exc.actual
-            )
-            _discard(fetcher, item, partial, hasher)
-            continue
-        received += partial.size - before
-        return received, attempts
+        return self.partial.size
 
+    def discard(self) -> None:
+        """Drop the bytes received so far and start over from zero."""
+        self.partial.reset()
+        self.hasher.reset()
+        self.fetcher.progress.restart(self.item.label)
 
-async def _check_digest(item: FetchItem, hasher: StreamHasher) -> None:
-    actual = await hasher.hexdigest()
-    if actual != item.sha256:
-        raise _Mismatch(actual)
+    async def run(self) -> tuple[int, int]:
+        """Attempts until the bytes are complete and match; returns (bytes received, attempts)."""
+        item, policy = self.item, self.fetcher.policy
+        attempts = failures = received = 0
+        refetched = False
+        while True:
+            attempts += 1
+            before = self.partial.size
+            try:
+                await self.attempt()
+                await self.check_digest()
+            except _Transient as exc:
+                received += max(0, self.partial.size - before)
+                failures += 1
+                if failures >= policy.attempts:
+                    raise RemoteError(
+                        f"{item.label}: download failed after {failures} attempts "
+                        f"({exc.reason}) from {redact_url(item.url)}",
+                        hint="the server is unreachable or failing; run the same command later",
+                    ) from exc
+                delay = policy.delay(
+                    failures, retry_after=exc.retry_after, rand=self.fetcher.rand()
+                )
+                log.warning(
+                    "fetch_retry",
+                    file=item.label,
+                    reason=exc.reason,
+                    attempt=failures,
+                    have=self.partial.size,
+                    wait=round(delay, 2),
+                )
+                await self.fetcher.sleep(delay)
+                continue
+            except _Mismatch as exc:
+                received += self.partial.size - before
+                self.discard()  # corrupt bytes are never resumed
+                if refetched:
+                    raise IntegrityError(
+                        f"{item.label}: SHA-256 mismatch after a re-fetch: expected {item.sha256}, "
+                        f"got {exc.actual} ({item.size} bytes from {redact_url(item.url)})",
+                        hint="the registry serves other bytes than the lock pins; "
+                        "run `modelsync lock --upgrade-model` if upstream changed on purpose",
+                    ) from None
+                refetched = True
+                log.warning(
+                    "fetch_digest_mismatch",
+                    file=item.label,
+                    expected=item.sha256,
+                    actual=exc.actual,
+                )
+                continue
+            received += self.partial.size - before
+            return received, attempts
 
+    async def check_digest(self) -> None:
+        actual = await self.hasher.hexdigest()
+        if actual != self.item.sha256:
+            raise _Mismatch(actual)
 
-def _discard(fetcher: Fetcher, item: FetchItem, partial: Partial, hasher: StreamHasher) -> None:
-    partial.reset()
-    hasher.reset()
-    fetcher.progress.restart(item.label)
-
-
-async def _attempt(
-    fetcher: Fetcher, item: FetchItem, partial: Partial, hasher: StreamHasher
-) -> None:
-    """One HTTP request continuing from `partial.size`; raises _Transient to be retried."""
-    headers = fetcher.credentials.headers_for(item.url)
-    if partial.size:
-        headers["Range"] = f"bytes={partial.size}-"
-        if partial.etag and not partial.etag.startswith("W/"):
-            headers["If-Range"] = partial.etag
-    try:
-        async with fetcher.session.get(item.url, headers=headers) as response:
-            await _check_status(fetcher, item, partial, hasher, response)
-            await _stream_body(fetcher, item, partial, hasher, response)
-    except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
-        raise _Transient(f"connection dropped after {partial.size} bytes") from exc
-    except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-        raise _Transient(f"{type(exc).__name__} after {partial.size} bytes") from exc
-    if partial.size < item.size:
-        raise _Transient(f"body ended at {partial.size} of {item.size} bytes")
-
-
-async def _check_status(
-    fetcher: Fetcher,
-    item: FetchItem,
-    partial: Partial,
-    hasher: StreamHasher,
-    response: aiohttp.ClientResponse,
-) -> None:
-    status = response.status
-    where = redact_url(str(response.url))
-    if status in RETRYABLE_STATUS:
-        raise _Transient(f"HTTP {status}", retry_after_seconds(response.headers))
-    if status in (401, 403):
-        raise AuthError(
-            f"{item.label}: HTTP {status} from {where}",
-            hint="set the registry's token variable (e.g. HF_TOKEN) to a token with access",
-        )
-    if status == 416 and partial.size:
-        # Our partial does not fit the file any more: start over.
-        _discard(fetcher, item, partial, hasher)
-        raise _Transient("HTTP 416 for the resumed range")
-    if status == 200:
+    async def attempt(self) -> None:
+        """One HTTP request continuing from `partial.size`; raises _Transient to be retried."""
+        partial = self.partial
+        headers = self.fetcher.credentials.headers_for(self.item.url)
         if partial.size:
-            log.info("fetch_range_ignored", file=item.label, dropped=partial.size)
-            await hasher.drain()
-            _discard(fetcher, item, partial, hasher)
-    elif status == 206:
-        _check_content_range(fetcher, item, partial, hasher, response)
-    else:
-        raise RemoteError(
-            f"{item.label}: HTTP {status} from {where}",
-            hint="check that the locked commit and path still exist (`modelsync outdated`)",
-        )
-    etag = response.headers.get("ETag")
-    if partial.size and partial.etag and etag and etag != partial.etag:
-        _discard(fetcher, item, partial, hasher)
-        raise _Transient("the file changed on the server (ETag) since the partial was written")
-    partial.set_etag(etag)
+            headers["Range"] = f"bytes={partial.size}-"
+            if partial.etag and not partial.etag.startswith("W/"):
+                headers["If-Range"] = partial.etag
+        try:
+            async with self.fetcher.session.get(self.item.url, headers=headers) as response:
+                await self.check_status(response)
+                await self.stream_body(response)
+        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
+            raise _Transient(f"connection dropped after {partial.size} bytes") from exc
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            raise _Transient(f"{type(exc).__name__} after {partial.size} bytes") from exc
+        if partial.size < self.item.size:
+            raise _Transient(f"body ended at {partial.size} of {self.item.size} bytes")
 
+    async def check_status(self, response: aiohttp.ClientResponse) -> None:
+        item, partial = self.item, self.partial
+        status = response.status
+        where = redact_url(str(response.url))
+        if status in RETRYABLE_STATUS:
+            raise _Transient(f"HTTP {status}", retry_after_seconds(response.headers))
+        if status in (401, 403):
+            raise AuthError(
+                f"{item.label}: HTTP {status} from {where}",
+                hint="set the registry's token variable (e.g. HF_TOKEN) to a token with access",
+            )
+        if status == 416 and partial.size:
+            self.discard()  # our partial does not fit the file any more: start over
+            raise _Transient("HTTP 416 for the resumed range")
+        if status == 200:
+            if partial.size:
+                log.info("fetch_range_ignored", file=item.label, dropped=partial.size)
+                await self.hasher.drain()
+                self.discard()
+        elif status == 206:
+            self.check_content_range(response)
+        else:
+            raise RemoteError(
+                f"{item.label}: HTTP {status} from {where}",
+                hint="check that the locked commit and path still exist (`modelsync outdated`)",
+            )
+        etag = response.headers.get("ETag")
+        if partial.size and partial.etag and etag and etag != partial.etag:
+            self.discard()
+            raise _Transient("the file changed on the server (ETag) since the partial was written")
+        partial.set_etag(etag)
 
-def _check_content_range(
-    fetcher: Fetcher,
-    item: FetchItem,
-    partial: Partial,
-    hasher: StreamHasher,
-    response: aiohttp.ClientResponse,
-) -> None:
-    """A 206 must start exactly where our bytes end (the official client does not check this)."""
-    match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
-    if match is None or int(match.group(1)) != partial.size:
-        _discard(fetcher, item, partial, hasher)
-        raise _Transient("206 with an unexpected Content-Range")
-    total = match.group(3)
-    if total != "*" and int(total) != item.size:
-        raise _Mismatch(f"(size {total} instead of {item.size})")
+    def check_content_range(self, response: aiohttp.ClientResponse) -> None:
+        """A 206 must start exactly where our bytes end (the official client does not check)."""
+        match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
+        if match is None or int(match.group(1)) != self.partial.size:
+            self.discard()
+            raise _Transient("206 with an unexpected Content-Range")
+        total = match.group(3)
+        if total != "*" and int(total) != self.item.size:
+            raise _Mismatch(f"(size {total} instead of {self.item.size})")
 
-
-async def _stream_body(
-    fetcher: Fetcher,
-    item: FetchItem,
-    partial: Partial,
-    hasher: StreamHasher,
-    response: aiohttp.ClientResponse,
-) -> None:
-    async for chunk in response.content.iter_chunked(READ_CHUNK):
-        if partial.size + len(chunk) > item.size:
-            raise _Mismatch(f"(more than the pinned {item.size} bytes)")
-        partial.write(chunk)
-        await hasher.update(chunk)
-        fetcher.progress.advance(item.label, len(chunk))
+    async def stream_body(self, response: aiohttp.ClientResponse) -> None:
+        partial, size, label = self.partial, self.item.size, self.item.label
+        async for chunk in response.content.iter_chunked(READ_CHUNK):
+            if partial.size + len(chunk) > size:
+                raise _Mismatch(f"(more than the pinned {size} bytes)")
+            partial.write(chunk)
+            await self.hasher.update(chunk)
+            self.fetcher.progress.advance(label, len(chunk))
 
 
 async def fetch_all(
