@@ -2,6 +2,9 @@
 
 <store>/blobs/sha256/<first 2 hex>/<64 hex>   read-only, named by content
 <store>/tmp/                                  partial downloads, same filesystem as blobs
+<store>/state.db                              stat cache: (path, size, mtime_ns, inode) → sha256
+<store>/locks.d/                              registered lock files (roots for gc)
+<store>/store.lock                            inter-process lock around store mutation
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from pathlib import Path
 from modelsync.digest import is_sha256
 
 PARTIAL_SUFFIX = ".part"
+PLACE_TEMP_SUFFIX = ".modelsync-tmp"
+"""Suffix of a placement being built beside its target (`.<name>.<8 hex>.modelsync-tmp`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +34,21 @@ class StoreLayout:
     def tmp_dir(self) -> Path:
         """Partial downloads; on the blobs' filesystem so that finishing one is a rename."""
         return self.root / "tmp"
+
+    @property
+    def state_path(self) -> Path:
+        """The sqlite stat cache."""
+        return self.root / "state.db"
+
+    @property
+    def roots_dir(self) -> Path:
+        """One small file per lock that synced from this store: the roots `gc` keeps."""
+        return self.root / "locks.d"
+
+    @property
+    def lock_path(self) -> Path:
+        """The inter-process lock taken by every run that changes the store."""
+        return self.root / "store.lock"
 
     def blob_path(self, sha256: str) -> Path:
         """`blobs/sha256/ab/abcdef…` for a validated lowercase hex digest."""

@@ -12,27 +12,25 @@ import fcntl
 import os
 import secrets
 import shutil
-from enum import StrEnum
 from pathlib import Path
+
+from modelsync.store.layout import PLACE_TEMP_SUFFIX
+from modelsync.sync.model import LinkMode
 
 # linux/fs.h: _IOW(0x94, 9, int) — share the source's extents (btrfs, XFS, bcachefs).
 _FICLONE = 0x40049409
 
 
-class LinkMode(StrEnum):
-    """How a target refers to its blob."""
+__all__ = ["AUTO_ORDER", "TEMP_SUFFIX", "LinkMode", "place", "probe", "refers_to"]
 
-    REFLINK = "reflink"
-    HARDLINK = "hardlink"
-    SYMLINK = "symlink"
-    COPY = "copy"
-
+TEMP_SUFFIX = PLACE_TEMP_SUFFIX
+"""Placements are built as `.<name>.<8 hex>.modelsync-tmp` beside the target, then renamed."""
 
 AUTO_ORDER = (LinkMode.REFLINK, LinkMode.HARDLINK, LinkMode.SYMLINK, LinkMode.COPY)
 
 
 def _temp_beside(target: Path) -> Path:
-    return target.with_name(f".{target.name}.{secrets.token_hex(4)}.modelsync-tmp")
+    return target.with_name(f".{target.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
 
 
 def _reflink(blob: Path, dest: Path) -> None:

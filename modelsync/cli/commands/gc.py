@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from modelsync.cli.commands.base import Command, not_built
+from modelsync.cli.commands.base import Command
+from modelsync.cli.options import GlobalOptions
+from modelsync.cli.render import Output
+from modelsync.fetch.preflight import human_bytes
+
+if TYPE_CHECKING:
+    from modelsync.ops.gc import GcReport
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -13,6 +20,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-COMMAND = Command(
-    "gc", "remove unreferenced blobs and stale temp files", add_arguments, not_built("gc")
-)
+def run(args: argparse.Namespace, opts: GlobalOptions, out: Output) -> int:
+    from modelsync.ops.gc import GcRequest, gc_store  # noqa: PLC0415 - see base.LAZY_OPS
+
+    report = gc_store(GcRequest(store=opts.store, dry_run=args.dry_run, wait=opts.wait))
+    render(report, out)
+    return 0
+
+
+def render(report: GcReport, out: Output) -> None:
+    """One line per removal, then the totals."""
+    plan = report.plan
+    for item in (*plan.blobs, *plan.temps):
+        shared = "" if item.frees or not item.size else ", still linked elsewhere"
+        out.line(f"  {item.why:<26} {item.path} ({human_bytes(item.size)}{shared})")
+    for root in plan.dead_roots:
+        out.line(f"  forget lock               {root.lock} (no longer exists)")
+    counts = (
+        f"{len(plan.blobs)} blobs, {len(plan.temps)} temp files; "
+        f"{plan.kept_blobs} blobs kept for {plan.locks} registered locks"
+    )
+    if plan.in_use:
+        counts += f"; {plan.in_use} downloads in progress left alone"
+    if report.dry_run:
+        out.line(f"would free {human_bytes(plan.bytes_to_free)} in {report.store}: {counts}")
+    else:
+        out.line(f"freed {human_bytes(report.freed)} in {report.store}: {counts}")
+    out.report(
+        "gc",
+        store=str(report.store),
+        dry_run=report.dry_run,
+        bytes_to_free=plan.bytes_to_free,
+        freed=report.freed,
+        blobs=[str(i.path) for i in plan.blobs],
+        temps=[str(i.path) for i in plan.temps],
+        dropped_locks=[str(r.lock) for r in plan.dead_roots],
+        kept_blobs=plan.kept_blobs,
+        in_use=plan.in_use,
+    )
+
+
+COMMAND = Command("gc", "remove unreferenced blobs and stale temp files", add_arguments, run)

@@ -3,10 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from modelsync.cli.commands.base import Command, add_model_filter, not_built
+from modelsync.cli.commands.base import Command, add_model_filter
+from modelsync.cli.options import GlobalOptions
+from modelsync.cli.render import Output
+from modelsync.fetch.preflight import human_bytes
+from modelsync.fetch.progress import ProgressSink
+from modelsync.sync.apply import ProgressFactory
+from modelsync.sync.model import LinkMode, SyncPlan
 
-LINK_MODES = ("auto", "hardlink", "symlink", "copy")
+if TYPE_CHECKING:
+    from modelsync.ops.sync import SyncReport
+
+LINK_MODES = ("auto", "reflink", "hardlink", "symlink", "copy")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,8 +39,161 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=4, metavar="N", help="parallel downloads")
     parser.add_argument("--link", choices=LINK_MODES, help="force a link mode (default: auto)")
     parser.add_argument(
-        "--repair", action="store_true", help="re-fetch or re-link what verify finds wrong"
+        "--repair",
+        action="store_true",
+        help="hash every byte like `verify --full`, then re-fetch or re-link what is wrong "
+        "(replacing changed files)",
     )
 
 
-COMMAND = Command("sync", "make this machine match models.lock", add_arguments, not_built("sync"))
+def progress_factory(opts: GlobalOptions) -> ProgressFactory:
+    """Rich bars on a TTY, JSON events with --json, else nothing (chosen once bytes are known)."""
+
+    @contextlib.contextmanager
+    def factory(total: int) -> Iterator[ProgressSink]:
+        from rich.console import Console  # noqa: PLC0415  only when something downloads
+
+        from modelsync.cli.progress import RichProgress, choose_progress  # noqa: PLC0415
+
+        sink = choose_progress(
+            json=opts.json,
+            enabled=opts.progress and opts.verbosity >= 0,
+            console=Console(file=sys.stderr),
+            total_bytes=total,
+        )
+        if isinstance(sink, RichProgress):
+            with sink:
+                yield sink
+        else:
+            yield sink
+
+    return factory
+
+
+def run(args: argparse.Namespace, opts: GlobalOptions, out: Output) -> int:
+    from modelsync.ops.sync import SyncRequest, sync_project  # noqa: PLC0415 - see base.LAZY_OPS
+
+    request = SyncRequest(
+        manifest=opts.manifest,
+        store=opts.store,
+        frozen=args.frozen,
+        locked=args.locked,
+        dry_run=args.dry_run,
+        models=tuple(args.model),
+        profile=args.profile,
+        jobs=args.jobs,
+        link=None if args.link in (None, "auto") else LinkMode(args.link),
+        repair=args.repair,
+        offline=opts.offline,
+        wait=opts.wait,
+        environ=dict(os.environ),
+        progress=progress_factory(opts),
+    )
+    report = asyncio.run(sync_project(request))
+    render(report, out)
+    return 0
+
+
+def plan_lines(plan: SyncPlan) -> list[str]:
+    """One line per thing the plan would do (shared with `status`)."""
+    lines = [f"  fetch   {s.label} ({human_bytes(s.size)})" for s in plan.fetch]
+    lines += [
+        f"  bad     {b.path}: {b.found} (deleted, then fetched again)" for b in plan.bad_blobs
+    ]
+    lines += [f"  place   {p.rel} ({p.reason.value})" for p in plan.place]
+    lines += [f"  remove  {r.rel} (no longer in the lock)" for r in plan.remove]
+    lines += [f"  record  {r.rel} ({r.note})" for r in plan.record]
+    lines += [
+        f"  conflict {c.rel}: "
+        f"{'changed since modelsync placed it' if c.modified else 'not placed by modelsync'} "
+        f"(expected {c.size} bytes, sha256 {c.sha256}; found {c.found})"
+        for c in plan.conflicts
+    ]
+    return lines
+
+
+def plan_summary(plan: SyncPlan) -> str:
+    """`2 files to fetch (1.2 GiB), 3 to place, 1 to remove, 4 unchanged`."""
+    parts = [
+        f"{len(plan.fetch)} files to fetch ({human_bytes(plan.bytes_to_fetch)})",
+        f"{len(plan.place)} to place",
+        f"{len(plan.remove)} to remove",
+    ]
+    if plan.conflicts:
+        parts.append(f"{len(plan.conflicts)} conflicts")
+    parts.append(f"{plan.unchanged} unchanged")
+    return ", ".join(parts)
+
+
+def plan_json(plan: SyncPlan) -> dict[str, object]:
+    """The plan as JSON fields (shared with `status`)."""
+    return {
+        "bytes_to_fetch": plan.bytes_to_fetch,
+        "fetch": [{"file": s.label, "sha256": s.sha256, "size": s.size} for s in plan.fetch],
+        "place": [{"file": p.rel, "reason": p.reason.value} for p in plan.place],
+        "remove": [r.rel for r in plan.remove],
+        "conflicts": [
+            {"file": c.rel, "path": str(c.target), "modified": c.modified, "found": c.found}
+            for c in plan.conflicts
+        ],
+        "bad_blobs": [{"sha256": b.sha256, "found": b.found} for b in plan.bad_blobs],
+        "unchanged": plan.unchanged,
+    }
+
+
+def render(report: SyncReport, out: Output) -> None:
+    """Human lines, or one JSON report."""
+    said = f"profile {report.profile.name or '-'}: {report.profile.why}"
+    n_models = len(report.models)
+    applied = report.applied
+    if report.relocked:
+        out.line(f"re-locked {report.lock_path} first (it was stale)")
+    if report.dry_run:
+        if report.stale:
+            out.line(f"note: {report.lock_path} is stale ({report.stale}); sync would re-lock")
+        for line in plan_lines(report.plan):
+            out.line(line)
+        out.line(f"would sync {n_models} models, {said}: {plan_summary(report.plan)}")
+    elif applied is None:
+        mode = f"; {report.link_mode}" if report.link_mode else ""
+        out.line(
+            f"nothing to do: {n_models} models, {report.files} files up to date "
+            f"in {report.target_root} ({said}{mode})"
+        )
+    else:
+        rate = (
+            f" in {applied.fetch_seconds:.1f} s"
+            if applied.fetched and applied.fetch_seconds
+            else ""
+        )
+        out.line(
+            f"synced {n_models} models ({said}): {applied.fetched} files fetched "
+            f"({human_bytes(applied.bytes_fetched)}{rate}), {len(applied.adopted)} adopted, "
+            f"{applied.placed} placed ({report.link_mode or 'no placement'}), "
+            f"{applied.removed} removed, {report.plan.unchanged} unchanged"
+        )
+    out.report(
+        "sync",
+        lock=str(report.lock_path),
+        target=str(report.target_root),
+        profile=report.profile.name,
+        profile_reason=report.profile.why,
+        models=list(report.models),
+        files=report.files,
+        dry_run=report.dry_run,
+        relocked=report.relocked,
+        stale=report.stale,
+        link_mode=report.link_mode,
+        plan=plan_json(report.plan),
+        fetched=applied.fetched if applied else 0,
+        bytes_fetched=applied.bytes_fetched if applied else 0,
+        adopted=[{"file": f, "from": s} for f, s in applied.adopted] if applied else [],
+        bytes_adopted=applied.bytes_adopted if applied else 0,
+        placed=applied.placed if applied else 0,
+        removed=applied.removed if applied else 0,
+        unchanged=report.plan.unchanged,
+        seconds=round(report.seconds, 3),
+    )
+
+
+COMMAND = Command("sync", "make this machine match models.lock", add_arguments, run)

@@ -1,0 +1,197 @@
+"""`modelsync sync`: lock (if stale) → inventory → plan → apply under the store lock.
+
+The plan is first built without the store lock: when there is nothing to do (the common case)
+the run ends there, having made stat() calls and stat-cache lookups only, no HTTP request and
+no content read. Otherwise it takes the store lock (waiting, or exit 6 with `--no-wait`),
+builds the plan again (a run it waited for may have done the work) and applies it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from modelsync.errors import StaleError
+from modelsync.fetch.retry import RetryPolicy
+from modelsync.store import roots
+from modelsync.store.blobs import BlobStore
+from modelsync.store.layout import StoreLayout
+from modelsync.store.locking import exclusive
+from modelsync.store.state import open_state
+from modelsync.sync import project as proj
+from modelsync.sync.apply import ApplyOptions, ProgressFactory, apply_plan, no_progress
+from modelsync.sync.desired import ProfileChoice
+from modelsync.sync.inventory import take_inventory
+from modelsync.sync.model import Applied, Inventory, LinkMode, Placement, SyncPlan
+from modelsync.sync.placed import read_record, record_path
+from modelsync.sync.plan import plan_sync
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRequest:
+    """What the user asked `sync` (or `sync --dry-run`) for."""
+
+    manifest: Path
+    store: Path
+    frozen: bool = False
+    locked: bool = False
+    dry_run: bool = False
+    models: tuple[str, ...] = ()
+    profile: str | None = None
+    jobs: int = 4
+    link: LinkMode | None = None
+    """Forced by `--link`; None: settings.link, whose default `auto` probes."""
+    repair: bool = False
+    offline: bool = False
+    wait: bool = True
+    environ: Mapping[str, str] = field(default_factory=dict)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    progress: ProgressFactory = no_progress
+    detector: proj.Detector | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    """What `sync` found and did."""
+
+    lock_path: Path
+    target_root: Path
+    profile: ProfileChoice
+    models: tuple[str, ...]
+    files: int
+    plan: SyncPlan
+    applied: Applied | None
+    """None for a dry run or when there was nothing to do."""
+    link_mode: str | None
+    """The mode used (or recorded before) in the target dir."""
+    relocked: bool = False
+    stale: str | None = None
+    """Why the lock is stale, when a dry run planned from it anyway."""
+    dry_run: bool = False
+    seconds: float = 0.0
+
+
+async def _relock(request: SyncRequest) -> None:
+    """`modelsync lock` first, like `uv sync` (imported here: it loads the network stack)."""
+    from modelsync.ops.lock import LockRequest, lock_project  # noqa: PLC0415
+
+    await lock_project(
+        LockRequest(
+            manifest=request.manifest,
+            offline=request.offline,
+            environ=dict(request.environ),
+            retry=request.retry,
+        )
+    )
+
+
+def _plan(
+    ctx: proj.SyncContext, blobs: BlobStore, request: SyncRequest
+) -> tuple[SyncPlan, Inventory, dict[str, Placement]]:
+    lock = ctx.loaded.lock_path
+    record, recorded_mode = read_record(record_path(ctx.target_root, lock))
+    inventory = take_inventory(
+        blobs,
+        ctx.wanted,
+        ctx.target_root,
+        record,
+        lock=lock,
+        recorded_mode=recorded_mode,
+        scope=request.models or None,
+        full=request.repair,
+        registered=roots.is_registered(blobs.layout, ctx.loaded.lock_path, ctx.target_root),
+    )
+    plan = plan_sync(ctx.wanted, inventory, link=request.link or ctx.link, repair=request.repair)
+    return plan, inventory, record
+
+
+async def sync_project(request: SyncRequest) -> SyncReport:
+    """Run `sync` as asked; raises ModelsyncError subclasses (exit codes in errors.py)."""
+    started = time.monotonic()
+    loaded = proj.load(request.manifest)
+    relocked = False
+    stale = None
+    if request.frozen or request.dry_run:
+        if loaded.lock is None:
+            raise proj.no_lock_error(loaded.lock_path)
+        stale = None if loaded.fresh else loaded.fresh.reason
+        if stale and request.frozen:
+            log.warning("sync.lock_stale", lock=str(loaded.lock_path), reason=stale)
+    elif request.locked:
+        if not loaded.fresh:
+            raise StaleError(
+                f"{loaded.lock_path} is stale: {loaded.fresh.reason}",
+                hint="run `modelsync lock` and commit it (or `modelsync sync` without --locked)",
+            )
+    elif not loaded.fresh:
+        log.info("sync.relock", reason=loaded.fresh.reason)
+        await _relock(request)
+        loaded = proj.load(request.manifest)
+        relocked = True
+    assert loaded.lock is not None
+    ctx = proj.context(
+        loaded,
+        loaded.lock,
+        profile=request.profile,
+        models=request.models,
+        environ=request.environ,
+        detector=request.detector,
+    )
+    layout = StoreLayout(request.store)
+    applied = None
+    with open_state(layout.state_path) as state:
+        blobs = BlobStore(layout, state)
+        plan, inventory, record = _plan(ctx, blobs, request)
+        if plan and not request.dry_run:
+            with exclusive(layout.lock_path, wait=request.wait):
+                plan, inventory, record = _plan(ctx, blobs, request)
+                if plan:
+                    roots.register(layout, loaded.lock_path, ctx.target_root)
+                    applied = await apply_plan(
+                        plan, inventory, blobs, record, _options(request, ctx)
+                    )
+    mode = None
+    if applied is not None:
+        mode = applied.link_modes.get(str(ctx.target_root))
+    report = SyncReport(
+        lock_path=loaded.lock_path,
+        target_root=ctx.target_root,
+        profile=ctx.profile,
+        models=tuple(m.name for m in ctx.models),
+        files=len(ctx.wanted),
+        plan=plan,
+        applied=applied,
+        link_mode=mode or (inventory.recorded_mode.value if inventory.recorded_mode else None),
+        relocked=relocked,
+        stale=stale,
+        dry_run=request.dry_run,
+        seconds=time.monotonic() - started,
+    )
+    log.info(
+        "sync.done" if not request.dry_run else "sync.planned",
+        models=len(report.models),
+        files=report.files,
+        fetch=len(plan.fetch),
+        place=len(plan.place),
+        remove=len(plan.remove),
+        seconds=round(report.seconds, 3),
+    )
+    return report
+
+
+def _options(request: SyncRequest, ctx: proj.SyncContext) -> ApplyOptions:
+    used = {w.registry for w in ctx.wanted}
+    return ApplyOptions(
+        jobs=request.jobs,
+        offline=request.offline,
+        tokens=proj.tokens([s for n, s in ctx.sources.items() if n in used], request.environ),
+        retry=request.retry,
+        environ=request.environ,
+        progress=request.progress,
+    )

@@ -1,0 +1,90 @@
+"""`modelsync verify`: the store's blobs and the placed files against the lock; exit 4 on any
+mismatch, naming each file with expected and actual size and digest."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from modelsync.errors import IntegrityError
+from modelsync.store.blobs import BlobStore
+from modelsync.store.layout import StoreLayout
+from modelsync.store.state import open_state
+from modelsync.sync import project as proj
+from modelsync.sync.desired import ProfileChoice
+from modelsync.sync.inventory import take_inventory
+from modelsync.sync.placed import read_record, record_path
+from modelsync.sync.verify import VerifyReport, verify_inventory
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyRequest:
+    """What `verify` checks, and how deeply."""
+
+    manifest: Path
+    store: Path
+    full: bool = False
+    models: tuple[str, ...] = ()
+    profile: str | None = None
+    environ: Mapping[str, str] = field(default_factory=dict)
+    detector: proj.Detector | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyOutcome:
+    """A clean verification: what was checked, for which profile."""
+
+    report: VerifyReport
+    profile: ProfileChoice
+    target_root: Path
+
+
+def verify_project(request: VerifyRequest) -> VerifyOutcome:
+    """Check everything the lock places here; IntegrityError (exit 4) listing each bad file."""
+    loaded = proj.load(request.manifest)
+    if loaded.lock is None:
+        raise proj.no_lock_error(loaded.lock_path)
+    ctx = proj.context(
+        loaded,
+        loaded.lock,
+        profile=request.profile,
+        models=request.models,
+        environ=request.environ,
+        detector=request.detector,
+    )
+    layout = StoreLayout(request.store)
+    with open_state(layout.state_path) as state:
+        record, mode = read_record(record_path(ctx.target_root, loaded.lock_path))
+        inventory = take_inventory(
+            BlobStore(layout, state),
+            ctx.wanted,
+            ctx.target_root,
+            record,
+            lock=loaded.lock_path,
+            recorded_mode=mode,
+            scope=(),
+            full=request.full,
+        )
+    report = verify_inventory(ctx.wanted, inventory, full=request.full)
+    for bad in report.mismatches:
+        log.warning(
+            "verify.mismatch",
+            file=bad.rel,
+            path=str(bad.path),
+            expected=bad.expected,
+            found=bad.found,
+        )
+    if not report.ok:
+        listed = "; ".join(
+            f"{bad.path}: expected {bad.expected}, found {bad.found}" for bad in report.mismatches
+        )
+        raise IntegrityError(
+            f"{len(report.mismatches)} of {report.files} files fail verification: {listed}",
+            hint="run `modelsync sync --repair` to re-fetch and re-link them",
+        )
+    return VerifyOutcome(report, ctx.profile, ctx.target_root)

@@ -1,0 +1,143 @@
+"""The blob store: read-only files named by their SHA-256, written once, atomically.
+
+A blob enters only after its bytes hashed to its name: from a download (`fetch.download`) or,
+here, adopted from a file already on this machine (a Hugging Face or Ollama cache, a placed
+target): hardlinked into `tmp/` when the filesystem allows (zero bytes copied), else copied,
+then hashed, then renamed into `blobs/`. The stat cache (`state.db`) remembers every blob's
+(size, mtime, inode), so later runs trust an unchanged blob by one stat() call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import mmap
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from modelsync.atomic import fsync_dir
+from modelsync.digest import CHUNK, sha256_file
+from modelsync.store.layout import StoreLayout
+from modelsync.store.state import StateCache
+
+log = structlog.get_logger(__name__)
+
+ADOPT_SUFFIX = ".adopt"
+
+
+@dataclass(frozen=True, slots=True)
+class Adopted:
+    """A blob taken from a local file: how (hardlink or copy) and from where."""
+
+    sha256: str
+    source: Path
+    how: str
+
+
+@dataclass(frozen=True, slots=True)
+class BlobStore:
+    """One store's blobs and its stat cache."""
+
+    layout: StoreLayout
+    state: StateCache
+
+    def path(self, sha256: str) -> Path:
+        """Where the blob of `sha256` lives (present or not)."""
+        return self.layout.blob_path(sha256)
+
+    def stat(self, sha256: str) -> os.stat_result | None:
+        """The blob's stat, or None when the store lacks it."""
+        try:
+            return self.path(sha256).stat()
+        except FileNotFoundError:
+            return None
+
+    def trusted(self, sha256: str, st: os.stat_result) -> bool:
+        """Whether the stat cache vouches that the blob, as `st` sees it, hashes to its name."""
+        return self.state.lookup(self.path(sha256), st) == sha256
+
+    def hash(self, sha256: str, st: os.stat_result) -> str:
+        """Hash the blob; a match is remembered in the stat cache."""
+        path = self.path(sha256)
+        actual = sha256_file(path)
+        if actual == sha256:
+            self.state.record(path, st, sha256)
+        else:
+            self.state.forget(path)
+        return actual
+
+    def remember(self, sha256: str) -> None:
+        """Record a blob that was just verified (downloaded or adopted) in the stat cache."""
+        path = self.path(sha256)
+        self.state.record(path, path.stat(), sha256)
+
+    def remove(self, sha256: str) -> None:
+        """Delete a blob (a bad one before it is fetched again, or one gc frees)."""
+        path = self.path(sha256)
+        path.unlink(missing_ok=True)
+        self.state.forget(path)
+
+    def adopt(self, source: Path, sha256: str, size: int) -> Adopted | None:
+        """Bring `source` into the store as blob `sha256` if its bytes hash to that name.
+
+        Returns None, changing nothing, when the file is missing, of another size or other
+        bytes. A hardlink is tried first (same filesystem: no bytes copied), else a copy.
+        """
+        try:
+            if source.stat().st_size != size:
+                return None
+        except OSError:
+            return None
+        self.layout.tmp_dir.mkdir(parents=True, exist_ok=True)
+        temp = self.layout.tmp_dir / f"{sha256}.{os.getpid()}-{secrets.token_hex(4)}{ADOPT_SUFFIX}"
+        try:
+            try:
+                os.link(source, temp)
+                how = "hardlink"
+                actual = sha256_file(temp)
+            except OSError:
+                how = "copy"
+                actual = _copy_hashing(source, temp)
+            if actual != sha256:
+                log.warning("adopt_mismatch", source=str(source), expected=sha256, actual=actual)
+                return None
+            with contextlib.suppress(OSError):  # another user's hardlinked file: leave its mode
+                temp.chmod(0o444)
+            blob = self.path(sha256)
+            blob.parent.mkdir(parents=True, exist_ok=True)
+            temp.replace(blob)
+            fsync_dir(blob.parent)
+        except OSError as err:
+            log.warning("adopt_failed", source=str(source), error=str(err))
+            return None
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+        self.remember(sha256)
+        return Adopted(sha256, source, how)
+
+
+def _copy_hashing(source: Path, dest: Path) -> str:
+    """Copy with one read of the source, hashing as it goes; fsync before returning."""
+    digest = hashlib.sha256()
+    buffer = mmap.mmap(-1, CHUNK)
+    view = memoryview(buffer)
+    try:
+        with source.open("rb", buffering=0) as src, dest.open("xb", buffering=0) as dst:
+            while True:
+                n = src.readinto(view)
+                if not n:
+                    break
+                digest.update(view[:n])
+                rest = view[:n]
+                while rest:
+                    rest = rest[dst.write(rest) or 0 :]
+            os.fsync(dst.fileno())
+    finally:
+        view.release()
+        buffer.close()
+    return digest.hexdigest()

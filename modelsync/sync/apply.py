@@ -1,0 +1,363 @@
+"""Execute a SyncPlan (I/O; the caller holds the store lock).
+
+Order: delete bad blobs; adopt missing blobs from local caches (hash-checked); download the
+rest (bounded concurrency, resumable, verified; the aiohttp modules are imported only here, and
+only when something must be downloaded); probe the link mode once per target dir; place each
+file by temp + rename; remove stale placements that are still exactly what sync put there;
+write the placement record. Per-file failures are collected; once everything that could be
+done is done, the worst is raised once (integrity > remote > disk/permission > conflict).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from modelsync.atomic import fsync_dir
+from modelsync.errors import (
+    IntegrityError,
+    ModelsyncError,
+    RemoteError,
+    StaleError,
+    UsageError,
+)
+from modelsync.fetch.preflight import check_free_space, free_bytes, human_bytes
+from modelsync.fetch.progress import NoProgress, ProgressSink
+from modelsync.fetch.retry import RetryPolicy
+from modelsync.store.adopt import AdoptionSources
+from modelsync.store.blobs import BlobStore
+from modelsync.sync.link import place, probe
+from modelsync.sync.model import (
+    Applied,
+    FetchStep,
+    Inventory,
+    LinkMode,
+    Placement,
+    SyncPlan,
+)
+from modelsync.sync.placed import record_path, write_record
+
+log = structlog.get_logger(__name__)
+
+ProgressFactory = Callable[[int], AbstractContextManager[ProgressSink]]
+"""Given the bytes to download, a context manager yielding the sink that shows progress."""
+
+
+@contextlib.contextmanager
+def no_progress(_total: int) -> Iterator[ProgressSink]:
+    """The default progress factory: silent."""
+    yield NoProgress()
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyOptions:
+    """How to apply: downloads, credentials, adoption, progress."""
+
+    jobs: int = 4
+    offline: bool = False
+    tokens: Mapping[str, str] = field(default_factory=dict)
+    """Origin (`scheme://host:port`) → bearer token; never logged."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    environ: Mapping[str, str] = field(default_factory=dict)
+    progress: ProgressFactory = no_progress
+
+
+@dataclass(slots=True)
+class _Failures:
+    errors: list[ModelsyncError] = field(default_factory=list)
+
+    def add(self, error: ModelsyncError) -> None:
+        self.errors.append(error)
+
+    def raise_worst(self) -> None:
+        if not self.errors:
+            return
+        worst = max(self.errors, key=_severity)
+        if len(self.errors) > 1:
+            worst.message = f"{worst.message} (and {len(self.errors) - 1} more problems)"
+        raise worst
+
+
+def _severity(error: ModelsyncError) -> tuple[int, int]:
+    order = (IntegrityError, RemoteError, UsageError, StaleError)
+    rank = next((len(order) - i for i, kind in enumerate(order) if isinstance(error, kind)), 0)
+    return rank, int(error.exit_code)
+
+
+async def apply_plan(
+    plan: SyncPlan,
+    inventory: Inventory,
+    blobs: BlobStore,
+    record: dict[str, Placement],
+    options: ApplyOptions,
+) -> Applied:
+    """Do what `plan` says; `record` (the target dir's placements) is updated and written."""
+    failures = _Failures()
+    for bad in plan.bad_blobs:
+        log.warning("blob_bad", blob=bad.sha256, found=bad.found)
+        blobs.remove(bad.sha256)
+    adopted = _adopt(plan.fetch, inventory, blobs, options.environ)
+    adopted_shas = {sha for sha, _label, _src in adopted}
+    remaining = tuple(s for s in plan.fetch if s.sha256 not in adopted_shas)
+    fetched, bytes_fetched, seconds = await _download(remaining, blobs, options, failures)
+    modes: dict[str, str] = {}
+    placed = removed = 0
+    touched: set[Path] = set()
+    try:
+        mode = _link_mode(plan, inventory, blobs)
+        if mode is not None:
+            modes[str(inventory.target_root)] = mode.value
+            placed = _place_all(
+                plan, mode, blobs=blobs, record=record, failures=failures, touched=touched
+            )
+        removed = _remove_all(plan, inventory.target_root, record, touched)
+        for change in plan.record:
+            if change.placement is None:
+                record.pop(change.rel, None)
+                log.info("record_forget", file=change.rel, note=change.note)
+            else:
+                record[change.rel] = change.placement
+    finally:
+        where = record_path(inventory.target_root, inventory.lock)
+        try:
+            write_record(where, inventory.lock, record, mode_used(modes, inventory))
+        except OSError as err:
+            failures.add(
+                UsageError(
+                    f"{where}: cannot write the record of placed files: {err.strerror or err}",
+                    hint="make the target dir writable, then run `modelsync sync` again",
+                )
+            )
+        for folder in sorted(touched):
+            if folder.exists():
+                fsync_dir(folder)
+    failures.raise_worst()
+    if plan.conflicts:
+        raise _conflict_error(plan)
+    return Applied(
+        fetched=fetched,
+        bytes_fetched=bytes_fetched,
+        fetch_seconds=seconds,
+        adopted=tuple((label, src) for _sha, label, src in adopted),
+        bytes_adopted=sum(s.size for s in plan.fetch if s.sha256 in adopted_shas),
+        placed=placed,
+        removed=removed,
+        link_modes=modes,
+    )
+
+
+def _place_all(
+    plan: SyncPlan,
+    mode: LinkMode,
+    *,
+    blobs: BlobStore,
+    record: dict[str, Placement],
+    failures: _Failures,
+    touched: set[Path],
+) -> int:
+    """Place every file whose blob is in the store; returns how many were placed."""
+    placed = 0
+    for step in plan.place:
+        if blobs.stat(step.sha256) is None:
+            continue  # its download failed; that error is already collected
+        try:
+            place(blobs.path(step.sha256), step.target, mode)
+            st = os.lstat(step.target)
+        except OSError as err:
+            failures.add(_place_error(step.rel, step.target, err, mode))
+            continue
+        record[step.rel] = Placement(step.sha256, st.st_size, mode, st.st_ino, st.st_mtime_ns)
+        if mode in (LinkMode.COPY, LinkMode.REFLINK):
+            blobs.state.record(step.target, step.target.stat(), step.sha256)
+        touched.add(step.target.parent)
+        placed += 1
+        log.debug("placed", file=step.rel, mode=mode.value, reason=step.reason.value)
+    return placed
+
+
+def _remove_all(
+    plan: SyncPlan, root: Path, record: dict[str, Placement], touched: set[Path]
+) -> int:
+    """Remove the stale placements still as sync left them; returns how many went."""
+    removed = 0
+    for removal in plan.remove:
+        if _remove(removal.target, removal.placement, root):
+            removed += 1
+            touched.add(removal.target.parent)
+            log.info("removed_stale", file=removal.rel)
+        record.pop(removal.rel, None)
+    return removed
+
+
+def mode_used(modes: Mapping[str, str], inventory: Inventory) -> LinkMode | None:
+    """The mode this run used in the target dir, else the one recorded before."""
+    used = modes.get(str(inventory.target_root))
+    return LinkMode(used) if used else inventory.recorded_mode
+
+
+def _adopt(
+    steps: tuple[FetchStep, ...],
+    inventory: Inventory,
+    blobs: BlobStore,
+    environ: Mapping[str, str],
+) -> list[tuple[str, str, str]]:
+    """Blobs taken from local files instead of the network: (sha256, label, source)."""
+    if not steps:
+        return []
+    own: dict[str, list[Path]] = {}  # what sync placed and nobody touched since: never users' files
+    for seen in (*inventory.targets.values(), *inventory.stale):
+        if seen.record is not None and seen.untouched:
+            own.setdefault(seen.record.sha256, []).append(seen.target)
+    sources = AdoptionSources.scan(environ, own)
+    adopted = []
+    for step in steps:
+        for candidate in sources.candidates(step.sha256):
+            if blobs.adopt(candidate.path, step.sha256, step.size) is not None:
+                log.info(
+                    "adopted",
+                    file=step.label,
+                    source=candidate.source,
+                    path=str(candidate.path),
+                    bytes=step.size,
+                )
+                adopted.append((step.sha256, step.label, candidate.source))
+                break
+    return adopted
+
+
+async def _download(
+    steps: tuple[FetchStep, ...],
+    blobs: BlobStore,
+    options: ApplyOptions,
+    failures: _Failures,
+) -> tuple[int, int, float]:
+    """Download the blobs still missing; returns (files, bytes received, seconds)."""
+    if not steps:
+        return 0, 0, 0.0
+    if options.offline:
+        listed = ", ".join(f"{s.label} ({human_bytes(s.size)})" for s in steps)
+        raise RemoteError(
+            f"--offline: {len(steps)} files are in no local cache and must be downloaded: {listed}",
+            hint="run `modelsync sync` without --offline (and without HF_HUB_OFFLINE=1)",
+        )
+    needed = sum(s.size for s in steps)
+    check_free_space(needed=needed, free=free_bytes(blobs.layout.root), where=blobs.layout.root)
+    # Imported here so that a sync with nothing to download never loads aiohttp.
+    from modelsync.fetch.download import Fetcher, FetchItem, FetchResult, fetch_blob  # noqa: PLC0415
+    from modelsync.fetch.session import Credentials, create_session  # noqa: PLC0415
+
+    started = time.monotonic()
+    results: list[FetchResult] = []
+    with options.progress(needed) as sink:
+        async with create_session(connections=max(options.jobs, 1) * 2) as session:
+            fetcher = Fetcher(
+                session=session,
+                layout=blobs.layout,
+                credentials=Credentials(dict(options.tokens)),
+                policy=options.retry,
+                progress=sink,
+            )
+            gate = asyncio.Semaphore(max(options.jobs, 1))
+
+            async def one(step: FetchStep) -> FetchResult:
+                async with gate:
+                    item = FetchItem(step.url, step.size, step.sha256, step.label)
+                    return await fetch_blob(fetcher, item)
+
+            outcomes = await asyncio.gather(*(one(s) for s in steps), return_exceptions=True)
+    for step, outcome in zip(steps, outcomes, strict=True):
+        if isinstance(outcome, FetchResult):
+            blobs.remember(step.sha256)
+            results.append(outcome)
+        elif isinstance(outcome, ModelsyncError):
+            failures.add(outcome)
+        elif isinstance(outcome, OSError):
+            failures.add(
+                UsageError(
+                    f"{blobs.layout.root}: cannot write {step.label} into the store: "
+                    f"{outcome.strerror or outcome}",
+                    hint="free space or fix permissions there (`modelsync gc`), or pass --store",
+                )
+            )
+        else:
+            raise outcome
+    return len(results), sum(r.received for r in results), time.monotonic() - started
+
+
+def _link_mode(plan: SyncPlan, inventory: Inventory, blobs: BlobStore) -> LinkMode | None:
+    """The forced mode, else the best mode probed once for this target dir."""
+    if not plan.place:
+        return None
+    if plan.link is not None:
+        log.info("link_mode", target=str(inventory.target_root), mode=plan.link.value, forced=True)
+        return plan.link
+    for step in plan.place:
+        blob = blobs.path(step.sha256)
+        if blobs.stat(step.sha256) is None:
+            continue
+        try:
+            mode = probe(blob, inventory.target_root)
+        except OSError as err:
+            raise _dir_error(inventory.target_root, err) from err
+        log.info("link_mode", target=str(inventory.target_root), mode=mode.value, forced=False)
+        return mode
+    return None
+
+
+def _dir_error(folder: Path, err: OSError) -> UsageError:
+    return UsageError(
+        f"{folder}: cannot create files there: {err.strerror or err}; nothing was placed",
+        hint="make the target dir writable and free space on its disk (or change settings.target)",
+    )
+
+
+def _place_error(rel: str, target: Path, err: OSError, mode: LinkMode) -> UsageError:
+    hint = "make the target dir writable and free space on its disk, then run `modelsync sync`"
+    if mode is not LinkMode.COPY:
+        hint += f" (or pass --link copy if {mode.value}s cannot be made there)"
+    return UsageError(f"{target}: cannot place {rel}: {err.strerror or err}", hint=hint)
+
+
+def _remove(target: Path, placement: Placement, root: Path) -> bool:
+    """Unlink a stale placement if stat() still sees what sync placed; prune empty folders."""
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        return False
+    if (st.st_size, st.st_ino, st.st_mtime_ns) != (
+        placement.size,
+        placement.inode,
+        placement.mtime_ns,
+    ):
+        return False
+    target.unlink()
+    folder = target.parent
+    while folder != root and root in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+        folder = folder.parent
+    return True
+
+
+def _conflict_error(plan: SyncPlan) -> StaleError:
+    parts = []
+    for c in plan.conflicts:
+        how = "changed since modelsync placed it" if c.modified else "not placed by modelsync"
+        parts.append(
+            f"{c.target} ({how}: expected {c.size} bytes, sha256 {c.sha256}; found {c.found})"
+        )
+    return StaleError(
+        f"{len(parts)} target files hold other bytes than models.lock and were not overwritten: "
+        + "; ".join(parts),
+        hint="move your files away, or run `modelsync sync --repair` to replace them",
+    )

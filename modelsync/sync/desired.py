@@ -1,0 +1,207 @@
+"""What the lock asks for on this machine (pure): the profile, the models, and every file's target.
+
+Paths from a lock are untrusted (design.md section 10): the lockfile model already refuses
+absolute paths, `..`, backslashes and control characters in file paths; model names are checked
+here, and every target must stay inside the target dir after normalization, all before any write.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from modelsync.errors import LockfileError, UsageError
+from modelsync.lockfile.model import LockedModel, LockedProfile, Lockfile
+from modelsync.sync.model import Source, Wanted
+
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
+HUB_DEFAULT_ENDPOINT = "https://huggingface.co"
+HF_TOKEN_ENV = "HF_TOKEN"  # noqa: S105  the name of a variable, not a token
+
+
+@dataclass(frozen=True, slots=True)
+class MachineSize:
+    """What a profile choice needs to know about this machine."""
+
+    fingerprint: str
+    ram: int
+    vram: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileChoice:
+    """The lock profile a sync uses, and why (said in the summary)."""
+
+    name: str | None
+    why: str
+
+
+def profile_specific(lock: Lockfile) -> bool:
+    """Whether any model has its own entry per profile (only then does the choice matter)."""
+    return any(m.profile is not None for m in lock.models)
+
+
+def choose_profile(
+    lock: Lockfile, requested: str | None, machine: MachineSize | None
+) -> ProfileChoice:
+    """`requested` if the lock has it; else the profile that best fits `machine`.
+
+    Best fit: the profile recorded for this very machine (same fingerprint); else the largest
+    profile (VRAM, then RAM) that the machine covers; else, when none fits, the smallest.
+    """
+    names = [p.name for p in lock.profiles]
+    if requested is not None:
+        if requested not in names:
+            raise UsageError(
+                f"--profile {requested}: models.lock has no such profile",
+                hint=f"profiles in the lock: {', '.join(names) or 'none'}; "
+                f"or run `modelsync lock --profile {requested}`",
+            )
+        return ProfileChoice(requested, "asked for with --profile")
+    if not lock.profiles:
+        return ProfileChoice(None, "the lock names no profile")
+    if len(lock.profiles) == 1:
+        return ProfileChoice(lock.profiles[0].name, "the lock's only profile")
+    if not profile_specific(lock) or machine is None:
+        return ProfileChoice(names[0], "every profile has the same files")
+    same = [p for p in lock.profiles if p.fingerprint == machine.fingerprint]
+    if same:
+        return ProfileChoice(same[0].name, "recorded for this machine")
+    fits = [p for p in lock.profiles if p.ram <= machine.ram and p.vram <= machine.vram]
+    if fits:
+        best = max(fits, key=_capacity)
+        return ProfileChoice(
+            best.name, f"the largest that fits this machine ({_describe(machine)})"
+        )
+    smallest = min(lock.profiles, key=_capacity)
+    return ProfileChoice(
+        smallest.name, f"none fits this machine ({_describe(machine)}); the smallest"
+    )
+
+
+def _capacity(profile: LockedProfile) -> tuple[int, int, str]:
+    return (profile.vram, profile.ram, profile.name)
+
+
+def _describe(machine: MachineSize) -> str:
+    gib = 1 << 30
+    vram = f", {machine.vram / gib:.0f} GiB VRAM" if machine.vram else ""
+    return f"{machine.ram / gib:.0f} GiB RAM{vram}"
+
+
+def select_models(
+    lock: Lockfile, profile: str | None, only: Sequence[str]
+) -> tuple[LockedModel, ...]:
+    """The entry of every model (or of `only`) for `profile`."""
+    names = sorted({m.name for m in lock.models})
+    unknown = sorted(set(only) - set(names))
+    if unknown:
+        raise UsageError(
+            f"--model {', '.join(unknown)}: not in models.lock",
+            hint=f"models in the lock: {', '.join(names) or 'none'}",
+        )
+    chosen = []
+    for name in names:
+        if only and name not in only:
+            continue
+        entry = lock.for_profile(name, profile)
+        if entry is not None:
+            chosen.append(entry)
+    return tuple(chosen)
+
+
+def hub_source(
+    registry: str, endpoint: str | None, token_env: str | None, environ: Mapping[str, str]
+) -> Source:
+    """A Hub-compatible registry's endpoint and token variable, with the `lock` defaults: the
+    declared endpoint, else `HF_ENDPOINT`, else huggingface.co; `HF_TOKEN` only for the default
+    endpoint (a token never goes to a host it was not declared for)."""
+    base = (endpoint or environ.get("HF_ENDPOINT") or HUB_DEFAULT_ENDPOINT).rstrip("/")
+    env = token_env or (HF_TOKEN_ENV if endpoint is None else None)
+    return Source(registry, base, env)
+
+
+def token_for(source: Source, environ: Mapping[str, str]) -> str | None:
+    """The token of a source from the environment (`HUGGING_FACE_HUB_TOKEN` as HF_TOKEN's alias)."""
+    if source.token_env is None:
+        return None
+    token = environ.get(source.token_env)
+    if not token and source.token_env == HF_TOKEN_ENV:
+        token = environ.get("HUGGING_FACE_HUB_TOKEN")
+    return token or None
+
+
+def download_url(model: LockedModel, path: str, source: Source) -> str:
+    """`{endpoint}/{repo}/resolve/{commit}/{path}` (as `HubRegistry.resolve_url`), or the URL."""
+    if model.url is not None:
+        return model.url
+    if model.repo is None or model.commit is None or source.endpoint is None:
+        raise LockfileError(
+            f"models.lock: model {model.name} has neither a url nor a repo and commit",
+            hint="run `modelsync lock` to regenerate it",
+        )
+    return f"{source.endpoint}/{model.repo}/resolve/{model.commit}/{quote(path, safe='/')}"
+
+
+def check_model_name(name: str) -> str:
+    """A model name is one folder under the target dir: letters, digits, `.`, `_`, `-`."""
+    if not _MODEL_NAME.fullmatch(name) or name in (".", ".."):
+        raise LockfileError(
+            f"models.lock: model name {name!r} is not a safe folder name; refusing to write "
+            "anything",
+            hint="restore models.lock from git or run `modelsync lock` to regenerate it",
+        )
+    return name
+
+
+def target_of(root: Path, model: str, path: str) -> Path:
+    """`root/model/path`, refusing anything that would land outside `root` after normalization."""
+    check_model_name(model)
+    base = os.path.normpath(root)
+    joined = os.path.normpath(f"{base}/{model}/{path}")
+    if not joined.startswith(base.rstrip("/") + "/") or joined == base:
+        raise LockfileError(
+            f"models.lock: {model}/{path} would be written outside {root}; refusing to write "
+            "anything",
+            hint="restore models.lock from git or run `modelsync lock` to regenerate it",
+        )
+    return Path(joined)
+
+
+def wanted_files(
+    models: Sequence[LockedModel], root: Path, sources: Mapping[str, Source]
+) -> tuple[Wanted, ...]:
+    """Every file of `models` with its target and URL, sorted by target path."""
+    wanted: list[Wanted] = []
+    for model in models:
+        source = sources.get(model.registry)
+        if source is None:
+            raise UsageError(
+                f"models.lock: model {model.name} comes from registry {model.registry!r}, "
+                "which models.toml does not declare",
+                hint=f"declare [registries.{model.registry}] in models.toml or run "
+                "`modelsync lock`",
+            )
+        wanted.extend(
+            Wanted(
+                model=model.name,
+                path=file.path,
+                size=file.size,
+                sha256=file.sha256,
+                target=target_of(root, model.name, file.path),
+                url=download_url(model, file.path, source),
+                registry=model.registry,
+            )
+            for file in model.files
+        )
+    targets = [w.target for w in wanted]
+    if len(set(targets)) != len(targets):
+        raise LockfileError(
+            "models.lock: two files would be placed at the same path",
+            hint="run `modelsync lock` to regenerate it",
+        )
+    return tuple(sorted(wanted, key=lambda w: str(w.target)))
