@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+from typing import TYPE_CHECKING
 
 from modelsync.cli.commands.base import Command, add_model_filter
 from modelsync.cli.options import GlobalOptions
 from modelsync.cli.render import Output
-from modelsync.ops.hw import HwReport, HwRequest, show_hardware
 from modelsync.resolve.explain import explain_lines
 from modelsync.resolve.model import gib
+
+if TYPE_CHECKING:
+    from modelsync.ops.hw import HwReport
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, opts: GlobalOptions, out: Output) -> int:
+    from modelsync.ops.hw import HwRequest, show_hardware  # noqa: PLC0415 - see base.LAZY_OPS
+
     request = HwRequest(
         manifest=opts.manifest,
         models=tuple(args.model),

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+from typing import TYPE_CHECKING
 
 from modelsync.cli.commands.base import Command
 from modelsync.cli.options import GlobalOptions
 from modelsync.cli.render import Output
-from modelsync.ops.lock import LockReport, LockRequest, lock_project
 from modelsync.resolve.explain import explain_lines
+
+if TYPE_CHECKING:
+    from modelsync.ops.lock import LockReport
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, opts: GlobalOptions, out: Output) -> int:
+    from modelsync.ops.lock import LockRequest, lock_project  # noqa: PLC0415 - see base.LAZY_OPS
+
     request = LockRequest(
         manifest=opts.manifest,
         check=args.check,

@@ -35,8 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, _opts: GlobalOptions, out: Output) -> int:
-    # Imported here: aiohttp and the server cost start-up time every other command must not pay.
-    from modelsync.ops.serve import ServeRequest, serve_until_stopped  # noqa: PLC0415
+    from modelsync.ops.serve import ServeRequest, serve_until_stopped  # noqa: PLC0415 - see base.LAZY_OPS
 
     request = ServeRequest(
         root=args.root,
