@@ -11,15 +11,12 @@ from pathlib import Path
 
 from modelsync.errors import ExitCode
 from modelsync.lockfile.freshness import Freshness
-from modelsync.store import roots
 from modelsync.store.blobs import BlobStore
 from modelsync.store.layout import StoreLayout
 from modelsync.store.state import open_state
 from modelsync.sync import project as proj
 from modelsync.sync.desired import ProfileChoice
-from modelsync.sync.inventory import take_inventory
 from modelsync.sync.model import SyncPlan
-from modelsync.sync.placed import read_record, record_path
 from modelsync.sync.plan import plan_sync
 
 
@@ -62,27 +59,11 @@ def project_status(request: StatusRequest) -> StatusReport:
     loaded = proj.load(request.manifest)
     if loaded.lock is None:
         return StatusReport(loaded.lock_path, loaded.fresh)
-    ctx = proj.context(
-        loaded,
-        loaded.lock,
-        profile=request.profile,
-        models=request.models,
-        environ=request.environ,
-        detector=request.detector,
-    )
+    ctx = proj.context_for(loaded, loaded.lock, request)
     layout = StoreLayout(request.store)
     with open_state(layout.state_path) as state:
-        blobs = BlobStore(layout, state)
-        record, mode = read_record(record_path(ctx.target_root, loaded.lock_path))
-        inventory = take_inventory(
-            blobs,
-            ctx.wanted,
-            ctx.target_root,
-            record,
-            lock=loaded.lock_path,
-            recorded_mode=mode,
-            scope=request.models or None,
-            registered=roots.is_registered(layout, loaded.lock_path, ctx.target_root),
+        inventory, _record = proj.survey(
+            ctx, BlobStore(layout, state), scope=request.models or None
         )
     plan = plan_sync(ctx.wanted, inventory, link=ctx.link)
     return StatusReport(

@@ -25,9 +25,7 @@ from modelsync.store.state import open_state
 from modelsync.sync import project as proj
 from modelsync.sync.apply import ApplyOptions, ProgressFactory, apply_plan, no_progress
 from modelsync.sync.desired import ProfileChoice
-from modelsync.sync.inventory import take_inventory
 from modelsync.sync.model import Applied, Inventory, LinkMode, Placement, SyncPlan
-from modelsync.sync.placed import read_record, record_path
 from modelsync.sync.plan import plan_sync
 
 log = structlog.get_logger(__name__)
@@ -94,19 +92,7 @@ async def _relock(request: SyncRequest) -> None:
 def _plan(
     ctx: proj.SyncContext, blobs: BlobStore, request: SyncRequest
 ) -> tuple[SyncPlan, Inventory, dict[str, Placement]]:
-    lock = ctx.loaded.lock_path
-    record, recorded_mode = read_record(record_path(ctx.target_root, lock))
-    inventory = take_inventory(
-        blobs,
-        ctx.wanted,
-        ctx.target_root,
-        record,
-        lock=lock,
-        recorded_mode=recorded_mode,
-        scope=request.models or None,
-        full=request.repair,
-        registered=roots.is_registered(blobs.layout, ctx.loaded.lock_path, ctx.target_root),
-    )
+    inventory, record = proj.survey(ctx, blobs, scope=request.models or None, full=request.repair)
     plan = plan_sync(ctx.wanted, inventory, link=request.link or ctx.link, repair=request.repair)
     return plan, inventory, record
 
@@ -135,14 +121,7 @@ async def sync_project(request: SyncRequest) -> SyncReport:
         loaded = proj.load(request.manifest)
         relocked = True
     assert loaded.lock is not None
-    ctx = proj.context(
-        loaded,
-        loaded.lock,
-        profile=request.profile,
-        models=request.models,
-        environ=request.environ,
-        detector=request.detector,
-    )
+    ctx = proj.context_for(loaded, loaded.lock, request)
     layout = StoreLayout(request.store)
     applied = None
     with open_state(layout.state_path) as state:

@@ -15,8 +15,6 @@ from modelsync.store.layout import StoreLayout
 from modelsync.store.state import open_state
 from modelsync.sync import project as proj
 from modelsync.sync.desired import ProfileChoice
-from modelsync.sync.inventory import take_inventory
-from modelsync.sync.placed import read_record, record_path
 from modelsync.sync.verify import VerifyReport, verify_inventory
 
 log = structlog.get_logger(__name__)
@@ -49,27 +47,11 @@ def verify_project(request: VerifyRequest) -> VerifyOutcome:
     loaded = proj.load(request.manifest)
     if loaded.lock is None:
         raise proj.no_lock_error(loaded.lock_path)
-    ctx = proj.context(
-        loaded,
-        loaded.lock,
-        profile=request.profile,
-        models=request.models,
-        environ=request.environ,
-        detector=request.detector,
-    )
+    ctx = proj.context_for(loaded, loaded.lock, request)
     layout = StoreLayout(request.store)
     with open_state(layout.state_path) as state:
-        record, mode = read_record(record_path(ctx.target_root, loaded.lock_path))
-        inventory = take_inventory(
-            BlobStore(layout, state),
-            ctx.wanted,
-            ctx.target_root,
-            record,
-            lock=loaded.lock_path,
-            recorded_mode=mode,
-            scope=(),
-            full=request.full,
-        )
+        # scope=(): verify looks at the wanted files only, never at stale placements
+        inventory, _record = proj.survey(ctx, BlobStore(layout, state), scope=(), full=request.full)
     report = verify_inventory(ctx.wanted, inventory, full=request.full)
     for bad in report.mismatches:
         log.warning(

@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from modelsync import paths
 from modelsync.errors import LockfileError
@@ -20,6 +21,8 @@ from modelsync.lockfile.io import read_lock
 from modelsync.lockfile.model import LockedModel, Lockfile
 from modelsync.manifest.load import load_manifest
 from modelsync.manifest.model import Project
+from modelsync.store import roots
+from modelsync.store.blobs import BlobStore
 from modelsync.sync.desired import (
     MachineSize,
     ProfileChoice,
@@ -30,7 +33,9 @@ from modelsync.sync.desired import (
     token_for,
     wanted_files,
 )
-from modelsync.sync.model import LinkMode, Source, Wanted
+from modelsync.sync.inventory import take_inventory
+from modelsync.sync.model import Inventory, LinkMode, Placement, Source, Wanted
+from modelsync.sync.placed import read_record, record_path
 
 Detector = Callable[[], HardwareProfile]
 
@@ -112,6 +117,59 @@ def _machine(detector: Detector | None) -> MachineSize:
         detector = detect
     profile = detector()
     return MachineSize(profile.fingerprint(), profile.ram_total, profile.vram_total)
+
+
+class Selection(Protocol):
+    """The part of a sync, status or verify request that picks the profile and models."""
+
+    @property
+    def profile(self) -> str | None:
+        """`--profile`, or None to choose by the machine."""
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """`--model` names; empty: all."""
+
+    @property
+    def environ(self) -> Mapping[str, str]:
+        """Where registry tokens are read from."""
+
+    @property
+    def detector(self) -> Detector | None:
+        """Hardware detection (tests pass a fixed profile)."""
+
+
+def context_for(loaded: Loaded, lock: Lockfile, request: Selection) -> SyncContext:
+    """`context` with the selection a request carries."""
+    return context(
+        loaded,
+        lock,
+        profile=request.profile,
+        models=request.models,
+        environ=request.environ,
+        detector=request.detector,
+    )
+
+
+def survey(
+    ctx: SyncContext, blobs: BlobStore, *, scope: tuple[str, ...] | None, full: bool = False
+) -> tuple[Inventory, dict[str, Placement]]:
+    """The inventory of this project's targets (with what earlier syncs placed in `scope`;
+    None: every model) and the placement record it was taken against."""
+    lock = ctx.loaded.lock_path
+    record, recorded_mode = read_record(record_path(ctx.target_root, lock))
+    inventory = take_inventory(
+        blobs,
+        ctx.wanted,
+        ctx.target_root,
+        record,
+        lock=lock,
+        recorded_mode=recorded_mode,
+        scope=scope,
+        full=full,
+        registered=roots.is_registered(blobs.layout, lock, ctx.target_root),
+    )
+    return inventory, record
 
 
 def context(
