@@ -8,12 +8,13 @@ to reap), each preceded by `sync` and a pause so every run looks like a first do
 
   curl            `curl -o FILE` (no hash)                                      yardstick (b)
   curl+fsync      `curl -o FILE && sync FILE`: the same bytes made durable, as modelsync does
-  modelsync       download + SHA-256 in a worker thread + atomic rename into the store
+  modelsync       `modelsync sync --frozen` of a lock pinning the file: download + SHA-256 in
+                  a worker thread + rename into a fresh store + hardlink into the project
   hf              `hf_hub_download` (checks only the size)                      yardstick (f)
   hf+sha256       `hf_hub_download`, then hashlib over the file                  yardstick (f')
   ranges×4        the reference script's 4 parallel Range parts + prefix hash (only with
                   ../shared/bench-reference present): does splitting one file pay here?
-  resume@50%      modelsync killed with SIGKILL at half, then re-run: bytes re-sent
+  resume@50%      `modelsync sync` killed with SIGKILL at half, then re-run: bytes re-sent
 
 Targets (design + issue): 2 GiB ≤ 1.0× curl, ≥ 4× faster than hf+sha256, peak RSS < 100 MiB;
 200 MiB ≤ 1.2× curl; resume re-sends ≤ 52 % of the file.
@@ -141,30 +142,69 @@ def median(samples: list[Sample]) -> float:
     return statistics.median(s.seconds for s in samples)
 
 
+def make_project(name: str, endpoint: str, env: dict[str, str]) -> Path:
+    """A project whose lock pins one file of the bench repo (locked once, untimed)."""
+    project = WORK / f"project-{name}"
+    shutil.rmtree(project, ignore_errors=True)
+    project.mkdir(parents=True)
+    manifest = project / "models.toml"
+    manifest.write_text(f'[models.rand]\nsource = "hf://{REPO}"\ninclude = ["rand-{name}.bin"]\n')
+    subprocess.run(
+        [PY, "-m", "modelsync", "-q", "lock", "-m", str(manifest)],
+        check=True,
+        env={**env, "HF_ENDPOINT": endpoint},
+    )
+    return manifest
+
+
+def sync_command(manifest: Path, store: Path) -> list[str]:
+    """The timed command: what a user runs."""
+    return [
+        PY,
+        "-m",
+        "modelsync",
+        "--json",
+        "-q",
+        "sync",
+        "--frozen",
+        "-m",
+        str(manifest),
+        "--store",
+        str(store),
+    ]
+
+
+def bench_env(endpoint: str) -> dict[str, str]:
+    """No adoption from caches (every run downloads), Hub settings for the official client."""
+    return {
+        **os.environ,
+        "HF_ENDPOINT": endpoint,
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "HF_HOME": str(WORK / "hf-home"),
+        "HF_HUB_CACHE": str(WORK / "hf-cache-empty"),
+        "OLLAMA_MODELS": str(WORK / "ollama-empty"),
+    }
+
+
 def bench_size(
-    name: str, size: int, sha: str, endpoint: str, *, runs: int, pause: float
+    name: str, sha: str, endpoint: str, *, runs: int, pause: float
 ) -> dict[str, list[Sample]]:
     """All rows for one file size."""
     url = f"{endpoint}/{REPO}/resolve/main/rand-{name}.bin"
     out = WORK / "out.bin"
     store = WORK / "store"
     cache = WORK / "hf-cache"
-    env = {
-        **os.environ,
-        "HF_HUB_DISABLE_XET": "1",
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-        "HF_HOME": str(WORK / "hf-home"),
-    }
+    env = bench_env(endpoint)
+    manifest = make_project(name, endpoint, env)
+    placed = manifest.parent / "models"
     commands = {
         "start-up": ([PY, "-c", "import modelsync.fetch.download"], out),
         "curl": (["curl", "-sSf", "-o", str(out), url], out),
         # The durable yardstick: modelsync fsyncs each blob before it enters the store.
         "curl+fsync": (["sh", "-c", f"curl -sSf -o '{out}' '{url}' && sync '{out}'"], out),
-        "modelsync": (
-            [PY, str(ROOT / "benchmarks" / "fetch_driver.py"), url, str(size), sha, str(store)],
-            store,
-        ),
+        "modelsync": (sync_command(manifest, store), store),
         "hf": (
             [PY, "-c", HF_SCRIPT, REPO, f"rand-{name}.bin", str(cache), endpoint, "none"],
             cache,
@@ -179,6 +219,8 @@ def bench_size(
     rows: dict[str, list[Sample]] = {row: [] for row in commands}
     for run in range(runs + 1):  # the first round is a warm-up
         for row, (cmd, output) in commands.items():
+            if row == "modelsync":
+                settle(0, placed)
             settle(pause, output)
             sample = timed(cmd, env)
             if row == "hf+sha256" and sample.stdout.strip() != sha:
@@ -189,12 +231,14 @@ def bench_size(
     return rows
 
 
-def bench_resume(size: int, sha: str, url: str, pause: float) -> tuple[int, int]:
-    """Kill a download at half with SIGKILL; return (bytes on disk, bytes the re-run received)."""
+def bench_resume(name: str, size: int, endpoint: str, pause: float) -> tuple[int, int]:
+    """Kill a sync at half with SIGKILL; return (bytes on disk, bytes the re-run received)."""
     store = WORK / "store"
-    settle(pause, store)
-    cmd = [PY, str(ROOT / "benchmarks" / "fetch_driver.py"), url, str(size), sha, str(store)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = bench_env(endpoint)
+    manifest = make_project(name, endpoint, env)
+    settle(pause, store, manifest.parent / "models")
+    cmd = sync_command(manifest, store)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     tmp = store / "tmp"
     kept = 0
     while kept < size // 2 and proc.poll() is None:
@@ -203,8 +247,9 @@ def bench_resume(size: int, sha: str, url: str, pause: float) -> tuple[int, int]
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     kept = max((p.stat().st_size for p in tmp.glob("*.part")), default=0)
-    second = timed(cmd)
-    received = int(json.loads(second.stdout)["received"])
+    second = timed(cmd, env)
+    [report] = [e for e in map(json.loads, second.stdout.splitlines()) if e["event"] == "report"]
+    received = int(report["bytes_fetched"])
     settle(0, store)
     return kept, received
 
@@ -235,9 +280,7 @@ def main() -> None:
         print("|---|---|---|---|---|")
         verdicts = []
         for name in args.sizes.split(","):
-            rows = bench_size(
-                name, SIZES[name], shas[name], endpoint, runs=args.runs, pause=args.settle
-            )
+            rows = bench_size(name, shas[name], endpoint, runs=args.runs, pause=args.settle)
             for row, samples in rows.items():
                 lo, hi = min(s.seconds for s in samples), max(s.seconds for s in samples)
                 rss = max(s.max_rss_kib for s in samples) / 1024
@@ -266,8 +309,7 @@ def main() -> None:
             )
             verdicts.append(verdict(f"{name}: modelsync peak RSS MiB", rss, "< 100", rss < 100))
         big = max(args.sizes.split(","), key=lambda n: SIZES[n])
-        big_url = f"{endpoint}/{REPO}/resolve/main/rand-{big}.bin"
-        kept, received = bench_resume(SIZES[big], shas[big], big_url, args.settle)
+        kept, received = bench_resume(big, SIZES[big], endpoint, args.settle)
         share = received / SIZES[big]
         print(f"| {big} | resume@50% | kept {kept} B | re-sent {received} B | {share:.1%} |")
         verdicts.append(verdict(f"{big}: resume re-sent share", share, "≤ 0.52", share <= 0.52))

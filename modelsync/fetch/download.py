@@ -64,6 +64,9 @@ class Fetcher:
     progress: ProgressSink = field(default_factory=NoProgress)
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     rand: Callable[[], float] = random.random
+    fsync: bool = True
+    """Wait for each blob to reach the disk; False where the state cache tracks pending blobs
+    (fsync measured 0.9 GiB/s here: 40% of a 2 GiB download's wall time)."""
 
 
 class _Transient(Exception):  # noqa: N818 - internal signal, never leaves this module
@@ -94,7 +97,7 @@ async def fetch_blob(fetcher: Fetcher, item: FetchItem) -> FetchResult:
         resumed_from = await transfer.resume()
         fetcher.progress.start(item.label, item.size, transfer.partial.size)
         received, attempts = await transfer.run()
-        await asyncio.to_thread(transfer.partial.finish_into, blob)
+        await asyncio.to_thread(transfer.partial.finish_into, blob, fsync=fetcher.fsync)
     except BaseException:
         fetcher.progress.finish(item.label, ok=False)
         raise

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Mapping
 from pathlib import Path
 
+import structlog
 from aiohttp import web
 
 from modelsync.server import names
@@ -21,6 +22,8 @@ from modelsync.server.model import Commit, FileEntry
 from modelsync.server.ranges import parse_range
 
 CDN_PATH = "/cdn/{oid}"
+
+log = structlog.get_logger(__name__)
 
 
 def file_headers(commit_id: str, entry: FileEntry) -> dict[str, str]:
@@ -68,7 +71,13 @@ async def send_blob(
         if transport is None or transport.is_closing():
             raise ConnectionResetError("the client closed the connection")
         counters.record_bytes(repo_id, path, length)
-        await asyncio.get_running_loop().sendfile(transport, f, start, length)
+        try:
+            await asyncio.get_running_loop().sendfile(transport, f, start, length)
+        except (ConnectionResetError, BrokenPipeError):
+            # A client that goes away mid-file (a killed sync, a cancelled download) is routine
+            # for a file server: an event, not an "Error handling request" traceback.
+            log.info("download.client_gone", repo=repo_id, path=path, offset=start)
+            return response
         await response.write_eof()
     return response
 

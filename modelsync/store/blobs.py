@@ -22,7 +22,7 @@ import structlog
 from modelsync.atomic import fsync_dir
 from modelsync.digest import CHUNK, sha256_file
 from modelsync.store.layout import StoreLayout
-from modelsync.store.state import StateCache
+from modelsync.store.state import StateCache, fsync_path
 
 log = structlog.get_logger(__name__)
 
@@ -65,15 +65,20 @@ class BlobStore:
         path = self.path(sha256)
         actual = sha256_file(path)
         if actual == sha256:
-            self.state.record(path, st, sha256)
+            # Within one boot these bytes may have come from the page cache: on disk only
+            # once fsynced (the next lookup does that, or now where boots are not tracked).
+            if not self.state.defers_fsync:
+                fsync_path(path)
+            self.state.record(path, st, sha256, on_disk=not self.state.defers_fsync)
         else:
             self.state.forget(path)
         return actual
 
-    def remember(self, sha256: str) -> None:
-        """Record a blob that was just verified (downloaded or adopted) in the stat cache."""
+    def remember(self, sha256: str, *, on_disk: bool = False) -> None:
+        """Record a blob that was just verified (downloaded or adopted) in the stat cache;
+        `on_disk` when it was fsynced, else it is settled on a later look (state.py)."""
         path = self.path(sha256)
-        self.state.record(path, path.stat(), sha256)
+        self.state.record(path, path.stat(), sha256, on_disk=on_disk)
 
     def remove(self, sha256: str) -> None:
         """Delete a blob (a bad one before it is fetched again, or one gc frees)."""
@@ -117,7 +122,7 @@ class BlobStore:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
-        self.remember(sha256)
+        self.remember(sha256, on_disk=how == "copy")  # the copy was fsynced; a link may not be
         return Adopted(sha256, source, how)
 
 

@@ -83,13 +83,19 @@ class Partial:
         else:
             meta.write_text(json.dumps({"etag": etag}))
 
-    def finish_into(self, blob: Path) -> None:
-        """fsync, make read-only, rename into place: the blob appears whole or not at all."""
-        os.fsync(self.fd)
+    def finish_into(self, blob: Path, *, fsync: bool = True) -> None:
+        """Make read-only and rename into place: the blob appears whole or not at all.
+
+        `fsync=False` leaves the bytes to the kernel's writeback; the caller then records the
+        blob as pending in the state cache, which re-verifies it after a crash (state.py).
+        """
+        if fsync:
+            os.fsync(self.fd)
         os.fchmod(self.fd, 0o444)
         blob.parent.mkdir(parents=True, exist_ok=True)
         self.path.replace(blob)
-        fsync_dir(blob.parent)
+        if fsync:
+            fsync_dir(blob.parent)
         self.path.with_name(self.path.name + _META_SUFFIX).unlink(missing_ok=True)
 
     def close(self) -> None:

@@ -264,6 +264,7 @@ async def _download(
                 credentials=Credentials(dict(options.tokens)),
                 policy=options.retry,
                 progress=sink,
+                fsync=not blobs.state.defers_fsync,
             )
             gate = asyncio.Semaphore(max(options.jobs, 1))
 
@@ -275,7 +276,7 @@ async def _download(
             outcomes = await asyncio.gather(*(one(s) for s in steps), return_exceptions=True)
     for step, outcome in zip(steps, outcomes, strict=True):
         if isinstance(outcome, FetchResult):
-            blobs.remember(step.sha256)
+            blobs.remember(step.sha256, on_disk=not blobs.state.defers_fsync)
             results.append(outcome)
         elif isinstance(outcome, ModelsyncError):
             failures.add(outcome)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -121,3 +122,40 @@ def test_state_cache_trusts_only_an_unchanged_stat(tmp_path: Path) -> None:
         state.record(path, path.stat(), "b" * 64)
         state.forget(path)
         assert state.lookup(path, path.stat()) is None
+
+
+def test_pending_records_are_trusted_only_in_their_boot(tmp_path: Path) -> None:
+    """A record made without fsync is trusted (and settled) in its boot, ignored in another;
+    a settled record is trusted in any boot."""
+    path = tmp_path / "blob"
+    path.write_bytes(b"abc")
+    db = tmp_path / "state.db"
+    with open_state(db, boot="boot-1") as state:
+        assert state.defers_fsync
+        state.record(path, path.stat(), "a" * 64, on_disk=False)
+    with open_state(db, boot="boot-2") as state:
+        assert state.lookup(path, path.stat()) is None  # a reboot: hash it again
+    with open_state(db, boot="boot-1") as state:
+        assert state.lookup(path, path.stat()) == "a" * 64  # fsynced and settled here
+    with open_state(db, boot="boot-2") as state:
+        assert state.lookup(path, path.stat()) == "a" * 64
+
+
+def test_a_state_db_from_before_boot_tracking_is_upgraded(tmp_path: Path) -> None:
+    """An older state.db without the boot column gains it, and its records stay trusted."""
+    path = tmp_path / "blob"
+    path.write_bytes(b"abc")
+    st = path.stat()
+    db = tmp_path / "state.db"
+    with sqlite3.connect(db) as old:
+        old.execute(
+            "CREATE TABLE verified (path TEXT PRIMARY KEY, size INTEGER NOT NULL, "
+            "mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, sha256 TEXT NOT NULL)"
+        )
+        old.execute(
+            "INSERT INTO verified VALUES (?, ?, ?, ?, ?)",
+            (str(path), st.st_size, st.st_mtime_ns, st.st_ino, "b" * 64),
+        )
+    old.close()
+    with open_state(db, boot="boot-9") as state:
+        assert state.lookup(path, st) == "b" * 64

@@ -9,6 +9,7 @@ import hashlib
 import os
 import random
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from modelsync.ops.verify import VerifyRequest, verify_project
 from modelsync.server.runner import ServerHandle
 from modelsync.store import roots
 from modelsync.store.layout import StoreLayout
+from modelsync.store.state import current_boot_id
 from modelsync.sync.model import LinkMode
 from modelsync.sync.placed import record_path
 from tests.fixtures.hub import HubRepoFactory, HubTokens
@@ -140,6 +142,41 @@ def test_no_change_sync_reads_no_content(tmp_path: Path, store: Path, env: dict[
     assert [b.sha256 for b in repaired.plan.bad_blobs] == [sha(WEIGHTS)]
     assert (tmp_path / "p" / "models" / "a" / "weights.bin").read_bytes() == WEIGHTS
     verify_project(VerifyRequest(manifest=manifest, store=store, environ=env, full=True))
+
+
+def _boots(store: Path) -> dict[str, str | None]:
+    with sqlite3.connect(StoreLayout(store).state_path) as db:
+        return {Path(p).name: b for p, b in db.execute("SELECT path, boot FROM verified")}
+
+
+@pytest.mark.usefixtures("repos")
+def test_downloads_skip_fsync_and_are_reverified_after_a_reboot(
+    tmp_path: Path, store: Path, env: dict[str, str]
+) -> None:
+    """A fresh blob is recorded as pending for this boot (no fsync wait); the next look settles
+    it; after a reboot a still-pending blob is hashed again, so bytes lost in a crash are
+    caught by the default verify."""
+    manifest = write_manifest(tmp_path / "p", {"a": "org/a"})
+    sync(manifest, store, env)
+    weights = sha(WEIGHTS)
+    this_boot = current_boot_id()
+    assert this_boot is not None
+    assert _boots(store)[weights] == this_boot  # pending: only in the page cache for sure
+    verify_project(VerifyRequest(manifest=manifest, store=store, environ=env))
+    assert _boots(store)[weights] is None  # fsynced on that look, now known to be on disk
+    # Pretend the record was made in an earlier boot that ended before writeback, which left
+    # other bytes on disk under an unchanged stat.
+    with sqlite3.connect(StoreLayout(store).state_path) as db:
+        db.execute("UPDATE verified SET boot = 'an-earlier-boot'")
+    blob = StoreLayout(store).blob_path(weights)
+    st = blob.stat()
+    blob.chmod(0o644)
+    with blob.open("r+b") as handle:
+        handle.write(b"\0" * 4096)
+    os.utime(blob, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with pytest.raises(IntegrityError) as caught:
+        verify_project(VerifyRequest(manifest=manifest, store=store, environ=env))
+    assert f"{blob}: expected 300000 bytes, sha256 {weights}" in caught.value.message
 
 
 @pytest.mark.usefixtures("repos")
