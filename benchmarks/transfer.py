@@ -153,6 +153,7 @@ def make_project(name: str, endpoint: str, env: dict[str, str]) -> Path:
         [PY, "-m", "modelsync", "-q", "lock", "-m", str(manifest)],
         check=True,
         env={**env, "HF_ENDPOINT": endpoint},
+        stdout=subprocess.DEVNULL,
     )
     return manifest
 
