@@ -33,4 +33,5 @@ pytest_plugins = [
     "tests.fixtures.hub",
     "tests.fixtures.models",
     "tests.fixtures.cli",
+    "tests.fixtures.projects",
 ]

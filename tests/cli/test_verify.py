@@ -8,27 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from modelsync.server.runner import ServerHandle
 from tests.fixtures.cli import CliRunner
-from tests.fixtures.hub import HubRepoFactory
+from tests.fixtures.projects import TINY_WEIGHTS
 
-WEIGHTS = b"w" * 5000
+WEIGHTS = TINY_WEIGHTS
 DIGEST = hashlib.sha256(WEIGHTS).hexdigest()
 
 
 @pytest.fixture
-def env(
-    hub: ServerHandle, hub_repo: HubRepoFactory, tmp_path: Path, cli_env: dict[str, str]
-) -> dict[str, str]:
-    """A project on the local hub with one model, `tiny`, in the test's tmp dir."""
-    assert cli_env
-    hub_repo("org/tiny", {"weights.bin": WEIGHTS, "config.json": "{}"})
-    Path("models.toml").write_text('[models.tiny]\nsource = "hf://org/tiny"\ninclude = ["*"]\n')
-    return {
-        "HF_ENDPOINT": hub.endpoint,
-        "HF_HUB_CACHE": str(tmp_path / "no-hf"),
-        "OLLAMA_MODELS": str(tmp_path / "no-ollama"),
-    }
+def env(tiny_project: dict[str, str]) -> dict[str, str]:
+    """The tiny project's environment (tests/fixtures/projects.py)."""
+    return tiny_project
 
 
 def test_verify_without_a_lock_exits_2(run_cli: CliRunner, env: dict[str, str]) -> None:
