@@ -1,10 +1,12 @@
-"""Content digests: SHA-256 names every blob; git's blob SHA-1 is the Hub's id of small files."""
+"""Content digests: SHA-256 names every blob, read through page-aligned buffers."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import mmap
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -25,25 +27,22 @@ def is_commit_id(value: str) -> bool:
     return _SHA1_HEX.fullmatch(value) is not None
 
 
-def sha256_file(path: Path, *, chunk: int = CHUNK) -> str:
-    """Hex SHA-256 of a file, read in page-aligned chunks (never the whole file at once)."""
-    digest = hashlib.sha256()
-    buffer = mmap.mmap(-1, chunk)
+@contextlib.contextmanager
+def aligned_buffer(size: int = CHUNK) -> Iterator[memoryview]:
+    """A reusable page-aligned read buffer; slices of it must not outlive the block."""
+    buffer = mmap.mmap(-1, size)
     view = memoryview(buffer)
     try:
-        with path.open("rb", buffering=0) as handle:
-            while True:
-                n = handle.readinto(view)
-                if not n:
-                    break
-                digest.update(view[:n])
+        yield view
     finally:
         view.release()
         buffer.close()
+
+
+def sha256_file(path: Path, *, chunk: int = CHUNK) -> str:
+    """Hex SHA-256 of a file, read in page-aligned chunks (never the whole file at once)."""
+    digest = hashlib.sha256()
+    with aligned_buffer(chunk) as view, path.open("rb", buffering=0) as handle:
+        while n := handle.readinto(view):
+            digest.update(view[:n])
     return digest.hexdigest()
-
-
-def git_blob_sha1(data: bytes) -> str:
-    """Git's object id of a blob: sha1(b"blob <len>\\0" + data); the Hub's ETag of small files."""
-    header = b"blob %d\x00" % len(data)
-    return hashlib.sha1(header + data, usedforsecurity=False).hexdigest()

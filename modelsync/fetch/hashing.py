@@ -7,11 +7,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import hashlib
-import mmap
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-from modelsync.digest import CHUNK
+from modelsync.digest import CHUNK, aligned_buffer
 
 # Chunks in flight to the hashing thread; bounds memory (DEPTH × 1 MiB) and keeps order.
 DEPTH = 4
@@ -59,10 +58,7 @@ class StreamHasher:
 
 
 def _hash_fd_prefix(sha: hashlib._Hash, fd: int, length: int) -> None:
-    # Page-aligned buffer: readinto a page+16 buffer copied 5x slower on some hosts (baselines.md).
-    buffer = mmap.mmap(-1, CHUNK)
-    view = memoryview(buffer)
-    try:
+    with aligned_buffer() as view:
         offset = 0
         while offset < length:
             n = os.preadv(fd, [view[: min(CHUNK, length - offset)]], offset)
@@ -70,6 +66,3 @@ def _hash_fd_prefix(sha: hashlib._Hash, fd: int, length: int) -> None:
                 raise OSError(f"partial file shorter than {length} bytes")
             sha.update(view[:n])
             offset += n
-    finally:
-        view.release()
-        buffer.close()

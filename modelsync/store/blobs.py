@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import mmap
 import os
 import secrets
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from pathlib import Path
 import structlog
 
 from modelsync.atomic import fsync_dir
-from modelsync.digest import CHUNK, sha256_file
+from modelsync.digest import aligned_buffer, sha256_file
 from modelsync.store.layout import StoreLayout
 from modelsync.store.state import StateCache, fsync_path
 
@@ -129,20 +128,15 @@ class BlobStore:
 def _copy_hashing(source: Path, dest: Path) -> str:
     """Copy with one read of the source, hashing as it goes; fsync before returning."""
     digest = hashlib.sha256()
-    buffer = mmap.mmap(-1, CHUNK)
-    view = memoryview(buffer)
-    try:
-        with source.open("rb", buffering=0) as src, dest.open("xb", buffering=0) as dst:
-            while True:
-                n = src.readinto(view)
-                if not n:
-                    break
-                digest.update(view[:n])
-                rest = view[:n]
-                while rest:
-                    rest = rest[dst.write(rest) or 0 :]
-            os.fsync(dst.fileno())
-    finally:
-        view.release()
-        buffer.close()
+    with (
+        aligned_buffer() as view,
+        source.open("rb", buffering=0) as src,
+        dest.open("xb", buffering=0) as dst,
+    ):
+        while n := src.readinto(view):
+            digest.update(view[:n])
+            written = 0
+            while written < n:
+                written += dst.write(view[written:n]) or 0
+        os.fsync(dst.fileno())
     return digest.hexdigest()

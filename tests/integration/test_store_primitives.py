@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 import subprocess
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from modelsync.errors import BusyError
+from modelsync.store.blobs import BlobStore
+from modelsync.store.layout import StoreLayout
 from modelsync.store.locking import exclusive
 from modelsync.store.state import open_state
 from modelsync.sync.link import LinkMode, place, probe, refers_to
@@ -159,3 +162,29 @@ def test_a_state_db_from_before_boot_tracking_is_upgraded(tmp_path: Path) -> Non
     old.close()
     with open_state(db, boot="boot-9") as state:
         assert state.lookup(path, st) == "b" * 64
+
+
+def test_adopting_across_filesystems_copies_and_verifies(tmp_path: Path) -> None:
+    """A file on another filesystem (tmpfs) cannot be hardlinked: it is copied while hashed,
+    becomes a read-only blob, and a file with other bytes is refused."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs a second filesystem at /dev/shm")
+    data = os.urandom(3 * (1 << 20) + 5)
+    digest = hashlib.sha256(data).hexdigest()
+    source = shm / f"modelsync-test-{digest[:12]}"
+    source.write_bytes(data)
+    try:
+        layout = StoreLayout(tmp_path / "store")
+        with open_state(layout.state_path) as state:
+            blobs = BlobStore(layout, state)
+            assert blobs.adopt(source, "0" * 64, len(data)) is None
+            adopted = blobs.adopt(source, digest, len(data))
+            assert adopted is not None
+            assert adopted.how == "copy"
+            blob = layout.blob_path(digest)
+            assert blob.read_bytes() == data
+            assert blob.stat().st_mode & 0o777 == 0o444
+            assert blobs.trusted(digest, blob.stat())
+    finally:
+        source.unlink()
