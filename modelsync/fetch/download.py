@@ -276,18 +276,26 @@ class _Transfer:
             self.fetcher.progress.advance(label, len(chunk))
 
 
-async def fetch_all(
+async def fetch_each(
     fetcher: Fetcher, items: Sequence[FetchItem], *, jobs: int = 4
-) -> list[FetchResult]:
-    """Fetch several files, at most `jobs` at a time; every file is tried, then the worst error
-    (integrity over remote over the rest) is raised once, naming how many failed."""
+) -> list[FetchResult | BaseException]:
+    """Fetch several files, at most `jobs` at a time; every file is tried, and each outcome
+    (a result or the exception) is returned in the order of `items`."""
     semaphore = asyncio.Semaphore(max(1, jobs))
 
     async def one(item: FetchItem) -> FetchResult:
         async with semaphore:
             return await fetch_blob(fetcher, item)
 
-    outcomes = await asyncio.gather(*(one(item) for item in items), return_exceptions=True)
+    return await asyncio.gather(*(one(item) for item in items), return_exceptions=True)
+
+
+async def fetch_all(
+    fetcher: Fetcher, items: Sequence[FetchItem], *, jobs: int = 4
+) -> list[FetchResult]:
+    """`fetch_each`, then the worst error (integrity over remote over the rest) is raised once,
+    naming how many failed."""
+    outcomes = await fetch_each(fetcher, items, jobs=jobs)
     results: list[FetchResult] = []
     errors: list[ModelsyncError] = []
     for outcome in outcomes:

@@ -10,7 +10,6 @@ done is done, the worst is raised once (integrity > remote > disk/permission > c
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import time
@@ -251,7 +250,7 @@ async def _download(
     needed = sum(s.size for s in steps)
     check_free_space(needed=needed, free=free_bytes(blobs.layout.root), where=blobs.layout.root)
     # Imported here so that a sync with nothing to download never loads aiohttp.
-    from modelsync.fetch.download import Fetcher, FetchItem, FetchResult, fetch_blob  # noqa: PLC0415
+    from modelsync.fetch.download import Fetcher, FetchItem, FetchResult, fetch_each  # noqa: PLC0415
     from modelsync.fetch.session import Credentials, create_session  # noqa: PLC0415
 
     started = time.monotonic()
@@ -266,14 +265,8 @@ async def _download(
                 progress=sink,
                 fsync=not blobs.state.defers_fsync,
             )
-            gate = asyncio.Semaphore(max(options.jobs, 1))
-
-            async def one(step: FetchStep) -> FetchResult:
-                async with gate:
-                    item = FetchItem(step.url, step.size, step.sha256, step.label)
-                    return await fetch_blob(fetcher, item)
-
-            outcomes = await asyncio.gather(*(one(s) for s in steps), return_exceptions=True)
+            items = [FetchItem(s.url, s.size, s.sha256, s.label) for s in steps]
+            outcomes = await fetch_each(fetcher, items, jobs=options.jobs)
     for step, outcome in zip(steps, outcomes, strict=True):
         if isinstance(outcome, FetchResult):
             blobs.remember(step.sha256, on_disk=not blobs.state.defers_fsync)
