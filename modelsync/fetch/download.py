@@ -19,10 +19,11 @@ import aiohttp
 import structlog
 
 from modelsync.errors import AuthError, IntegrityError, ModelsyncError, RemoteError
+from modelsync.fetch.body import BodyCut, BodySink, BodyTooLong, receive
 from modelsync.fetch.hashing import StreamHasher
 from modelsync.fetch.progress import NoProgress, ProgressSink
 from modelsync.fetch.retry import RETRYABLE_STATUS, RetryPolicy, retry_after_seconds
-from modelsync.fetch.session import READ_CHUNK, Credentials
+from modelsync.fetch.session import Credentials
 from modelsync.log import redact_url
 from modelsync.store.layout import StoreLayout
 from modelsync.store.partial import Partial, claim_partial
@@ -217,7 +218,7 @@ class _Transfer:
             async with self.fetcher.session.get(self.item.url, headers=headers) as response:
                 await self.check_status(response)
                 await self.stream_body(response)
-        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
+        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, BodyCut) as exc:
             raise _Transient(f"connection dropped after {partial.size} bytes") from exc
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
             raise _Transient(f"{type(exc).__name__} after {partial.size} bytes") from exc
@@ -267,13 +268,21 @@ class _Transfer:
             raise _Mismatch(f"(size {total} instead of {self.item.size})")
 
     async def stream_body(self, response: aiohttp.ClientResponse) -> None:
-        partial, size, label = self.partial, self.item.size, self.item.label
-        async for chunk in response.content.iter_chunked(READ_CHUNK):
-            if partial.size + len(chunk) > size:
-                raise _Mismatch(f"(more than the pinned {size} bytes)")
-            partial.write(chunk)
-            await self.hasher.update(chunk)
-            self.fetcher.progress.advance(label, len(chunk))
+        size, label, progress = self.item.size, self.item.label, self.fetcher.progress
+        sink = BodySink(
+            self.partial,
+            self.hasher,
+            limit=size - self.partial.size,
+            on_bytes=lambda n: progress.advance(label, n),
+        )
+        try:
+            way = await receive(response, sink, read_timeout=self.fetcher.session.timeout.sock_read)
+            log.debug("fetch_body", file=label, way=way, bytes=self.partial.size)
+        except BodyTooLong:
+            raise _Mismatch(f"(more than the pinned {size} bytes)") from None
+        finally:
+            await self.hasher.drain()  # the hashing thread lets go of the slots
+            sink.close()
 
 
 async def fetch_each(
