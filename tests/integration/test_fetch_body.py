@@ -58,7 +58,11 @@ def fetch_body(
         gate = threading.Event()
         if stall_hashing:
             # Hold the hashing thread, so every slot fills and receiving must pause and resume.
-            hasher.submit(b"", lambda: None if gate.wait() else None)
+
+            def hold() -> None:
+                gate.wait()
+
+            hasher.submit(b"", hold)
             asyncio.get_running_loop().call_later(stall_hashing, gate.set)
         sink = BodySink(partial, hasher, limit=limit, on_bytes=lambda _n: None)
         way: str | None = None
