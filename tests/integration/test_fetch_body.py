@@ -18,7 +18,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from modelsync.digest import CHUNK
-from modelsync.fetch.body import SLOTS, BodyCut, BodySink, BodyTooLong, receive
+from modelsync.fetch.body import DIRECT_MIN, SLOTS, BodyCut, BodySink, BodyTooLong, receive
 from modelsync.fetch.hashing import StreamHasher
 from modelsync.fetch.session import Timeouts, create_session
 from modelsync.store.layout import StoreLayout
@@ -139,6 +139,17 @@ def test_receiving_pauses_while_the_hashing_thread_holds_every_slot(
     assert outcome.digest == sha(data)
 
 
+def test_small_body_keeps_aiohttps_stream_and_connection(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    data = os.urandom(DIRECT_MIN // 2)
+    httpserver.expect_request("/f").respond_with_data(data)
+    outcome = fetch_body(tmp_path, httpserver.url_for("/f"), limit=len(data))
+    assert (outcome.way, outcome.error) == ("stream", None)
+    assert outcome.kept == data
+    assert outcome.digest == sha(data)
+
+
 def test_chunked_body_goes_through_the_stream(httpserver: HTTPServer, tmp_path: Path) -> None:
     data = os.urandom(3 * CHUNK + 99)
 
@@ -188,7 +199,7 @@ def _cut_after(data: bytes, keep: int, *, stall: float = 0.0) -> Response:
 
 
 def test_bytes_before_a_dropped_connection_are_kept(httpserver: HTTPServer, tmp_path: Path) -> None:
-    data = os.urandom(4 * CHUNK)
+    data = os.urandom(2 * DIRECT_MIN)
     keep = 2 * CHUNK + 5000  # ends inside a slot: the partly filled slot must be kept too
     httpserver.expect_request("/f").respond_with_handler(lambda _r: _cut_after(data, keep))
     outcome = fetch_body(tmp_path, httpserver.url_for("/f"), limit=len(data))
@@ -200,7 +211,7 @@ def test_bytes_before_a_dropped_connection_are_kept(httpserver: HTTPServer, tmp_
 def test_silence_past_the_read_timeout_fails_and_keeps_the_bytes(
     httpserver: HTTPServer, tmp_path: Path
 ) -> None:
-    data = os.urandom(2 * CHUNK)
+    data = os.urandom(2 * DIRECT_MIN)
     keep = CHUNK + 17
     httpserver.expect_request("/f").respond_with_handler(
         lambda _r: _cut_after(data, keep, stall=2.0)

@@ -23,7 +23,9 @@ from modelsync.fetch.session import Credentials, Timeouts, create_session
 from modelsync.store.layout import StoreLayout
 
 TOKEN = "hf_fetchtesttokenabcdefghijklmnop"
-SIZE = 3 * (1 << 20) + 4321  # a few chunks, not a multiple of the chunk size
+# Over fetch.body.DIRECT_MIN, so these faults meet the direct socket path (test_fetch_body covers
+# the stream path too); not a multiple of the chunk size.
+SIZE = 9 * (1 << 20) + 4321
 
 Fault = Callable[[Request, bytes, int], Response] | None
 
