@@ -281,7 +281,7 @@ class _Transfer:
         except BodyTooLong:
             raise _Mismatch(f"(more than the pinned {size} bytes)") from None
         finally:
-            await self.hasher.drain()  # the hashing thread lets go of the slots
+            await sink.settle()  # the partial holds every received byte; the slots are free
             sink.close()
 
 

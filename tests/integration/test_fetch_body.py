@@ -77,6 +77,7 @@ def fetch_body(
             error = exc
         finally:
             gate.set()
+            await sink.settle()
             digest = await hasher.hexdigest()
             sink.close()
             hasher.close()
