@@ -6,10 +6,14 @@ Serves seeded random files from `modelsync serve` on 127.0.0.1 and times whole p
 to reap), each preceded by `sync` and a pause so every run looks like a first download
 (notes/baselines.md, "Comparing fairly"). Rows:
 
+  start-up        `python -c "import modelsync.fetch.download"`: the interpreter and the
+                  engine's imports, which every CLI run pays before its first byte
   curl            `curl -o FILE` (no hash)                                      yardstick (b)
-  curl+fsync      `curl -o FILE && sync FILE`: the same bytes made durable, as modelsync does
-  modelsync       `modelsync sync --frozen` of a lock pinning the file: download + SHA-256 in
-                  a worker thread + rename into a fresh store + hardlink into the project
+  curl+fsync      `curl -o FILE && sync FILE`: the same bytes made durable (modelsync records
+                  an unsynced blob as pending instead and re-hashes it after a reboot)
+  modelsync       `modelsync sync --frozen` of a lock pinning the file: download (read into
+                  reused buffers) + SHA-256 in a worker thread + rename into a fresh store +
+                  hardlink into the project
   hf              `hf_hub_download` (checks only the size)                      yardstick (f)
   hf+sha256       `hf_hub_download`, then hashlib over the file                  yardstick (f')
   ranges×4        the reference script's 4 parallel Range parts + prefix hash (only with
