@@ -16,8 +16,10 @@ to reap), each preceded by `sync` and a pause so every run looks like a first do
                   hardlink into the project
   hf              `hf_hub_download` (checks only the size)                      yardstick (f)
   hf+sha256       `hf_hub_download`, then hashlib over the file                  yardstick (f')
-  ranges×4        the reference script's 4 parallel Range parts + prefix hash (only with
-                  ../shared/bench-reference present): does splitting one file pay here?
+  reference (d)   the reference downloader of notes/baselines.md (aiohttp, hash in a thread;
+                  only with ../shared/bench-reference present): this machine against that one
+  ranges×4        the reference script's 4 parallel Range parts + prefix hash (same
+                  condition): does splitting one file pay here?
   resume@50%      `modelsync sync` killed with SIGKILL at half, then re-run: bytes re-sent
 
 Targets (design + issue): 2 GiB ≤ 1.0× curl, ≥ 4× faster than hf+sha256, peak RSS < 100 MiB;
@@ -108,6 +110,12 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> Sample:
     if proc.returncode != 0:
         raise SystemExit(f"benchmark: {cmd[:3]} failed ({proc.returncode}): {proc.stderr[-500:]}")
     return Sample(seconds, int(rss_file.read_text().split()[-1]), proc.stdout)
+
+
+def warm(url: str) -> None:
+    """Fetch the file once to /dev/null, untimed: this VM's free-memory reclaim (kdamond) evicts
+    page cache between runs, and a row whose server had to read the disk would measure the disk."""
+    subprocess.run(["curl", "-sSf", "-o", os.devnull, url], check=True)
 
 
 def settle(seconds: float, *paths: Path) -> None:
@@ -207,7 +215,7 @@ def bench_size(
     commands = {
         "start-up": ([PY, "-c", "import modelsync.fetch.download"], out),
         "curl": (["curl", "-sSf", "-o", str(out), url], out),
-        # The durable yardstick: modelsync fsyncs each blob before it enters the store.
+        # The durable yardstick, for comparison with the pending-blob scheme (store/state.py).
         "curl+fsync": (["sh", "-c", f"curl -sSf -o '{out}' '{url}' && sync '{out}'"], out),
         "modelsync": (sync_command(manifest, store), store),
         "hf": (
@@ -220,6 +228,9 @@ def bench_size(
         ),
     }
     if REFERENCE.exists():
+        # Row (d) of notes/baselines.md (0.85× curl on the machine those notes were measured
+        # on): how this machine compares with that one, beside the ranges question.
+        commands["reference (d)"] = ([PY, str(REFERENCE), url, str(out), "thread"], out)
         commands["ranges×4"] = ([PY, str(REFERENCE), url, str(out), "ranges", "--parts", "4"], out)
     rows: dict[str, list[Sample]] = {row: [] for row in commands}
     for run in range(runs + 1):  # the first round is a warm-up
@@ -227,6 +238,7 @@ def bench_size(
             if row == "modelsync":
                 settle(0, placed)
             settle(pause, output)
+            warm(url)
             sample = timed(cmd, env)
             if row == "hf+sha256" and sample.stdout.strip() != sha:
                 raise SystemExit("benchmark: hf_hub_download returned other bytes")
@@ -242,6 +254,7 @@ def bench_resume(name: str, size: int, endpoint: str, pause: float) -> tuple[int
     env = bench_env(endpoint)
     manifest = make_project(name, endpoint, env)
     settle(pause, store, manifest.parent / "models")
+    warm(f"{endpoint}/{REPO}/resolve/main/rand-{name}.bin")
     cmd = sync_command(manifest, store)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     tmp = store / "tmp"
@@ -300,6 +313,9 @@ def main() -> None:
             )
             corrected = (ms - startup) / curl
             verdicts.append(f"{name}: (modelsync - start-up)/curl = {corrected:.2f}")
+            if "reference (d)" in rows:
+                reference = median(rows["reference (d)"])
+                verdicts.append(f"{name}: reference (d)/curl = {reference / curl:.2f}")
             durable = median(rows["curl+fsync"])
             verdicts.append(f"{name}: modelsync/(curl+fsync) = {ms / durable:.2f}")
             big_file = SIZES[name] >= 1 << 30
