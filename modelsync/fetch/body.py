@@ -129,9 +129,7 @@ class BodySink:
     async def feed(self, data: bytes) -> None:
         """Copy bytes in, waiting on the loop for free slots."""
         view = memoryview(data)
-        if len(view) > self.limit:
-            raise BodyTooLong(len(view))
-        while view:
+        while view:  # _copy_in refuses data past the limit before copying any of it
             while not self.take_slot():
                 await self._slot_freed_event()
             view = self._copy_in(view, block=False)
@@ -240,10 +238,7 @@ class _Receiver(asyncio.BufferedProtocol):
         self._timer = self._loop.call_later(self._timeout - idle, self._check_timeout)
 
     def _finish(self, exc: BaseException | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._sink.on_slot = None
+        self._quiet()
         if self.done.done():
             return
         if exc is None:
@@ -253,12 +248,15 @@ class _Receiver(asyncio.BufferedProtocol):
 
     def stop(self) -> None:
         """Stop the timer and the slot wake-ups (the body ended, failed or was cancelled)."""
+        self._quiet()
+        if not self.done.done():
+            self.done.cancel()
+
+    def _quiet(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         self._sink.on_slot = None
-        if not self.done.done():
-            self.done.cancel()
 
 
 async def receive(

@@ -22,9 +22,9 @@ from modelsync.store.layout import StoreLayout
 _META_SUFFIX = ".json"
 
 # Bytes per write(2). The kernel sizes new page-cache folios by the write's length, and large
-# fresh folios cost far more to fill on VMs that hand free memory back to the host: 2 GiB in
-# 1 MiB writes spent 20x the kernel copy time of 16-32 KiB writes here (`perf`, see
-# benchmarks/transfer.py).
+# fresh folios can cost far more to fill on VMs that hand free memory back to the host: in `perf`
+# on this VM, 2 GiB written 1 MiB at a time spent up to 20x the kernel copy time of 16-32 KiB
+# writes (the gap depended on the VM's memory state; 32 KiB was never worse than the others).
 WRITE_SLICE = 32 << 10
 
 
