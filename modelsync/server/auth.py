@@ -96,18 +96,27 @@ def check_visible(repo: Repo, caller: TokenInfo | None) -> None:
         raise RepoNotFoundError(repo.repo_id)
 
 
-def check_content_access(repo: Repo, caller: TokenInfo | None) -> None:
-    """Visibility, then gating: `auto` needs any valid token, `manual` an approved user."""
-    check_visible(repo, caller)
+def can_read(repo: Repo, caller: TokenInfo | None) -> bool:
+    """Visibility, then gating: `auto` needs any valid token, `manual` an owner or approved user."""
+    if not can_see(repo, caller):
+        return False
     gated = repo.settings.gated
     if gated is False:
-        return
+        return True
     if caller is None:
-        raise GatedRepoError(repo.repo_id, authenticated=False)
-    if gated == "manual" and not (
-        caller.owns(repo.namespace) or caller.user in repo.settings.approved_users
-    ):
-        raise GatedRepoError(repo.repo_id, authenticated=True)
+        return False
+    return (
+        gated == "auto"
+        or caller.owns(repo.namespace)
+        or caller.user in repo.settings.approved_users
+    )
+
+
+def check_content_access(repo: Repo, caller: TokenInfo | None) -> None:
+    """`RepoNotFoundError` unless visible, `GatedRepoError` unless `can_read`."""
+    check_visible(repo, caller)
+    if not can_read(repo, caller):
+        raise GatedRepoError(repo.repo_id, authenticated=caller is not None)
 
 
 def check_write(namespace: str, caller: TokenInfo | None) -> TokenInfo:

@@ -1,42 +1,32 @@
 """The server's state on disk: repositories and commits as JSON under `<root>/.hub/repos`.
 
 Each write is temp + fsync + rename, so a crash leaves the old or the new file, never a torn one.
-Commits are immutable and written once; `repo.json` holds settings and refs.
+Commits are immutable and written once; `repo.json` holds settings and refs; `lfs-uploads/`
+names the LFS objects uploaded to the repository (see `RepoStore.lfs_usable`).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from modelsync import atomic
+from modelsync.digest import is_sha256
 from modelsync.errors import ModelsyncError
 from modelsync.server.model import Commit, FileEntry, Repo, RepoSettings
 
 FORMAT = 1
+UPLOADS = "lfs-uploads"
+"""Per repository: one empty file per LFS object uploaded to it, so ownership outlives a restart."""
 
 
 def write_json_atomic(path: Path, data: object) -> None:
     """Write JSON to `path` through a fsynced temp file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with temp.open("x", encoding="utf-8") as f:
-            json.dump(data, f, ensure_ascii=False, sort_keys=True, indent=1)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        temp.replace(path)
-    finally:
-        temp.unlink(missing_ok=True)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    text = json.dumps(data, ensure_ascii=False, sort_keys=True, indent=1)
+    atomic.write_text(path, text + "\n")
 
 
 def read_json(path: Path) -> Any:
@@ -53,6 +43,18 @@ def read_json(path: Path) -> Any:
 def repo_dir(state_dir: Path, repo_id: str) -> Path:
     """The state folder of one repository."""
     return state_dir / "repos" / repo_id
+
+
+def write_upload_mark(state_dir: Path, repo_id: str, sha256: str) -> None:
+    """Record that an LFS object was uploaded to a repository (an empty file named by digest)."""
+    atomic.write_bytes(repo_dir(state_dir, repo_id) / UPLOADS / sha256, b"")
+
+
+def read_upload_marks(state_dir: Path, repo_id: str) -> Iterator[str]:
+    """The digests of the LFS objects uploaded to a repository (temp files skipped)."""
+    folder = repo_dir(state_dir, repo_id) / UPLOADS
+    if folder.is_dir():
+        yield from (p.name for p in sorted(folder.iterdir()) if is_sha256(p.name))
 
 
 def repo_to_json(repo: Repo) -> dict[str, object]:

@@ -66,6 +66,10 @@ class RepoStore:
         self._repos: dict[str, Repo] = {}
         self._commits: dict[str, dict[str, Commit]] = {}
         self._git_sha1: dict[str, str] = {}
+        self._uploaded_to: dict[str, set[str]] = {}
+        """LFS object → the repositories it was uploaded to (persisted as upload marks)."""
+        self._held_by: dict[str, set[str]] = {}
+        """Content → the repositories whose commits hold it (imports count: they are commits)."""
         self.folders = RepoFolders(root, self.blobs, self.remember)
         self._folder_lock = threading.Lock()
         self._folder_trees: dict[str, Mapping[str, FileEntry]] = {}
@@ -136,6 +140,30 @@ class RepoStore:
         """Note the git blob id of stored content (e.g. an LFS upload) to spare re-reading it."""
         with self._lock:
             self._git_sha1[hashed.sha256] = hashed.git_sha1
+
+    def lfs_usable(self, repo_id: str, sha256: str) -> bool:
+        """Whether content may be committed to the repository by digest alone.
+
+        Only content uploaded to this repository or held by one of its commits: a digest is no
+        secret (tree listings show it), so knowing one must never give access to the bytes.
+        """
+        with self._lock:
+            return repo_id in self._uploaded_to.get(sha256, ()) or repo_id in self._held_by.get(
+                sha256, ()
+            )
+
+    def lfs_holders(self, sha256: str) -> list[Repo]:
+        """The repositories whose commits hold the content (pending uploads do not count)."""
+        with self._lock:
+            return [self._repos[r] for r in sorted(self._held_by.get(sha256, ()))]
+
+    def record_upload(self, repo_id: str, sha256: str) -> None:
+        """Note that the bytes of a stored LFS object were uploaded to the repository."""
+        with self._lock:
+            if repo_id in self._uploaded_to.get(sha256, ()):
+                return
+            persist.write_upload_mark(self.state_dir, repo_id, sha256)
+            self._uploaded_to.setdefault(sha256, set()).add(repo_id)
 
     def blob_path(self, sha256: str) -> Path:
         """Where the bytes of a blob are (for serving)."""
@@ -385,11 +413,16 @@ class RepoStore:
             persist.commit_to_json(commit),
         )
         self._commits[repo_id][commit.id] = commit
+        self._hold(repo_id, commit)
         self.counters.record_event(
             Event("commit.created", repo_id, {"commit": commit.id, "files": len(commit.files)})
         )
         log.info("commit.created", repo=repo_id, commit=commit.id, files=len(commit.files))
         return commit
+
+    def _hold(self, repo_id: str, commit: Commit) -> None:
+        for entry in commit.files.values():
+            self._held_by.setdefault(entry.sha256, set()).add(repo_id)
 
     def _noop(self, repo_id: str, head: Commit, title: str) -> None:
         self.counters.record_event(Event("commit.noop", repo_id, {"commit": head.id}))
@@ -435,5 +468,8 @@ class RepoStore:
                 self._folder_trees[repo.repo_id] = commits[main].files
             for commit in commits.values():
                 self._git_sha1.update((e.sha256, e.git_sha1) for e in commit.files.values())
+                self._hold(repo.repo_id, commit)
+            for sha256 in persist.read_upload_marks(self.state_dir, repo.repo_id):
+                self._uploaded_to.setdefault(sha256, set()).add(repo.repo_id)
         if self._repos:
             log.info("state.loaded", repos=len(self._repos))

@@ -13,7 +13,7 @@ import structlog
 from aiohttp import web
 
 from modelsync.server import gitobj, names
-from modelsync.server.auth import TokenInfo, check_write
+from modelsync.server.auth import TokenInfo, can_read, check_write
 from modelsync.server.blobs import CHUNK, Hasher, SizeMismatchError
 from modelsync.server.context import context, visible_repo
 from modelsync.server.counters import Counters
@@ -27,6 +27,7 @@ from modelsync.server.model import (
     Operation,
     Repo,
 )
+from modelsync.server.repos import RepoStore
 from modelsync.server.responses import json_answer
 
 log = structlog.get_logger(__name__)
@@ -129,6 +130,9 @@ async def commit(request: web.Request) -> web.Response:
             header = parsed
         elif header is None:
             raise BadRequestError("commit body: the first line must be the header")
+        elif isinstance(parsed, AddBlob):  # an lfsFile line: bytes named by digest alone
+            _check_lfs_use(ctx.store, repo, writer, parsed)
+            operations.append(parsed)
         elif isinstance(parsed, AddBytes):  # store now so only one file is in memory at a time
             hashed = await asyncio.to_thread(ctx.store.blobs.put_bytes, parsed.data)
             ctx.store.remember(hashed)
@@ -155,6 +159,21 @@ async def commit(request: web.Request) -> web.Response:
             "commitUrl": f"{ctx.endpoint}/{repo.repo_id}/commit/{result.id}",
             "hookOutput": "",
         }
+    )
+
+
+def _check_lfs_use(store: RepoStore, repo: Repo, writer: TokenInfo, op: AddBlob) -> None:
+    """Refuse an LFS object neither uploaded to this repo nor held by one the writer can read.
+
+    The answer is the same whether the object is stored elsewhere or nowhere (no oracle).
+    """
+    if store.lfs_usable(repo.repo_id, op.sha256):
+        return
+    if any(can_read(holder, writer) for holder in store.lfs_holders(op.sha256)):
+        return
+    raise BadRequestError(
+        f"LFS object {op.sha256} for {op.path} was not uploaded to {repo.repo_id}: "
+        "upload it through the LFS batch API first"
     )
 
 
@@ -230,10 +249,9 @@ def _batch_object(request: web.Request, repo: Repo, item: object) -> dict[str, o
                 "message": "oid must be a sha256 and size a non-negative integer",
             },
         }
-    stored = ctx.store.blobs.size(oid)
-    if stored == size:
-        return {"oid": oid, "size": size}
-    if stored is not None:
+    if ctx.store.lfs_usable(repo.repo_id, oid):  # per repo: stored elsewhere is not stored here
+        if ctx.store.blobs.size(oid) == size:
+            return {"oid": oid, "size": size}
         return {"oid": oid, "size": size, "error": {"code": 422, "message": "size mismatch"}}
     upload_base = ctx.cdn_endpoint or ctx.endpoint
     params = {"repo": repo.repo_id, "size": str(size)}
@@ -275,10 +293,8 @@ async def lfs_upload(request: web.Request) -> web.Response:
         int(request.query["size"]),
         request.query["repo"],
     )
-    if ctx.store.blobs.size(oid) == size:
-        async for _ in request.content.iter_chunked(CHUNK):
-            pass  # already stored: drain the body so the connection stays usable
-        return web.Response(status=200)
+    # Hashed even when the blob is stored already: the upload proves the writer holds the bytes,
+    # which is what makes the object usable in this repository.
     hasher = Hasher(size)
     with ctx.store.blobs.temp_file() as (temp, temp_path):
         try:
@@ -295,6 +311,7 @@ async def lfs_upload(request: web.Request) -> web.Response:
                 f"Upload refused: the content's sha256 is {hashed.sha256}, not {oid}"
             )
         await asyncio.to_thread(ctx.store.blobs.adopt, temp, temp_path, oid)
+    await asyncio.to_thread(ctx.store.record_upload, repo_id, oid)
     ctx.store.remember(hashed)
     ctx.store.counters.record_event(Event("lfs.stored", repo_id, {"oid": oid, "size": size}))
     log.info("lfs.stored", repo=repo_id, oid=oid, size=size)
@@ -307,12 +324,17 @@ def _rejected(counters: Counters, repo_id: str, oid: str, reason: str) -> None:
 
 
 async def lfs_verify(request: web.Request) -> web.Response:
-    """`POST /{repo}.git/info/lfs/objects/verify` (Bearer): 404 unless the object is stored."""
+    """`POST /{repo}.git/info/lfs/objects/verify` (Bearer): 404 unless uploaded to this repo."""
     ctx = context(request)
-    _lfs_repo(request)
+    repo, _ = _lfs_repo(request)
     body = await _json_object(request)
     oid, size = body.get("oid"), body.get("size")
-    if not isinstance(oid, str) or not names.is_sha256(oid) or ctx.store.blobs.size(oid) != size:
+    if (
+        not isinstance(oid, str)
+        or not names.is_sha256(oid)
+        or not ctx.store.lfs_usable(repo.repo_id, oid)
+        or ctx.store.blobs.size(oid) != size
+    ):
         raise NotFoundError("Object not found")
     return json_answer({}, content_type=LFS_CONTENT_TYPE)
 
