@@ -15,6 +15,7 @@ served). Modules, top down:
                   POST /{repo}.git/info/lfs/objects/batch and /verify, PUT /lfs/upload/{oid}
       cdn         HEAD/GET /cdn/{oid} behind signed, expiring URLs
     context, responses   shared state, request helpers, JSON errors and request counting
+    bodies      untrusted JSON bodies: size and depth limits, parsed off the loop when large
     repos       RepoStore: repositories, commits, refs, folder import and write-back
     blobs, persist, counters   blob store, JSON state on disk, counters and event log
     auth        tokens file, Bearer tokens, visibility, gating, write permission

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import html
+from urllib.parse import parse_qsl
 
 from aiohttp import web
-from multidict import MultiMapping
+from multidict import MultiDict, MultiMapping
 
-from modelsync.server import info, listing, names, treeview
+from modelsync.server import bodies, info, listing, names, treeview
 from modelsync.server.auth import can_see, check_content_access, check_write
 from modelsync.server.card import CardError, parse_front_matter
 from modelsync.server.context import caller, context, next_link, visible_repo
@@ -17,26 +18,18 @@ from modelsync.server.hub_errors import (
     ConflictError,
     EntryNotFoundError,
     UnauthorizedError,
+    UnsupportedMediaTypeError,
 )
 from modelsync.server.model import Commit, Gated, iso_z
 from modelsync.server.repos import DEFAULT_BRANCH
 from modelsync.server.responses import json_answer
 
 TREE_EXPAND_PAGE_SIZE = 50
+FORM = "application/x-www-form-urlencoded"
 
 
 def _flag(query: MultiMapping[str], name: str) -> bool:
     return bool(listing.parse_bool(query.get(name), name=name))
-
-
-async def _json_body(request: web.Request) -> dict[str, object]:
-    try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequestError("The request body is not valid JSON") from exc
-    if not isinstance(body, dict):
-        raise BadRequestError("The request body must be a JSON object")
-    return body
 
 
 async def model_info(request: web.Request) -> web.Response:
@@ -115,21 +108,27 @@ async def paths_info(request: web.Request) -> web.Response:
     repo, _ = visible_repo(request)
     commit = ctx.store.head(repo.repo_id, request.match_info["rev"])
     if request.content_type == "application/json":
-        body = await _json_body(request)
+        body = await bodies.json_object(request)
         raw_paths = body.get("paths", [])
         paths = [p for p in raw_paths if isinstance(p, str)] if isinstance(raw_paths, list) else []
         expand = body.get("expand") is True
+    elif request.content_type in (FORM, "application/octet-stream"):  # the latter: none given
+        form = await bodies.off_loop(_form, await request.read())
+        paths = form.getall("paths", [])
+        expand = bool(listing.parse_bool(form.get("expand"), name="expand"))
     else:
-        form = await request.post()
-        paths = [p for p in form.getall("paths", []) if isinstance(p, str)]
-        expand = bool(listing.parse_bool(_str(form.get("expand")), name="expand"))
+        raise UnsupportedMediaTypeError(f"send 'paths' as {FORM} (or JSON)")
     items = treeview.paths_info(commit.files, paths)
     history = ctx.store.list_commits(repo.repo_id, commit.id) if expand else []
     return json_answer(_entries_json(history, items))
 
 
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+def _form(data: bytes) -> MultiDict[str]:
+    """An urlencoded form (the only form huggingface_hub sends; multipart is refused)."""
+    try:
+        return MultiDict(parse_qsl(data.decode("utf-8"), keep_blank_values=True))
+    except UnicodeDecodeError as exc:
+        raise BadRequestError("The form is not UTF-8") from exc
 
 
 async def list_refs(request: web.Request) -> web.Response:
@@ -212,7 +211,7 @@ async def create_repo(request: web.Request) -> web.Response:
     """`POST /api/repos/create`; a 409 (JSON, with `url`) if it exists."""
     ctx = context(request)
     who = caller(request)
-    body = await _json_body(request)
+    body = await bodies.json_object(request)
     name, organization = body.get("name"), body.get("organization")
     if body.get("type") not in (None, "model"):
         raise BadRequestError("Only model repositories are supported by this server")
@@ -259,7 +258,7 @@ async def update_settings(request: web.Request) -> web.Response:
     ctx = context(request)
     repo, who = visible_repo(request)
     check_write(repo.namespace, who)
-    body = await _json_body(request)
+    body = await bodies.json_object(request)
     ctx.store.set_settings(repo.repo_id, private=_visibility(body), gated=_gated(body.get("gated")))
     return json_answer({})
 
@@ -269,7 +268,7 @@ async def create_branch(request: web.Request) -> web.Response:
     ctx = context(request)
     repo, who = visible_repo(request)
     check_write(repo.namespace, who)
-    body = await _json_body(request) if request.can_read_body else {}
+    body = await bodies.json_object(request) if request.can_read_body else {}
     start = body.get("startingPoint") or DEFAULT_BRANCH
     if not isinstance(start, str):
         raise BadRequestError("'startingPoint' must be a revision")
@@ -282,7 +281,7 @@ async def create_tag(request: web.Request) -> web.Response:
     ctx = context(request)
     repo, who = visible_repo(request)
     check_write(repo.namespace, who)
-    tag = (await _json_body(request)).get("tag")
+    tag = (await bodies.json_object(request)).get("tag")
     if not isinstance(tag, str):
         raise BadRequestError("'tag' must be a string")
     ctx.store.create_tag(repo.repo_id, tag, request.match_info["rev"])
@@ -291,12 +290,12 @@ async def create_tag(request: web.Request) -> web.Response:
 
 async def validate_yaml(request: web.Request) -> web.Response:
     """`POST /api/validate-yaml`: the model card's front matter, always answered in JSON."""
-    body = await _json_body(request)
+    body = await bodies.json_object(request)
     content = body.get("content")
     if not isinstance(content, str):
         raise BadRequestError("'content' must be a string")
     try:
-        parse_front_matter(content)
+        await asyncio.to_thread(parse_front_matter, content)  # YAML is slow: never on the loop
     except CardError as exc:
         return json_answer(
             {"error": str(exc), "errors": [{"message": str(exc)}], "warnings": []}, status=400

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from modelsync.server import names
+from modelsync import digest
 from modelsync.server.context import context
 from modelsync.server.hub_errors import ForbiddenError, NotFoundError
 from modelsync.server.resolve import CDN_PATH, send_blob
@@ -20,7 +20,7 @@ async def cdn_file(request: web.Request) -> web.StreamResponse:
     if not ctx.signature_ok(request):
         raise ForbiddenError("Invalid or expired signature")
     oid = request.match_info["oid"]
-    size = ctx.store.blobs.size(oid) if names.is_sha256(oid) else None
+    size = ctx.store.blobs.size(oid) if digest.is_sha256(oid) else None
     if size is None:
         raise NotFoundError("No such object")
     query = request.query

@@ -89,6 +89,13 @@ class BadRequestError(HubError):
         super().__init__(400, message)
 
 
+class UnsupportedMediaTypeError(HubError):
+    """415: a body in a format the route does not read."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(415, message)
+
+
 class ConflictError(HubError):
     """409, e.g. the repository exists (the body carries its `url`)."""
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from multidict import MultiMapping
 
+from modelsync.server import names
 from modelsync.server.hub_errors import BadRequestError
 
 MAX_PAGE_SIZE = 1000
@@ -22,7 +23,7 @@ _SORT_ALIASES = {
     "trendingScore": "trendingScore",
     "trending_score": "trendingScore",
 }
-_PARAM_COUNT = re.compile(r"(\d+(?:\.\d+)?)([KMBT]?)", re.IGNORECASE)
+_PARAM_COUNT = re.compile(r"([0-9]{1,15}(?:\.[0-9]{1,15})?)([KMBT]?)", re.IGNORECASE)
 _SCALE = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "T": 10**12}
 
 
@@ -85,7 +86,9 @@ def parse_param_count(text: str) -> int:
     """A parameter count such as `6B`, `1.5b`, `270M` or `1000`."""
     match = _PARAM_COUNT.fullmatch(text.strip())
     if match is None:
-        raise BadRequestError(f"Invalid parameter count '{text}': expected e.g. 270M, 6B or 1000")
+        raise BadRequestError(
+            f"Invalid parameter count '{text[:20]}': expected e.g. 270M, 6B or 1000"
+        )
     number, unit = match.groups()
     return int(float(number) * _SCALE[unit.upper()])
 
@@ -105,18 +108,20 @@ def parse_cursor(value: str | None) -> int:
     """The offset an opaque `cursor` stands for (0 when absent)."""
     if value is None:
         return 0
-    if not value.isdigit() or len(value) > 12:
+    offset = names.small_number(value)
+    if offset is None:
         raise BadRequestError("Invalid cursor")
-    return int(value)
+    return offset
 
 
 def parse_limit(value: str | None) -> int | None:
     """A positive `limit`, `None` when absent."""
     if value is None:
         return None
-    if not value.isdigit() or int(value) == 0:
-        raise BadRequestError(f"Invalid limit '{value}': expected a positive integer")
-    return int(value)
+    limit = names.small_number(value)
+    if not limit:
+        raise BadRequestError(f"Invalid limit '{value[:20]}': expected a positive integer")
+    return limit
 
 
 def expand_values(query: MultiMapping[str]) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""What counts as a valid repository id, path in a repository, commit id and LFS oid: pure checks.
+"""What counts as a valid repository id, path, reference name and number: pure checks.
 
 Request text never reaches the filesystem: a path is only ever a key of a commit's file table, and
 these checks keep anything that could escape a directory out of the tables in the first place.
@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 
+from modelsync.digest import is_commit_id
+
 _NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?")
-COMMIT_RE = re.compile(r"[0-9a-f]{40}")
-SHA256_RE = re.compile(r"[0-9a-f]{64}")
 MAX_PATH_LENGTH = 1024
+_SMALL_NUMBER = re.compile(r"[0-9]{1,12}")
 
 RESERVED_NAMESPACES = frozenset({"api", "datasets", "spaces", "models", "lfs", "cdn"})
 """First URL segments the server routes itself, so no repository may live there."""
@@ -47,16 +48,15 @@ def is_folder_path(path: str) -> bool:
     return path == "" or is_repo_path(path)
 
 
-def is_commit_id(revision: str) -> bool:
-    """A full 40-hex commit id (lowercase, as the client sends it)."""
-    return COMMIT_RE.fullmatch(revision) is not None
-
-
-def is_sha256(oid: str) -> bool:
-    """A lowercase 64-hex SHA-256, the only LFS oid the server accepts."""
-    return SHA256_RE.fullmatch(oid) is not None
-
-
 def is_ref_name(name: str) -> bool:
     """A branch or tag name: a repository-path-like string that is not a commit id."""
     return is_repo_path(name) and not is_commit_id(name) and " " not in name
+
+
+def small_number(text: str) -> int | None:
+    """A number of at most 12 ASCII digits from request text, `None` for anything else.
+
+    `int()` alone would accept `²`-like Unicode digits only to fail on them later, and raises
+    past 4300 digits: both were 500s.
+    """
+    return int(text) if _SMALL_NUMBER.fullmatch(text) else None

@@ -7,7 +7,14 @@ from dataclasses import dataclass
 
 from modelsync.server.hub_errors import RangeNotSatisfiableError
 
-_SINGLE = re.compile(r"bytes=(\d*)-(\d*)")
+_SINGLE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
+_PAST_ANY_FILE = 10**18
+"""What a position of more than 18 digits stands for: `int()` of thousands of digits raises."""
+
+
+def _position(digits: str) -> int:
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 18 else _PAST_ANY_FILE
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,13 +52,14 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     if not first and not last:
         return None
     if not first:
-        suffix = int(last)
+        suffix = _position(last)
         if suffix == 0 or size == 0:
             raise RangeNotSatisfiableError(size)
         return ByteRange(max(size - suffix, 0), size - 1, size)
-    start = int(first)
-    if last and int(last) < start:
+    start = _position(first)
+    end = _position(last) if last else None
+    if end is not None and end < start:
         return None
     if start >= size:
         raise RangeNotSatisfiableError(size)
-    return ByteRange(start, min(int(last), size - 1) if last else size - 1, size)
+    return ByteRange(start, size - 1 if end is None else min(end, size - 1), size)

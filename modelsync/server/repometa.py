@@ -10,7 +10,7 @@ from pathlib import Path
 import structlog
 
 from modelsync.gguf.summary import summarize_file
-from modelsync.server.card import CardError, parse_front_matter
+from modelsync.server.card import MAX_CARD_BYTES, CardError, parse_front_matter
 from modelsync.server.info import RepoView
 from modelsync.server.model import Commit, FileEntry, Repo
 from modelsync.server.repos import RepoStore
@@ -18,7 +18,6 @@ from modelsync.server.repos import RepoStore
 log = structlog.get_logger(__name__)
 
 Summarizer = Callable[[Path], Mapping[str, object] | None]
-MAX_CARD_BYTES = 1024 * 1024
 _LATER_SHARD = re.compile(r"-(\d{5})-of-\d{5}\.gguf$", re.IGNORECASE)
 
 

@@ -21,6 +21,7 @@ from types import MappingProxyType
 
 import structlog
 
+from modelsync import digest
 from modelsync.server import gitobj, names, persist
 from modelsync.server.blobs import BlobStore, Hashed
 from modelsync.server.counters import Counters
@@ -338,7 +339,7 @@ class RepoStore:
             hashed = self.blobs.put_bytes(op.data)
             self.remember(hashed)
             return op, file_entry(op.path, hashed)
-        size = self.blobs.size(op.sha256) if names.is_sha256(op.sha256) else None
+        size = self.blobs.size(op.sha256) if digest.is_sha256(op.sha256) else None
         if size is None:
             raise BadRequestError(f"LFS object {op.sha256} for {op.path} was never uploaded")
         if op.size is not None and op.size != size:

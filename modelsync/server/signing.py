@@ -7,6 +7,8 @@ import hmac
 import json
 from collections.abc import Mapping
 
+from modelsync.server import names
+
 EXPIRES = "exp"
 SIGNATURE = "sig"
 
@@ -30,6 +32,7 @@ def verify(key: bytes, path: str, query: Mapping[str, str], *, now: float) -> bo
     """Whether the query carries a valid signature for this path and has not expired."""
     signature = query.get(SIGNATURE, "")
     expires = query.get(EXPIRES, "")
-    if not signature or not expires.isdigit() or int(expires) < now:
+    deadline = names.small_number(expires)
+    if not signature or deadline is None or deadline < now:
         return False
     return hmac.compare_digest(signature, _digest(key, path, query))

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import structlog
 from aiohttp import web
 
-from modelsync.server import gitobj, names
+from modelsync import digest
+from modelsync.server import bodies, gitobj, names
 from modelsync.server.auth import TokenInfo, can_read, check_write
 from modelsync.server.blobs import CHUNK, Hasher, SizeMismatchError
 from modelsync.server.context import context, visible_repo
@@ -65,7 +65,7 @@ def parse_commit_line(line: object) -> CommitHeader | Operation:
     key, value = line.get("key"), line["value"]
     if key == "header":
         parent = value.get("parentCommit")
-        if parent is not None and not (isinstance(parent, str) and names.is_commit_id(parent)):
+        if parent is not None and not (isinstance(parent, str) and digest.is_commit_id(parent)):
             raise BadRequestError("commit header: 'parentCommit' must be a 40-hex commit id")
         description = value.get("description") or ""
         return CommitHeader(_field(value, "summary"), str(description), parent)
@@ -81,7 +81,7 @@ def parse_commit_line(line: object) -> CommitHeader | Operation:
     if key == "lfsFile":
         oid = _field(value, "oid")
         size = value.get("size")
-        if value.get("algo", "sha256") != "sha256" or not names.is_sha256(oid):
+        if value.get("algo", "sha256") != "sha256" or not digest.is_sha256(oid):
             raise BadRequestError(f"commit line for {path}: 'oid' must be a sha256")
         if size is not None and not isinstance(size, int):
             raise BadRequestError(f"commit line for {path}: 'size' must be an integer")
@@ -91,6 +91,11 @@ def parse_commit_line(line: object) -> CommitHeader | Operation:
     if key == "deletedFolder":
         return DeleteFolder(path)
     raise BadRequestError(f"commit line: unknown key {key!r}")
+
+
+def _parse_line(raw: bytes) -> CommitHeader | Operation:
+    """One raw NDJSON line (up to `MAX_COMMIT_LINE`, base64 included) as a header or operation."""
+    return parse_commit_line(bodies.loads(raw, what="commit body: a line"))
 
 
 async def _lines(request: web.Request) -> AsyncIterator[bytes]:
@@ -122,10 +127,7 @@ async def commit(request: web.Request) -> web.Response:
     async for raw in _lines(request):
         if not raw.strip():
             continue
-        try:
-            parsed = parse_commit_line(json.loads(raw))
-        except ValueError as exc:
-            raise BadRequestError("commit body: a line is not valid JSON") from exc
+        parsed = await bodies.off_loop(_parse_line, raw)
         if isinstance(parsed, CommitHeader):
             header = parsed
         elif header is None:
@@ -183,7 +185,7 @@ async def preupload(request: web.Request) -> web.Response:
     repo, who = visible_repo(request)
     check_write(repo.namespace, who)
     head = ctx.store.head(repo.repo_id, request.match_info["rev"])
-    body = await _json_object(request)
+    body = await bodies.json_object(request)
     files = body.get("files")
     if not isinstance(files, list):
         raise BadRequestError("'files' must be a list")
@@ -216,16 +218,6 @@ async def preupload(request: web.Request) -> web.Response:
     return json_answer({"files": answers, "commitOid": head.id})
 
 
-async def _json_object(request: web.Request) -> dict[str, object]:
-    try:
-        body = await request.json(loads=json.loads)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequestError("The request body is not valid JSON") from exc
-    if not isinstance(body, dict):
-        raise BadRequestError("The request body must be a JSON object")
-    return body
-
-
 def _lfs_repo(request: web.Request) -> tuple[Repo, TokenInfo]:
     repo, who = visible_repo(request)
     return repo, check_write(repo.namespace, who)
@@ -237,7 +229,7 @@ def _batch_object(request: web.Request, repo: Repo, item: object) -> dict[str, o
     size = item.get("size") if isinstance(item, dict) else None
     if (
         not isinstance(oid, str)
-        or not names.is_sha256(oid)
+        or not digest.is_sha256(oid)
         or not isinstance(size, int)
         or size < 0
     ):
@@ -269,7 +261,7 @@ def _batch_object(request: web.Request, repo: Repo, item: object) -> dict[str, o
 async def lfs_batch(request: web.Request) -> web.Response:
     """`POST /{repo}.git/info/lfs/objects/batch` (basic transfer, uploads only)."""
     repo, _ = _lfs_repo(request)
-    body = await _json_object(request)
+    body = await bodies.json_object(request)
     if body.get("operation") != "upload":
         raise BadRequestError("Only the upload operation is supported; download through /resolve")
     objects = body.get("objects")
@@ -327,11 +319,11 @@ async def lfs_verify(request: web.Request) -> web.Response:
     """`POST /{repo}.git/info/lfs/objects/verify` (Bearer): 404 unless uploaded to this repo."""
     ctx = context(request)
     repo, _ = _lfs_repo(request)
-    body = await _json_object(request)
+    body = await bodies.json_object(request)
     oid, size = body.get("oid"), body.get("size")
     if (
         not isinstance(oid, str)
-        or not names.is_sha256(oid)
+        or not digest.is_sha256(oid)
         or not ctx.store.lfs_usable(repo.repo_id, oid)
         or ctx.store.blobs.size(oid) != size
     ):
