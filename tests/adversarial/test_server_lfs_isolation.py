@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from huggingface_hub import HfApi
+from huggingface_hub import CommitOperationCopy, HfApi
 
 from modelsync.server.auth import TokenInfo
 from modelsync.server.runner import ServerHandle
@@ -177,3 +177,18 @@ def test_uploads_belong_to_their_repo_across_a_restart(
     assert _commit_by_digest(second, hub_tokens.writer, "tester/pending", oid, size).status == 200
     served = _download(second, "tester/pending", "x.gguf")
     assert (served.status, served.body) == (200, WEIGHTS)
+
+
+def test_official_copy_within_a_repo_still_works(hub: ServerHandle, hub_tokens: HubTokens) -> None:
+    """CommitOperationCopy names an LFS file of the same repo by digest, which stays allowed."""
+    api = HfApi(endpoint=hub.endpoint, token=hub_tokens.writer)
+    api.create_repo("tester/copy")
+    api.upload_file(path_or_fileobj=WEIGHTS, path_in_repo="w.safetensors", repo_id="tester/copy")
+    api.create_commit(
+        "tester/copy",
+        [CommitOperationCopy(src_path_in_repo="w.safetensors", path_in_repo="c.safetensors")],
+        commit_message="copy",
+    )
+    files = hub.repos.head("tester/copy").files
+    assert files["c.safetensors"].sha256 == files["w.safetensors"].sha256 == _sha(WEIGHTS)
+    assert hub.repos.counters.requests("lfs_upload") == 1
