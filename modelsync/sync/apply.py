@@ -5,7 +5,8 @@ rest (bounded concurrency, resumable, verified; the aiohttp modules are imported
 only when something must be downloaded); probe the link mode once per target dir; place each
 file by temp + rename; remove stale placements that are still exactly what sync put there;
 write the placement record. Per-file failures are collected; once everything that could be
-done is done, the worst is raised once (integrity > remote > disk/permission > conflict).
+done is done, the worst is raised once (integrity > remote > disk/permission). A plan with
+conflicts is refused before anything is changed.
 """
 
 from __future__ import annotations
@@ -99,6 +100,10 @@ async def apply_plan(
     options: ApplyOptions,
 ) -> Applied:
     """Do what `plan` says; `record` (the target dir's placements) is updated and written."""
+    if plan.conflicts:
+        # Refused before any change: removing the previous quant's file and then stopping at
+        # the user's file in the new one's place would leave the model folder empty.
+        raise _conflict_error(plan)
     failures = _Failures()
     for bad in plan.bad_blobs:
         log.warning("blob_bad", blob=bad.sha256, found=bad.found)
@@ -139,8 +144,6 @@ async def apply_plan(
             if folder.exists():
                 fsync_dir(folder)
     failures.raise_worst()
-    if plan.conflicts:
-        raise _conflict_error(plan)
     return Applied(
         fetched=fetched,
         bytes_fetched=bytes_fetched,
