@@ -18,6 +18,7 @@ import pydantic
 import tomlkit
 from tomlkit.exceptions import ParseError, TOMLKitError
 
+from modelsync import paths
 from modelsync.errors import ManifestError
 from modelsync.manifest.model import Loc, Manifest, ManifestProblem, Project, build_project
 
@@ -42,6 +43,22 @@ def load_manifest(path: Path, *, display: str | None = None) -> Project:
     except (OSError, UnicodeDecodeError) as err:
         raise ManifestError(f"{name}: cannot read: {err}", hint="check the file") from err
     return parse_manifest(text, name)
+
+
+def manifest_path(given: Path | None, cwd: Path = Path()) -> Path:
+    """`-m` as given (a folder means its models.toml), else the models.toml of `cwd` or of its
+    nearest parent, as uv and Cargo find theirs; ManifestError naming `cwd` when there is none."""
+    if given is not None:
+        return given / paths.MANIFEST_NAME if given.is_dir() else given
+    here = cwd.absolute()
+    for folder in (here, *here.parents):
+        if (folder / paths.MANIFEST_NAME).is_file():
+            # In `cwd` itself the path stays relative, so messages keep saying `models.lock`.
+            return (cwd if folder == here else folder) / paths.MANIFEST_NAME
+    raise ManifestError(
+        f"no {paths.MANIFEST_NAME} in {here} or its parents",
+        hint="run `modelsync init` to create one here, or pass -m PATH",
+    )
 
 
 def parse_manifest(text: str, name: str = "models.toml") -> Project:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import structlog
 
-from modelsync.errors import StaleError
+from modelsync.errors import StaleError, UsageError
 from modelsync.fetch.retry import RetryPolicy
 from modelsync.store import roots
 from modelsync.store.blobs import BlobStore
@@ -100,6 +100,14 @@ def _plan(
 async def sync_project(request: SyncRequest) -> SyncReport:
     """Run `sync` as asked; raises ModelsyncError subclasses (exit codes in errors.py)."""
     started = time.monotonic()
+    if request.frozen and request.locked:
+        # uv refuses it too: --frozen would skip the check --locked asks for, so a stale lock
+        # would pass CI silently.
+        raise UsageError(
+            "--frozen and --locked contradict each other: --frozen uses models.lock as it is, "
+            "--locked fails when it is stale",
+            hint="in CI use --locked alone",
+        )
     loaded = proj.load(request.manifest)
     relocked = False
     stale = None
