@@ -8,9 +8,11 @@ key path by scanning table headers and `key =` lines (dotted and quoted keys inc
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +22,28 @@ from tomlkit.exceptions import ParseError, TOMLKitError
 
 from modelsync import paths
 from modelsync.errors import ManifestError
-from modelsync.manifest.model import Loc, Manifest, ManifestProblem, Project, build_project
+from modelsync.manifest.model import (
+    Loc,
+    Manifest,
+    ManifestProblem,
+    Project,
+    build_project,
+    expand_target,
+)
 
 _AT_LINE = re.compile(r"\s*at line (\d+) col(?:umn)? (\d+)\s*$")
 _TOMLLIB_AT = re.compile(r"\(at line (\d+), column (\d+)\)")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
-def load_manifest(path: Path, *, display: str | None = None) -> Project:
+def load_manifest(
+    path: Path, *, display: str | None = None, environ: Mapping[str, str] | None = None
+) -> Project:
     """Parse and validate the manifest at `path`; raises ManifestError (exit 2) on any problem.
 
-    `display` is how the file is named in messages (default: the path as given).
+    `display` is how the file is named in messages (default: the path as given). With
+    `environ`, settings.target comes back with `~` and `$NAME` expanded from it (only the
+    commands that place files ask: `lock` works where the target's variables are not set).
     """
     name = display or str(path)
     try:
@@ -42,7 +55,15 @@ def load_manifest(path: Path, *, display: str | None = None) -> Project:
         ) from None
     except (OSError, UnicodeDecodeError) as err:
         raise ManifestError(f"{name}: cannot read: {err}", hint="check the file") from err
-    return parse_manifest(text, name)
+    project = parse_manifest(text, name)
+    if environ is None:
+        return project
+    home = environ.get("HOME") or os.path.expanduser("~")
+    try:
+        target = expand_target(project.settings.target, environ, home)
+    except ManifestProblem as problem:
+        raise _error(text, name, [problem]) from None
+    return replace(project, settings=project.settings.model_copy(update={"target": target}))
 
 
 def manifest_path(given: Path | None, cwd: Path = Path()) -> Path:

@@ -108,7 +108,7 @@ async def sync_project(request: SyncRequest) -> SyncReport:
             "--locked fails when it is stale",
             hint="in CI use --locked alone",
         )
-    loaded = proj.load(request.manifest)
+    loaded = proj.load(request.manifest, request.environ)
     relocked = False
     stale = None
     if request.frozen or request.dry_run:
@@ -126,7 +126,7 @@ async def sync_project(request: SyncRequest) -> SyncReport:
     elif not loaded.fresh:
         log.info("sync.relock", reason=loaded.fresh.reason)
         await _relock(request)
-        loaded = proj.load(request.manifest)
+        loaded = proj.load(request.manifest, request.environ)
         relocked = True
     assert loaded.lock is not None
     ctx = proj.context_for(loaded, loaded.lock, request)

@@ -4,9 +4,7 @@ and the sync summary naming what it removed, resumed and adopted."""
 
 from __future__ import annotations
 
-import hashlib
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -125,3 +123,45 @@ def test_frozen_with_locked_is_a_usage_error(
         "models.lock as it is, --locked fails when it is stale; in CI use --locked alone"
     )
     assert not (tmp_path / "models").exists()
+
+
+# ---- the target folder -------------------------------------------------------------------
+
+
+def test_target_expands_home_and_variables(
+    run_cli: CliRunner, env: dict[str, str], tmp_path: Path
+) -> None:
+    """`~` is the user's home and `$NAME`/`${NAME}` come from the environment: no folder named
+    `~` or `$MODELS_ROOT` appears under the project."""
+    home = tmp_path / "home"
+    shared = tmp_path / "shared"
+    write_manifest(tmp_path, settings='[settings]\ntarget = "~/llm"\n')
+    assert run_cli("sync", env={**env, "HOME": str(home)}).exit_code == 0
+    assert (home / "llm" / "tiny" / "weights.bin").read_bytes() == WEIGHTS
+    write_manifest(tmp_path, settings='[settings]\ntarget = "$MODELS_ROOT/${TEAM}-llm"\n')
+    result = run_cli("sync", env={**env, "MODELS_ROOT": str(shared), "TEAM": "ml"})
+    assert result.exit_code == 0, result.stderr
+    assert (shared / "ml-llm" / "tiny" / "weights.bin").read_bytes() == WEIGHTS
+    assert not (tmp_path / "~").exists()
+    assert not (tmp_path / "$MODELS_ROOT").exists()
+
+
+def test_undefined_target_variable_names_the_line_and_the_variable(
+    run_cli: CliRunner, env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A target naming a variable that is not set stops sync and status (exit 2) at the
+    manifest's line, naming the variable, before any write; `lock` does not need the target."""
+    monkeypatch.delenv("MODELS_ROOT", raising=False)
+    write_manifest(tmp_path, settings='[settings]\nlink = "auto"\ntarget = "$MODELS_ROOT/llm"\n')
+    expected = (
+        'modelsync: error: models.toml:3: settings.target: "$MODELS_ROOT/llm": environment '
+        "variable MODELS_ROOT is not set; set MODELS_ROOT, or write the folder out in models.toml"
+    )
+    assert run_cli("lock", env=env).exit_code == 0
+    for command in ("sync", "status"):
+        result = run_cli(command, env=env)
+        assert result.exit_code == 2
+        assert error_line(result.stderr) == expected
+    assert not StoreLayout(Path(os.environ["MODELSYNC_STORE"])).blobs_dir.exists()
+    assert not (tmp_path / "$MODELS_ROOT").exists()
+    assert not Path("/llm").exists()
