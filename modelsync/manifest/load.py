@@ -8,7 +8,6 @@ key path by scanning table headers and `key =` lines (dotted and quoted keys inc
 from __future__ import annotations
 
 import difflib
-import os
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -58,7 +57,7 @@ def load_manifest(
     project = parse_manifest(text, name)
     if environ is None:
         return project
-    home = environ.get("HOME") or os.path.expanduser("~")
+    home = environ.get("HOME") or str(Path.home())
     try:
         target = expand_target(project.settings.target, environ, home)
     except ManifestProblem as problem:
