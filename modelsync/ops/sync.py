@@ -181,4 +181,5 @@ def _options(request: SyncRequest, ctx: proj.SyncContext) -> ApplyOptions:
         retry=request.retry,
         environ=request.environ,
         progress=request.progress,
+        gitignore=ctx.loaded.project.settings.gitignore,
     )

@@ -34,6 +34,7 @@ from modelsync.fetch.progress import NoProgress, ProgressSink
 from modelsync.fetch.retry import RetryPolicy
 from modelsync.store.adopt import AdoptionSources
 from modelsync.store.blobs import BlobStore
+from modelsync.sync.gitignore import ignore_first_sync
 from modelsync.sync.link import place, probe
 from modelsync.sync.model import (
     Applied,
@@ -68,6 +69,8 @@ class ApplyOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     environ: Mapping[str, str] = field(default_factory=dict)
     progress: ProgressFactory = no_progress
+    gitignore: bool = True
+    """settings.gitignore: write `<target>/.gitignore` on the first sync there."""
 
 
 @dataclass(slots=True)
@@ -119,6 +122,8 @@ async def apply_plan(
         mode = _link_mode(plan, inventory, blobs)
         if mode is not None:
             modes[str(inventory.target_root)] = mode.value
+            if options.gitignore:
+                ignore_first_sync(inventory.target_root)
             placed = _place_all(
                 plan, mode, blobs=blobs, record=record, failures=failures, touched=touched
             )

@@ -5,6 +5,7 @@ and the sync summary naming what it removed, resumed and adopted."""
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,75 @@ def test_undefined_target_variable_names_the_line_and_the_variable(
     assert not StoreLayout(Path(os.environ["MODELSYNC_STORE"])).blobs_dir.exists()
     assert not (tmp_path / "$MODELS_ROOT").exists()
     assert not Path("/llm").exists()
+
+
+# ---- .gitignore in the target --------------------------------------------------------------
+
+
+def git(folder: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(folder), *args], capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
+def test_first_sync_writes_a_gitignore_that_nothing_else_minds(
+    run_cli: CliRunner, env: dict[str, str], tmp_path: Path
+) -> None:
+    """In a git project, the first sync writes `models/.gitignore` (`*`), so `git add .` stages
+    the manifest and lock but no model file; status stays clean, verify passes, gc leaves it."""
+    git(tmp_path, "init", "-q")
+    write_manifest(tmp_path)
+    assert run_cli("sync", env=env).exit_code == 0
+    ignore = tmp_path / "models" / ".gitignore"
+    assert ignore.read_text().splitlines()[-1] == "*"
+    git(tmp_path, "add", ".")
+    staged = git(tmp_path, "diff", "--cached", "--name-only").split()
+    assert "models.toml" in staged
+    assert "models.lock" in staged
+    assert not [name for name in staged if name.startswith("models/")]
+    assert run_cli("status", env=env).exit_code == 0
+    assert run_cli("verify", env=env).exit_code == 0
+    gc = run_cli("gc", "--dry-run", env=env)
+    assert gc.exit_code == 0
+    assert ".gitignore" not in gc.stdout
+    assert run_cli("gc", env=env).exit_code == 0
+    assert ignore.read_text().splitlines()[-1] == "*"
+
+
+def test_gitignore_is_never_overwritten_nor_written_twice(
+    run_cli: CliRunner, env: dict[str, str], tmp_path: Path
+) -> None:
+    """An existing `.gitignore` in the target is left as it is; one the user deleted after the
+    first sync is not written again."""
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / ".gitignore").write_text("*.tmp\n")
+    write_manifest(tmp_path, include="config.json")
+    assert run_cli("sync", env=env).exit_code == 0
+    assert (tmp_path / "models" / ".gitignore").read_text() == "*.tmp\n"
+    (tmp_path / "models" / ".gitignore").unlink()
+    write_manifest(tmp_path)
+    assert run_cli("sync", env=env).exit_code == 0
+    assert (tmp_path / "models" / "tiny" / "weights.bin").read_bytes() == WEIGHTS
+    assert not (tmp_path / "models" / ".gitignore").exists()
+
+
+def test_no_gitignore_where_git_tracks_files_or_settings_say_no(
+    run_cli: CliRunner, env: dict[str, str], tmp_path: Path
+) -> None:
+    """A target whose files git already tracks gets no `.gitignore`, nor does one with
+    `settings.gitignore = false`."""
+    tracked = tmp_path / "tracked"
+    (tracked / "models").mkdir(parents=True)
+    (tracked / "models" / "README.md").write_text("our models\n")
+    git(tracked, "init", "-q")
+    git(tracked, "add", ".")
+    write_manifest(tracked)
+    assert run_cli("sync", "-m", str(tracked), env=env).exit_code == 0
+    assert (tracked / "models" / "tiny" / "weights.bin").read_bytes() == WEIGHTS
+    assert not (tracked / "models" / ".gitignore").exists()
+    off = tmp_path / "off"
+    write_manifest(off, settings="[settings]\ngitignore = false\n")
+    assert run_cli("sync", "-m", str(off), env=env).exit_code == 0
+    assert (off / "models" / "tiny" / "weights.bin").read_bytes() == WEIGHTS
+    assert not (off / "models" / ".gitignore").exists()
