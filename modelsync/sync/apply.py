@@ -114,9 +114,10 @@ async def apply_plan(
     adopted = _adopt(plan.fetch, inventory, blobs, options.environ)
     adopted_shas = {sha for sha, _label, _src in adopted}
     remaining = tuple(s for s in plan.fetch if s.sha256 not in adopted_shas)
-    fetched, bytes_fetched, seconds = await _download(remaining, blobs, options, failures)
+    fetched, bytes_fetched, seconds, resumed = await _download(remaining, blobs, options, failures)
     modes: dict[str, str] = {}
-    placed = removed = 0
+    placed = 0
+    removed: tuple[str, ...] = ()
     touched: set[Path] = set()
     try:
         mode = _link_mode(plan, inventory, blobs)
@@ -155,6 +156,7 @@ async def apply_plan(
         fetch_seconds=seconds,
         adopted=tuple((label, src) for _sha, label, src in adopted),
         bytes_adopted=sum(s.size for s in plan.fetch if s.sha256 in adopted_shas),
+        resumed=resumed,
         placed=placed,
         removed=removed,
         link_modes=modes,
@@ -192,16 +194,16 @@ def _place_all(
 
 def _remove_all(
     plan: SyncPlan, root: Path, record: dict[str, Placement], touched: set[Path]
-) -> int:
-    """Remove the stale placements still as sync left them; returns how many went."""
-    removed = 0
+) -> tuple[str, ...]:
+    """Remove the stale placements still as sync left them; returns those that went."""
+    removed = []
     for removal in plan.remove:
         if _remove(removal.target, removal.placement, root):
-            removed += 1
+            removed.append(removal.rel)
             touched.add(removal.target.parent)
             log.info("removed_stale", file=removal.rel)
         record.pop(removal.rel, None)
-    return removed
+    return tuple(removed)
 
 
 def mode_used(modes: Mapping[str, str], inventory: Inventory) -> LinkMode | None:
@@ -245,10 +247,11 @@ async def _download(
     blobs: BlobStore,
     options: ApplyOptions,
     failures: _Failures,
-) -> tuple[int, int, float]:
-    """Download the blobs still missing; returns (files, bytes received, seconds)."""
+) -> tuple[int, int, float, tuple[tuple[str, int], ...]]:
+    """Download the blobs still missing; returns (files, bytes received, seconds, and the
+    label and reused bytes of each download continued from an earlier run's partial)."""
     if not steps:
-        return 0, 0, 0.0
+        return 0, 0, 0.0, ()
     if options.offline:
         listed = ", ".join(f"{s.label} ({human_bytes(s.size)})" for s in steps)
         raise RemoteError(
@@ -291,7 +294,8 @@ async def _download(
             )
         else:
             raise outcome
-    return len(results), sum(r.received for r in results), time.monotonic() - started
+    resumed = tuple((r.item.label, r.resumed_from) for r in results if r.resumed_from)
+    return len(results), sum(r.received for r in results), time.monotonic() - started, resumed
 
 
 def _link_mode(plan: SyncPlan, inventory: Inventory, blobs: BlobStore) -> LinkMode | None:

@@ -4,6 +4,7 @@ and the sync summary naming what it removed, resumed and adopted."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 from pathlib import Path
@@ -238,3 +239,38 @@ def test_no_gitignore_where_git_tracks_files_or_settings_say_no(
     assert run_cli("sync", "-m", str(off), env=env).exit_code == 0
     assert (off / "models" / "tiny" / "weights.bin").read_bytes() == WEIGHTS
     assert not (off / "models" / ".gitignore").exists()
+
+
+# ---- the summary names files ---------------------------------------------------------------
+
+
+def test_summary_names_removed_resumed_and_adopted_files(
+    run_cli: CliRunner, env: dict[str, str], tmp_path: Path
+) -> None:
+    """After the counts, the summary names each file removed, each download resumed from an
+    earlier run's partial and each file adopted from a local cache; --json carries the same."""
+    write_manifest(tmp_path, include="config.json")
+    assert run_cli("sync", env=env).exit_code == 0
+    store = StoreLayout(Path(os.environ["MODELSYNC_STORE"]))
+    store.tmp_dir.mkdir(parents=True, exist_ok=True)
+    partial = store.partial_name(hashlib.sha256(WEIGHTS).hexdigest(), "999-dead")
+    (store.tmp_dir / partial).write_bytes(WEIGHTS[:4000])
+    write_manifest(tmp_path, include="weights.bin")
+    resumed = run_cli("sync", "--json", env=env)
+    assert resumed.exit_code == 0, resumed.stderr
+    report = resumed.json_lines()[-1]
+    assert report["resumed"] == [{"file": "tiny/weights.bin", "bytes": 4000}]
+    assert report["removed"] == ["tiny/config.json"]
+    hf_blobs = tmp_path / "hf" / "models--org--tiny" / "blobs"
+    hf_blobs.mkdir(parents=True)
+    (hf_blobs / hashlib.sha256(CONFIG.encode()).hexdigest()).write_text(CONFIG)
+    write_manifest(tmp_path, include="config.json")
+    fresh_store = str(tmp_path / "store2")
+    adopted = run_cli(
+        "sync", "--store", fresh_store, env={**env, "HF_HUB_CACHE": str(hf_blobs.parents[1])}
+    )
+    assert adopted.exit_code == 0, adopted.stderr
+    assert adopted.stdout.splitlines()[2:] == [
+        "  adopted tiny/config.json (from huggingface)",
+        "  removed tiny/weights.bin",
+    ]

@@ -83,7 +83,7 @@ def test_json_report(run_cli: CliRunner, env: dict[str, str]) -> None:
     report = result.json_lines()[-1]
     assert report["event"] == "report"
     assert report["command"] == "sync"
-    assert (report["fetched"], report["placed"], report["removed"]) == (2, 2, 0)
+    assert (report["fetched"], report["placed"], report["removed"]) == (2, 2, [])
     assert report["bytes_fetched"] == len(WEIGHTS) + len(CONFIG)
     assert report["link_mode"] == "hardlink"
     assert report["profile"] == "detected"
