@@ -195,9 +195,17 @@ def _place_all(
 def _remove_all(
     plan: SyncPlan, root: Path, record: dict[str, Placement], touched: set[Path]
 ) -> tuple[str, ...]:
-    """Remove the stale placements still as sync left them; returns those that went."""
+    """Remove the stale placements still as sync left them; returns those that went.
+
+    A model whose new files are not all in place (a download failed) keeps its old ones, and
+    their record entries, until a later sync has placed the new: switching quants never leaves
+    the model folder empty."""
+    held = {p.rel.partition("/")[0] for p in plan.place if not os.path.lexists(p.target)}
     removed = []
     for removal in plan.remove:
+        if removal.rel.partition("/")[0] in held:
+            log.info("removal_held", file=removal.rel, reason="the model's new files are missing")
+            continue
         if _remove(removal.target, removal.placement, root):
             removed.append(removal.rel)
             touched.add(removal.target.parent)
