@@ -83,7 +83,7 @@ def test_no_manifest_names_the_folders_searched(
 def test_manifest_flag_accepts_a_folder(
     run_cli: CliRunner, env: dict[str, str], tmp_path: Path
 ) -> None:
-    """`-m DIR` means DIR/models.toml, for every command, init included."""
+    """`-m DIR` means DIR/models.toml, for `lock` and `init` alike."""
     folder = tmp_path / "other"
     write_manifest(folder)
     assert run_cli("lock", "-m", str(folder), env=env).exit_code == 0
