@@ -15,13 +15,29 @@ from modelsync import paths
 class GlobalOptions:
     """What every command receives besides its own flags."""
 
-    manifest: Path
+    manifest_flag: Path | None
+    """`-m` as given; None: find models.toml from the current folder up."""
     store: Path
     json: bool
     verbosity: int
     offline: bool
     progress: bool
     wait: bool
+
+    @property
+    def manifest(self) -> Path:
+        """The manifest to work on (ManifestError naming the folders searched if none)."""
+        from modelsync.manifest.load import manifest_path  # noqa: PLC0415  tomlkit, pydantic
+
+        return manifest_path(self.manifest_flag)
+
+    @property
+    def new_manifest(self) -> Path:
+        """Where `init` writes: `-m` (a folder means its models.toml), else the current folder,
+        never a parent's."""
+        from modelsync.manifest.load import manifest_path  # noqa: PLC0415  tomlkit, pydantic
+
+        return manifest_path(self.manifest_flag or Path())
 
     @property
     def lock(self) -> Path:
@@ -40,9 +56,10 @@ def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> No
         "-m",
         "--manifest",
         type=Path,
-        default=default(Path(paths.MANIFEST_NAME)),
+        default=default(None),
         metavar="PATH",
-        help="the models.toml to use (default: ./models.toml; the lock is its sibling models.lock)",
+        help="the models.toml to use, or its folder (default: the nearest models.toml in this "
+        "folder or a parent; the lock is its sibling models.lock)",
     )
     group.add_argument(
         "--store",
@@ -92,7 +109,7 @@ def global_options(ns: argparse.Namespace, environ: dict[str, str] | None = None
     env = dict(os.environ) if environ is None else environ
     store = ns.store if ns.store is not None else paths.default_store(env)
     return GlobalOptions(
-        manifest=ns.manifest,
+        manifest_flag=ns.manifest,
         store=store,
         json=ns.json,
         verbosity=ns.verbose - ns.quiet,

@@ -10,7 +10,8 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +19,30 @@ import pydantic
 import tomlkit
 from tomlkit.exceptions import ParseError, TOMLKitError
 
+from modelsync import paths
 from modelsync.errors import ManifestError
-from modelsync.manifest.model import Loc, Manifest, ManifestProblem, Project, build_project
+from modelsync.manifest.model import (
+    Loc,
+    Manifest,
+    ManifestProblem,
+    Project,
+    build_project,
+    expand_target,
+)
 
 _AT_LINE = re.compile(r"\s*at line (\d+) col(?:umn)? (\d+)\s*$")
 _TOMLLIB_AT = re.compile(r"\(at line (\d+), column (\d+)\)")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
-def load_manifest(path: Path, *, display: str | None = None) -> Project:
+def load_manifest(
+    path: Path, *, display: str | None = None, environ: Mapping[str, str] | None = None
+) -> Project:
     """Parse and validate the manifest at `path`; raises ManifestError (exit 2) on any problem.
 
-    `display` is how the file is named in messages (default: the path as given).
+    `display` is how the file is named in messages (default: the path as given). With
+    `environ`, settings.target comes back with `~` and `$NAME` expanded from it (only the
+    commands that place files ask: `lock` works where the target's variables are not set).
     """
     name = display or str(path)
     try:
@@ -41,7 +54,31 @@ def load_manifest(path: Path, *, display: str | None = None) -> Project:
         ) from None
     except (OSError, UnicodeDecodeError) as err:
         raise ManifestError(f"{name}: cannot read: {err}", hint="check the file") from err
-    return parse_manifest(text, name)
+    project = parse_manifest(text, name)
+    if environ is None:
+        return project
+    home = environ.get("HOME") or str(Path.home())
+    try:
+        target = expand_target(project.settings.target, environ, home)
+    except ManifestProblem as problem:
+        raise _error(text, name, [problem]) from None
+    return replace(project, settings=project.settings.model_copy(update={"target": target}))
+
+
+def manifest_path(given: Path | None, cwd: Path = Path()) -> Path:
+    """`-m` as given (a folder means its models.toml), else the models.toml of `cwd` or of its
+    nearest parent, as uv and Cargo find theirs; ManifestError naming `cwd` when there is none."""
+    if given is not None:
+        return given / paths.MANIFEST_NAME if given.is_dir() else given
+    here = cwd.absolute()
+    for folder in (here, *here.parents):
+        if (folder / paths.MANIFEST_NAME).is_file():
+            # In `cwd` itself the path stays relative, so messages keep saying `models.lock`.
+            return (cwd if folder == here else folder) / paths.MANIFEST_NAME
+    raise ManifestError(
+        f"no {paths.MANIFEST_NAME} in {here} or its parents",
+        hint="run `modelsync init` to create one here, or pass -m PATH",
+    )
 
 
 def parse_manifest(text: str, name: str = "models.toml") -> Project:

@@ -128,7 +128,10 @@ class Settings(_Table):
     """`[settings]`: where files go and how they are placed."""
 
     target: str = "models"
+    """Relative to the manifest's folder; `~` and `$NAME` are expanded (see `expand_target`)."""
     link: Literal["auto", "reflink", "hardlink", "symlink", "copy"] = "auto"
+    gitignore: bool = True
+    """The first sync into the target writes `<target>/.gitignore` (`*`)."""
 
 
 class RegistrySpec(_Table):
@@ -170,6 +173,48 @@ class Manifest(_Table):
     profiles: dict[str, ProfileSpec] = Field(default_factory=dict)
     models: dict[str, ModelSpec] = Field(default_factory=dict)
     publish: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+_TARGET_LOC: Loc = ("settings", "target")
+_VAR = re.compile(r"\$(?:\{([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*)|)")
+
+
+def expand_target(raw: str, environ: Mapping[str, str], home: str) -> str:
+    """settings.target with a leading `~` (the user's `home`) and `$NAME`/`${NAME}` expanded.
+
+    Nothing is left literal: a folder named `~` under the project is one `rm -rf ~` away from
+    the user's home, and a missing variable would place files somewhere unintended, so an
+    undefined or empty variable, `~user` and a `$` naming no variable are problems.
+    """
+    head, rest = "", raw
+    if raw == "~" or raw.startswith("~/"):
+        head, rest = home, raw[1:]
+    elif raw.startswith("~"):
+        raise ManifestProblem(
+            _TARGET_LOC,
+            f'"{raw}": only `~` alone is expanded, not `~user`',
+            hint="write that user's home folder out",
+        )
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1) if match.group(1) is not None else match.group(2)
+        if name is None or not _ENV_NAME.fullmatch(name):
+            raise ManifestProblem(
+                _TARGET_LOC,
+                f'"{raw}": "{match.group(0)}" names no variable',
+                hint="write $NAME or ${NAME}",
+            )
+        found = environ.get(name)
+        if not found:
+            state = "is not set" if found is None else "is empty"
+            raise ManifestProblem(
+                _TARGET_LOC,
+                f'"{raw}": environment variable {name} {state}',
+                hint=f"set {name}, or write the folder out in models.toml",
+            )
+        return found
+
+    return head + _VAR.sub(value, rest)
 
 
 # ---- the normalized project --------------------------------------------------------------

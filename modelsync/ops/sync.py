@@ -15,7 +15,7 @@ from pathlib import Path
 
 import structlog
 
-from modelsync.errors import StaleError
+from modelsync.errors import StaleError, UsageError
 from modelsync.fetch.retry import RetryPolicy
 from modelsync.store import roots
 from modelsync.store.blobs import BlobStore
@@ -100,7 +100,15 @@ def _plan(
 async def sync_project(request: SyncRequest) -> SyncReport:
     """Run `sync` as asked; raises ModelsyncError subclasses (exit codes in errors.py)."""
     started = time.monotonic()
-    loaded = proj.load(request.manifest)
+    if request.frozen and request.locked:
+        # uv refuses it too: --frozen would skip the check --locked asks for, so a stale lock
+        # would pass CI silently.
+        raise UsageError(
+            "--frozen and --locked contradict each other: --frozen uses models.lock as it is, "
+            "--locked fails when it is stale",
+            hint="in CI use --locked alone",
+        )
+    loaded = proj.load(request.manifest, request.environ)
     relocked = False
     stale = None
     if request.frozen or request.dry_run:
@@ -118,7 +126,7 @@ async def sync_project(request: SyncRequest) -> SyncReport:
     elif not loaded.fresh:
         log.info("sync.relock", reason=loaded.fresh.reason)
         await _relock(request)
-        loaded = proj.load(request.manifest)
+        loaded = proj.load(request.manifest, request.environ)
         relocked = True
     assert loaded.lock is not None
     ctx = proj.context_for(loaded, loaded.lock, request)
@@ -173,4 +181,5 @@ def _options(request: SyncRequest, ctx: proj.SyncContext) -> ApplyOptions:
         retry=request.retry,
         environ=request.environ,
         progress=request.progress,
+        gitignore=ctx.loaded.project.settings.gitignore,
     )

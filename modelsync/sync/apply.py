@@ -5,7 +5,8 @@ rest (bounded concurrency, resumable, verified; the aiohttp modules are imported
 only when something must be downloaded); probe the link mode once per target dir; place each
 file by temp + rename; remove stale placements that are still exactly what sync put there;
 write the placement record. Per-file failures are collected; once everything that could be
-done is done, the worst is raised once (integrity > remote > disk/permission > conflict).
+done is done, the worst is raised once (integrity > remote > disk/permission). A plan with
+conflicts is refused before anything is changed.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from modelsync.fetch.progress import NoProgress, ProgressSink
 from modelsync.fetch.retry import RetryPolicy
 from modelsync.store.adopt import AdoptionSources
 from modelsync.store.blobs import BlobStore
+from modelsync.sync.gitignore import ignore_first_sync
 from modelsync.sync.link import place, probe
 from modelsync.sync.model import (
     Applied,
@@ -67,6 +69,8 @@ class ApplyOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     environ: Mapping[str, str] = field(default_factory=dict)
     progress: ProgressFactory = no_progress
+    gitignore: bool = True
+    """settings.gitignore: write `<target>/.gitignore` on the first sync there."""
 
 
 @dataclass(slots=True)
@@ -99,6 +103,10 @@ async def apply_plan(
     options: ApplyOptions,
 ) -> Applied:
     """Do what `plan` says; `record` (the target dir's placements) is updated and written."""
+    if plan.conflicts:
+        # Refused before any change: removing the previous quant's file and then stopping at
+        # the user's file in the new one's place would leave the model folder empty.
+        raise _conflict_error(plan)
     failures = _Failures()
     for bad in plan.bad_blobs:
         log.warning("blob_bad", blob=bad.sha256, found=bad.found)
@@ -106,14 +114,17 @@ async def apply_plan(
     adopted = _adopt(plan.fetch, inventory, blobs, options.environ)
     adopted_shas = {sha for sha, _label, _src in adopted}
     remaining = tuple(s for s in plan.fetch if s.sha256 not in adopted_shas)
-    fetched, bytes_fetched, seconds = await _download(remaining, blobs, options, failures)
+    fetched, bytes_fetched, seconds, resumed = await _download(remaining, blobs, options, failures)
     modes: dict[str, str] = {}
-    placed = removed = 0
+    placed = 0
+    removed: tuple[str, ...] = ()
     touched: set[Path] = set()
     try:
         mode = _link_mode(plan, inventory, blobs)
         if mode is not None:
             modes[str(inventory.target_root)] = mode.value
+            if options.gitignore:
+                ignore_first_sync(inventory.target_root)
             placed = _place_all(
                 plan, mode, blobs=blobs, record=record, failures=failures, touched=touched
             )
@@ -139,14 +150,13 @@ async def apply_plan(
             if folder.exists():
                 fsync_dir(folder)
     failures.raise_worst()
-    if plan.conflicts:
-        raise _conflict_error(plan)
     return Applied(
         fetched=fetched,
         bytes_fetched=bytes_fetched,
         fetch_seconds=seconds,
         adopted=tuple((label, src) for _sha, label, src in adopted),
         bytes_adopted=sum(s.size for s in plan.fetch if s.sha256 in adopted_shas),
+        resumed=resumed,
         placed=placed,
         removed=removed,
         link_modes=modes,
@@ -184,16 +194,24 @@ def _place_all(
 
 def _remove_all(
     plan: SyncPlan, root: Path, record: dict[str, Placement], touched: set[Path]
-) -> int:
-    """Remove the stale placements still as sync left them; returns how many went."""
-    removed = 0
+) -> tuple[str, ...]:
+    """Remove the stale placements still as sync left them; returns those that went.
+
+    A model whose new files are not all in place (a download failed) keeps its old ones, and
+    their record entries, until a later sync has placed the new: switching quants never leaves
+    the model folder empty."""
+    held = {p.rel.partition("/")[0] for p in plan.place if not os.path.lexists(p.target)}
+    removed = []
     for removal in plan.remove:
+        if removal.rel.partition("/")[0] in held:
+            log.info("removal_held", file=removal.rel, reason="the model's new files are missing")
+            continue
         if _remove(removal.target, removal.placement, root):
-            removed += 1
+            removed.append(removal.rel)
             touched.add(removal.target.parent)
             log.info("removed_stale", file=removal.rel)
         record.pop(removal.rel, None)
-    return removed
+    return tuple(removed)
 
 
 def mode_used(modes: Mapping[str, str], inventory: Inventory) -> LinkMode | None:
@@ -237,10 +255,11 @@ async def _download(
     blobs: BlobStore,
     options: ApplyOptions,
     failures: _Failures,
-) -> tuple[int, int, float]:
-    """Download the blobs still missing; returns (files, bytes received, seconds)."""
+) -> tuple[int, int, float, tuple[tuple[str, int], ...]]:
+    """Download the blobs still missing; returns (files, bytes received, seconds, and the
+    label and reused bytes of each download continued from an earlier run's partial)."""
     if not steps:
-        return 0, 0, 0.0
+        return 0, 0, 0.0, ()
     if options.offline:
         listed = ", ".join(f"{s.label} ({human_bytes(s.size)})" for s in steps)
         raise RemoteError(
@@ -283,7 +302,8 @@ async def _download(
             )
         else:
             raise outcome
-    return len(results), sum(r.received for r in results), time.monotonic() - started
+    resumed = tuple((r.item.label, r.resumed_from) for r in results if r.resumed_from)
+    return len(results), sum(r.received for r in results), time.monotonic() - started, resumed
 
 
 def _link_mode(plan: SyncPlan, inventory: Inventory, blobs: BlobStore) -> LinkMode | None:

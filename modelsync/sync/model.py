@@ -258,7 +258,10 @@ class Applied:
     adopted: tuple[tuple[str, str], ...] = ()
     """(label, where from) of every blob adopted from a local cache instead of downloaded."""
     bytes_adopted: int = 0
+    resumed: tuple[tuple[str, int], ...] = ()
+    """(label, bytes reused) of every download continued from an earlier run's partial."""
     placed: int = 0
-    removed: int = 0
+    removed: tuple[str, ...] = ()
+    """`<model>/<path>` of every stale placement removed."""
     link_modes: Mapping[str, str] = field(default_factory=dict)
     """Target dir → the link mode used there."""

@@ -8,7 +8,9 @@ For each wanted target, in this order:
 * it is a link to the wanted blob, or a file with the wanted bytes that sync had placed → keep
   it and (re)record it;
 * a file with the wanted bytes that sync never placed → keep it, unrecorded (never removed);
-* anything else is a conflict: reported, and replaced only with `--repair`.
+* anything else is a conflict: replaced only with `--repair`; without it, sync refuses the
+  whole plan before it changes anything (apply checks conflicts first), so a stale file is
+  never removed for a replacement that cannot be placed.
 
 Recorded placements no longer wanted are removed if untouched and no other project sharing the
 target dir lists them, else forgotten (left to the user, or to that project). A blob missing

@@ -74,9 +74,10 @@ def no_lock_error(lock_path: Path) -> LockfileError:
     )
 
 
-def load(manifest: Path) -> Loaded:
-    """Read the manifest and the lock beside it; a malformed lock stops here (exit 2)."""
-    project = load_manifest(manifest)
+def load(manifest: Path, environ: Mapping[str, str]) -> Loaded:
+    """Read the manifest (its target expanded from `environ`) and the lock beside it; a
+    malformed lock stops here (exit 2)."""
+    project = load_manifest(manifest, environ=environ)
     lock_path = paths.lock_path_for(manifest)
     lock = read_lock(lock_path)
     verdict = freshness(lock, project.digest(), tuple(m.name for m in project.models))
@@ -84,7 +85,7 @@ def load(manifest: Path) -> Loaded:
 
 
 def target_root(manifest: Path, project: Project) -> Path:
-    """settings.target, relative to the manifest's folder, as an absolute path."""
+    """settings.target (expanded by `load`), relative to the manifest's folder, absolute."""
     folder = Path(os.path.normpath(manifest.absolute())).parent
     return Path(os.path.normpath(folder / project.settings.target))
 

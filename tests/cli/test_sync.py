@@ -83,7 +83,7 @@ def test_json_report(run_cli: CliRunner, env: dict[str, str]) -> None:
     report = result.json_lines()[-1]
     assert report["event"] == "report"
     assert report["command"] == "sync"
-    assert (report["fetched"], report["placed"], report["removed"]) == (2, 2, 0)
+    assert (report["fetched"], report["placed"], report["removed"]) == (2, 2, [])
     assert report["bytes_fetched"] == len(WEIGHTS) + len(CONFIG)
     assert report["link_mode"] == "hardlink"
     assert report["profile"] == "detected"
@@ -249,8 +249,8 @@ def test_offline_names_what_must_be_downloaded_and_a_no_op_works_offline(
 def test_users_file_at_a_target_path_is_a_conflict_never_overwritten(
     run_cli: CliRunner, env: dict[str, str]
 ) -> None:
-    """A file the user put where a locked file goes: the rest is placed, that one is left as it
-    is and sync exits 3 naming it; `--repair` replaces it."""
+    """A file the user put where a locked file goes: sync exits 3 naming it before it changes
+    anything (the rest is not placed either); `--repair` replaces it."""
     Path("models/tiny").mkdir(parents=True)
     mine = Path("models/tiny/config.json")
     mine.write_text("my config")
@@ -264,9 +264,10 @@ def test_users_file_at_a_target_path_is_a_conflict_never_overwritten(
         "replace them"
     )
     assert mine.read_text() == "my config"
-    assert Path("models/tiny/weights.bin").read_bytes() == WEIGHTS
+    assert not Path("models/tiny/weights.bin").exists()
     assert run_cli("sync", "--repair", env=env).exit_code == 0
     assert mine.read_text() == CONFIG
+    assert Path("models/tiny/weights.bin").read_bytes() == WEIGHTS
 
 
 @pytest.mark.usefixtures("manifest")

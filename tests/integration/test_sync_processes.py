@@ -236,6 +236,7 @@ def test_full_disk_leaves_no_partial_target(
     lines = result.stdout.splitlines()
     assert lines[0] == f"rc={int(ExitCode.USAGE)}", result.stderr
     assert lines[1:] == [
+        str(target / ".gitignore"),
         str(record_path(target, folder / "models.lock")),
         str(target / "a" / "config.json"),
     ]

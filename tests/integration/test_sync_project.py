@@ -223,7 +223,7 @@ def test_stale_placements_go_and_user_files_stay(
     report = sync(manifest, store, env)
     assert report.relocked
     assert report.applied is not None
-    assert report.applied.removed == 1
+    assert report.applied.removed == ("b/shared.bin",)
     assert not (models / "b" / "shared.bin").exists()
     assert (models / "b" / "notes.txt").read_text() == "mine"
     assert replaced.read_bytes() == b"my own version"
@@ -387,7 +387,7 @@ def test_profile_best_fitting_the_machine_is_synced_and_switching_removes_the_ot
     switched = sync(manifest, store, env, frozen=True, profile="gpu")
     assert switched.profile.why == "asked for with --profile"
     assert switched.applied is not None
-    assert switched.applied.removed == 1
+    assert switched.applied.removed == ("m/m-Q4_K_M.gguf",)
     assert sorted(p.name for p in models.iterdir()) == ["m-Q8_0.gguf"]
 
 
@@ -437,13 +437,13 @@ def test_projects_sharing_a_target_dir_never_remove_each_others_files(
     write_manifest(tmp_path / "one", {"a": "org/a"}, head=shared)
     dropped = sync(one, store, env)
     assert dropped.applied is not None
-    assert dropped.applied.removed == 0
+    assert dropped.applied.removed == ()
     other = tmp_path / "shared" / "b" / "other.bin"
     assert other.exists()
     verify_project(VerifyRequest(manifest=two, store=store, environ=env))
     write_manifest(tmp_path / "two", {"a": "org/a"}, head=shared)
     gone = sync(two, store, env)
     assert gone.applied is not None
-    assert gone.applied.removed == 2
+    assert gone.applied.removed == ("b/other.bin", "b/shared.bin")
     assert not other.exists()
     assert (tmp_path / "shared" / "a" / "weights.bin").read_bytes() == WEIGHTS

@@ -25,7 +25,8 @@ def run(args: argparse.Namespace, opts: GlobalOptions, out: Output) -> int:
     from modelsync.ops.hw import HwRequest, show_hardware  # noqa: PLC0415 - see base.LAZY_OPS
 
     request = HwRequest(
-        manifest=opts.manifest,
+        # Read only with --model: `hw` alone works where there is no models.toml.
+        manifest=opts.manifest if args.model else opts.new_manifest,
         models=tuple(args.model),
         offline=opts.offline,
         environ=dict(os.environ),

@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, opts: GlobalOptions, out: Output) -> int:
-    report = init_manifest(opts.manifest, force=args.force)
+    report = init_manifest(opts.new_manifest, force=args.force)
     verb = "replaced" if report.replaced else "wrote"
     out.line(f"{verb} {report.path}; edit it, then run `modelsync lock`")
     out.report("init", path=str(report.path), replaced=report.replaced)

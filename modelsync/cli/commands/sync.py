@@ -16,7 +16,7 @@ from modelsync.cli.render import Output
 from modelsync.fetch.preflight import human_bytes
 from modelsync.fetch.progress import ProgressSink
 from modelsync.sync.apply import ProgressFactory
-from modelsync.sync.model import LinkMode, SyncPlan
+from modelsync.sync.model import Applied, LinkMode, SyncPlan
 
 if TYPE_CHECKING:
     from modelsync.ops.sync import SyncReport
@@ -141,6 +141,17 @@ def plan_json(plan: SyncPlan) -> dict[str, object]:
     }
 
 
+def applied_lines(applied: Applied) -> list[str]:
+    """The files the summary names, not only counts: adopted, resumed, removed."""
+    lines = [f"  adopted {label} (from {source})" for label, source in applied.adopted]
+    lines += [
+        f"  resumed {label} ({human_bytes(reused)} from an earlier run)"
+        for label, reused in applied.resumed
+    ]
+    lines += [f"  removed {rel}" for rel in applied.removed]
+    return lines
+
+
 def render(report: SyncReport, out: Output) -> None:
     """Human lines, or one JSON report."""
     said = f"profile {report.profile.name or '-'}: {report.profile.why}"
@@ -170,8 +181,10 @@ def render(report: SyncReport, out: Output) -> None:
             f"synced {n_models} models ({said}): {applied.fetched} files fetched "
             f"({human_bytes(applied.bytes_fetched)}{rate}), {len(applied.adopted)} adopted, "
             f"{applied.placed} placed ({report.link_mode or 'no placement'}), "
-            f"{applied.removed} removed, {report.plan.unchanged} unchanged"
+            f"{len(applied.removed)} removed, {report.plan.unchanged} unchanged"
         )
+        for line in applied_lines(applied):
+            out.line(line)
     out.report(
         "sync",
         lock=str(report.lock_path),
@@ -189,8 +202,9 @@ def render(report: SyncReport, out: Output) -> None:
         bytes_fetched=applied.bytes_fetched if applied else 0,
         adopted=[{"file": f, "from": s} for f, s in applied.adopted] if applied else [],
         bytes_adopted=applied.bytes_adopted if applied else 0,
+        resumed=[{"file": f, "bytes": n} for f, n in applied.resumed] if applied else [],
         placed=applied.placed if applied else 0,
-        removed=applied.removed if applied else 0,
+        removed=list(applied.removed) if applied else [],
         unchanged=report.plan.unchanged,
         seconds=round(report.seconds, 3),
     )
