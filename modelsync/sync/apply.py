@@ -33,7 +33,7 @@ from modelsync.fetch.progress import NoProgress, ProgressSink
 from modelsync.fetch.retry import RetryPolicy
 from modelsync.store.adopt import AdoptionSources
 from modelsync.store.blobs import BlobStore
-from modelsync.sync.link import place, probe
+from modelsync.sync.link import place, probe, unlink_placed
 from modelsync.sync.model import (
     Applied,
     FetchStep,
@@ -321,26 +321,13 @@ def _place_error(rel: str, target: Path, err: OSError, mode: LinkMode) -> UsageE
 
 
 def _remove(target: Path, placement: Placement, root: Path) -> bool:
-    """Unlink a stale placement if stat() still sees what sync placed; prune empty folders."""
+    """Unlink a stale placement if stat() still sees what sync placed; prune empty folders.
+    One behind a symlinked folder (or that cannot be removed) is left alone, with a warning."""
     try:
-        st = os.lstat(target)
-    except FileNotFoundError:
+        return unlink_placed(root, target, (placement.size, placement.inode, placement.mtime_ns))
+    except OSError as err:
+        log.warning("stale_kept", file=str(target), error=err.strerror or str(err))
         return False
-    if (st.st_size, st.st_ino, st.st_mtime_ns) != (
-        placement.size,
-        placement.inode,
-        placement.mtime_ns,
-    ):
-        return False
-    target.unlink()
-    folder = target.parent
-    while folder != root and root in folder.parents:
-        try:
-            folder.rmdir()
-        except OSError:
-            break
-        folder = folder.parent
-    return True
 
 
 def _conflict_error(plan: SyncPlan) -> StaleError:

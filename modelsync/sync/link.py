@@ -21,7 +21,15 @@ from modelsync.sync.model import LinkMode
 _FICLONE = 0x40049409
 
 
-__all__ = ["AUTO_ORDER", "TEMP_SUFFIX", "LinkMode", "place", "probe", "refers_to"]
+__all__ = [
+    "AUTO_ORDER",
+    "TEMP_SUFFIX",
+    "LinkMode",
+    "place",
+    "probe",
+    "refers_to",
+    "unlink_placed",
+]
 
 TEMP_SUFFIX = PLACE_TEMP_SUFFIX
 """Placements are built as `.<name>.<8 hex>.modelsync-tmp` beside the target, then renamed."""
@@ -105,3 +113,36 @@ def refers_to(target: Path, blob_stat: os.stat_result, mode: LinkMode, blob: Pat
     if mode is LinkMode.HARDLINK:
         return st.st_ino == blob_stat.st_ino and st.st_dev == blob_stat.st_dev
     return st.st_size == blob_stat.st_size
+
+
+def unlink_placed(root: Path, target: Path, expect: tuple[int, int, int]) -> bool:
+    """Unlink `target` (a path inside `root`) if lstat() still sees `expect` (size, inode,
+    mtime_ns), then prune the folders it leaves empty; returns whether it was there to remove.
+
+    The walk from `root` opens each folder with O_NOFOLLOW, like the checks on new placements:
+    a path that goes through a symlinked folder is refused (OSError ELOOP/ENOTDIR), so a record
+    entry can never delete a file outside the target dir.
+    """
+    *folders, name = target.relative_to(root).parts
+    fds: list[int] = []
+    try:
+        try:
+            fds.append(os.open(root, os.O_RDONLY | os.O_DIRECTORY))
+            for folder in folders:
+                flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                fds.append(os.open(folder, flags, dir_fd=fds[-1]))
+            st = os.stat(name, dir_fd=fds[-1], follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        if (st.st_size, st.st_ino, st.st_mtime_ns) != expect:
+            return False
+        os.unlink(name, dir_fd=fds[-1])
+        for parent_fd, folder in zip(reversed(fds[:-1]), reversed(folders), strict=True):
+            try:
+                os.rmdir(folder, dir_fd=parent_fd)
+            except OSError:
+                break
+    finally:
+        for fd in fds:
+            os.close(fd)
+    return True
