@@ -12,6 +12,7 @@ import fcntl
 import os
 import secrets
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from modelsync.store.layout import PLACE_TEMP_SUFFIX
@@ -71,12 +72,25 @@ def _make(blob: Path, dest: Path, mode: LinkMode) -> None:
         dest.chmod(0o444)
 
 
-def place(blob: Path, target: Path, mode: LinkMode) -> None:
-    """Make `target` refer to `blob` by `mode`, replacing what was there in one rename."""
+def _nothing(_st: os.stat_result) -> None:
+    pass
+
+
+def place(
+    blob: Path,
+    target: Path,
+    mode: LinkMode,
+    before_rename: Callable[[os.stat_result], None] = _nothing,
+) -> None:
+    """Make `target` refer to `blob` by `mode`, replacing what was there in one rename.
+
+    `before_rename` gets the finished placement's lstat(), which the rename keeps: sync
+    journals it there, so no kill can leave a placement it has no record of."""
     target.parent.mkdir(parents=True, exist_ok=True)
     temp = _temp_beside(target)
     try:
         _make(blob, temp, mode)
+        before_rename(os.lstat(temp))
         temp.replace(target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
