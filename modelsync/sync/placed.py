@@ -151,6 +151,18 @@ def claimed_elsewhere(path: Path) -> set[str]:
     return claimed
 
 
+def placed_blobs(target_root: Path) -> list[tuple[str, str, bool]]:
+    """(sha256, placed file, live) for every entry of every record in `target_root`; live: the
+    file is still what sync placed (stat only), so its blob is still linked or in use there."""
+    found = []
+    for record in record_files(target_root / RECORD_DIR):
+        entries, _mode = read_record(record)
+        for rel, placement in sorted(entries.items()):
+            live = still_placed(target_root, rel, placement)
+            found.append((placement.sha256, str(target_root / rel), live))
+    return found
+
+
 class Journal:
     """Appends each placement, fsynced, to the journal beside `record` before its rename."""
 
