@@ -6,10 +6,13 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import select
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -45,6 +48,15 @@ def write_manifest(folder: Path, models: list[str]) -> None:
     (folder / "models.toml").write_text(
         "".join(f'[models.{m}]\nsource = "hf://org/{m}"\ninclude = ["*"]\n' for m in models)
     )
+
+
+def next_line(out: IO[str], other: subprocess.Popen[bytes], timeout: float = 30) -> str:
+    """The next line of `out`, or "" once `other` has exited or `timeout` has passed."""
+    deadline = time.monotonic() + timeout
+    while other.poll() is None and time.monotonic() < deadline:
+        if select.select([out], [], [], 0.05)[0]:
+            return out.readline()
+    return ""
 
 
 def test_files_placed_before_a_kill_are_removed_when_the_lock_shrinks(
@@ -91,7 +103,8 @@ def test_files_placed_before_a_kill_are_removed_when_the_lock_shrinks(
             stderr=subprocess.DEVNULL,
         ) as sync:
             try:
-                assert holder.stdout.readline() == "opened\n"  # sync waits to copy b's blob
+                opened = next_line(holder.stdout, sync)  # then sync waits to copy b's blob
+                assert opened == "opened\n", f"sync exited with {sync.returncode} first"
             finally:
                 sync.send_signal(signal.SIGKILL)
                 holder.stdin.close()
