@@ -8,6 +8,7 @@ target and renamed over it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import secrets
@@ -129,22 +130,32 @@ def refers_to(target: Path, blob_stat: os.stat_result, mode: LinkMode, blob: Pat
     return st.st_size == blob_stat.st_size
 
 
+def _open_folder(root: Path, parts: list[str], parent_fd: int) -> int:
+    """Open `root/parts…` relative to its parent's fd, refusing a symlink (or non-folder)."""
+    try:
+        return os.open(parts[-1], os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
+    except OSError as err:
+        if err.errno not in (errno.ELOOP, errno.ENOTDIR):
+            raise
+        why = "a symlink or not a folder: never followed out of the target dir"
+        raise NotADirectoryError(err.errno, why, str(root.joinpath(*parts))) from err
+
+
 def unlink_placed(root: Path, target: Path, expect: tuple[int, int, int]) -> bool:
     """Unlink `target` (a path inside `root`) if lstat() still sees `expect` (size, inode,
     mtime_ns), then prune the folders it leaves empty; returns whether it was there to remove.
 
-    The walk from `root` opens each folder with O_NOFOLLOW, like the checks on new placements:
-    a path that goes through a symlinked folder is refused (OSError ELOOP/ENOTDIR), so a record
-    entry can never delete a file outside the target dir.
+    The walk from `root` opens each folder relative to its parent with O_NOFOLLOW: a path
+    through a symlinked folder is refused (NotADirectoryError), so no record entry, stale or
+    forged, can delete a file outside the target dir, even if a folder is swapped meanwhile.
     """
     *folders, name = target.relative_to(root).parts
     fds: list[int] = []
     try:
         try:
             fds.append(os.open(root, os.O_RDONLY | os.O_DIRECTORY))
-            for folder in folders:
-                flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
-                fds.append(os.open(folder, flags, dir_fd=fds[-1]))
+            for depth in range(len(folders)):
+                fds.append(_open_folder(root, folders[: depth + 1], fds[-1]))
             st = os.stat(name, dir_fd=fds[-1], follow_symlinks=False)
         except FileNotFoundError:
             return False

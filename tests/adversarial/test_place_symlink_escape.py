@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 from pathlib import Path
 
 from modelsync.server.runner import ServerHandle
+from modelsync.store.layout import StoreLayout
 from tests.fixtures.cli import CliRunner
 from tests.fixtures.hub import HubRepoFactory
 
@@ -37,6 +40,39 @@ def test_stale_removal_leaves_a_file_behind_a_symlinked_folder_alone(
     shrunk = run_cli("sync", env=env)
     assert shrunk.exit_code == 0, shrunk.stderr
     assert (outside / "deep.bin").read_bytes() == DEEP
+    assert "a symlink or not a folder: never followed out of the target dir" in shrunk.stderr
     assert (model / "sub").is_symlink()
     assert not (model / "gone.bin").exists()
     assert (model / "keep.bin").read_bytes() == KEEP
+
+
+def test_a_forged_record_entry_cannot_delete_a_store_blob_through_a_symlinked_folder(
+    run_cli: CliRunner, hub: ServerHandle, hub_repo: HubRepoFactory, tmp_path: Path
+) -> None:
+    """A record entry naming `m/evil/<sha>`, stat-identical to the store's blob, where `m/evil`
+    is a symlink to the blob's shard folder: the next sync treats it as a stale placement but
+    never deletes the blob through the symlink, and the project still verifies."""
+    hub_repo("org/m", {"keep.bin": KEEP})
+    Path("models.toml").write_text('[models.m]\nsource = "hf://org/m"\ninclude = ["*"]\n')
+    env = {"HF_ENDPOINT": hub.endpoint, "OLLAMA_MODELS": str(tmp_path / "no-ollama")}
+    assert run_cli("sync", "--link", "copy", env=env).exit_code == 0
+    sha = hashlib.sha256(KEEP).hexdigest()
+    blob = StoreLayout(tmp_path / "store").blob_path(sha)
+    target = tmp_path / "models"
+    (target / "m" / "evil").symlink_to(blob.parent, target_is_directory=True)
+    [record] = (target / ".modelsync").glob("placed-*.json")
+    data = json.loads(record.read_text())
+    st = blob.stat()
+    data["files"][f"m/evil/{sha}"] = {
+        "sha256": sha,
+        "size": st.st_size,
+        "mode": "hardlink",
+        "inode": st.st_ino,
+        "mtime_ns": st.st_mtime_ns,
+    }
+    record.write_text(json.dumps(data))
+
+    again = run_cli("sync", env=env)
+    assert again.exit_code == 0, again.stderr
+    assert blob.read_bytes() == KEEP
+    assert run_cli("verify", "--full").exit_code == 0
