@@ -1,4 +1,5 @@
-"""`modelsync gc`: remove blobs that no registered lock references, and stale temp files.
+"""`modelsync gc`: remove blobs that no root references (registered locks, placement records
+of their targets), and stale temp files.
 
 Planned without the store lock (`--dry-run` stops there), then planned again and applied
 under it, so a sync that registers a lock or adds blobs meanwhile is never undercut.
@@ -17,6 +18,7 @@ from modelsync.store.gc import GRACE_S, GcPlan, apply_gc, plan_gc
 from modelsync.store.layout import StoreLayout
 from modelsync.store.locking import exclusive
 from modelsync.store.state import open_state
+from modelsync.sync.placed import placed_blobs
 
 log = structlog.get_logger(__name__)
 
@@ -27,6 +29,8 @@ class GcRequest:
 
     store: Path
     dry_run: bool = False
+    forget_missing: bool = False
+    """Drop the registrations whose lock is gone (moved or deleted projects)."""
     wait: bool = True
     grace_s: float = GRACE_S
     clock: Callable[[], float] = time.time
@@ -45,11 +49,21 @@ class GcReport:
 def gc_store(request: GcRequest) -> GcReport:
     """Run gc as asked; raises BusyError (exit 6) with --no-wait while another run works."""
     layout = StoreLayout(request.store)
-    plan = plan_gc(layout, now=request.clock(), grace_s=request.grace_s)
+
+    def planned() -> GcPlan:
+        return plan_gc(
+            layout,
+            now=request.clock(),
+            grace_s=request.grace_s,
+            placed=placed_blobs,
+            forget_missing=request.forget_missing,
+        )
+
+    plan = planned()
     if request.dry_run or not plan:
         return GcReport(request.store, plan, dry_run=request.dry_run)
     with exclusive(layout.lock_path, wait=request.wait):
-        plan = plan_gc(layout, now=request.clock(), grace_s=request.grace_s)
+        plan = planned()
         with open_state(layout.state_path) as state:
             freed = apply_gc(plan, layout, state)
     log.info(

@@ -139,7 +139,7 @@ async def sync_project(request: SyncRequest) -> SyncReport:
             with exclusive(layout.lock_path, wait=request.wait):
                 plan, inventory, record = _plan(ctx, blobs, request)
                 if plan:
-                    roots.register(layout, loaded.lock_path, ctx.target_root)
+                    roots.register(layout, loaded.lock_path, ctx.target_root, ctx.lock)
                     applied = await apply_plan(
                         plan, inventory, blobs, record, _options(request, ctx)
                     )

@@ -1,21 +1,27 @@
-"""Garbage collection: blobs no registered lock references, and stale temp files.
+"""Garbage collection: blobs no root references, and stale temp files.
 
-Plan, then apply. The plan reads every registered lock (`locks.d/`): a blob any of them lists
-is kept; a registration whose lock file is gone is dropped. Temp files are removed only when
-older than a grace period, and a partial download is never removed while a live process holds
-its lock (`partial.is_in_use`), whatever its age. The caller holds the store lock to apply.
+Plan, then apply. The roots (design.md section 3) are the registered locks (`locks.d/`) and
+the placement records in their target dirs: a blob a registered lock lists, or that a placed
+file still links to, is kept. A registration whose lock is gone (a project moved or deleted)
+is reported and keeps the blobs it listed when it last synced, until `forget_missing` drops it.
+Each blob to remove is described by the names the registrations and records give it. Temp
+files are removed only when older than a grace period, and a partial download is never removed
+while a live process holds its lock (`partial.is_in_use`), whatever its age. The caller holds
+the store lock to apply.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelsync.digest import is_sha256
 from modelsync.errors import LockfileError, UsageError
 from modelsync.lockfile.io import read_lock
+from modelsync.lockfile.model import Lockfile
 from modelsync.store import roots
 from modelsync.store.layout import PARTIAL_SUFFIX, PLACE_TEMP_SUFFIX, StoreLayout
 from modelsync.store.partial import is_in_use
@@ -23,6 +29,10 @@ from modelsync.store.state import StateCache
 
 GRACE_S = 24 * 3600
 """Temp files younger than this are left alone (a partial download may still be resumed)."""
+
+PlacedBlobs = Callable[[Path], Iterable[tuple[str, str, bool]]]
+"""A target dir → (sha256, placed file, live) for each placement its records list (the sync
+layer reads them); live: the file is still what sync placed there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +44,8 @@ class GcItem:
     size: int
     frees: int
     why: str
+    names: tuple[str, ...] = ()
+    """What a blob was known as (`repo/path`, placed files), where a root still said so."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +55,11 @@ class GcPlan:
     blobs: tuple[GcItem, ...] = ()
     temps: tuple[GcItem, ...] = ()
     dead_roots: tuple[roots.Root, ...] = ()
+    """Registrations dropped (their lock is gone and `forget_missing` was asked)."""
+    missing_roots: tuple[roots.Root, ...] = ()
+    """Registrations whose lock is gone, kept (with the blobs they listed) and reported."""
+    held_blobs: int = 0
+    """Unreferenced blobs kept because a missing registration does not say what it used."""
     kept_blobs: int = 0
     in_use: int = 0
     """Partial downloads skipped because a live process is writing them."""
@@ -58,39 +75,64 @@ class GcPlan:
         return sum(i.frees for i in (*self.blobs, *self.temps))
 
 
-def _referenced(layout: StoreLayout) -> tuple[set[str], list[roots.Root], int]:
-    """Digests listed by the registered locks, the registrations whose lock is gone, live ones."""
-    keep: set[str] = set()
-    dead: list[roots.Root] = []
-    live = 0
+@dataclass(slots=True)
+class _Roots:
+    keep: set[str] = field(default_factory=set)
+    names: dict[str, set[str]] = field(default_factory=dict)
+    dead: list[roots.Root] = field(default_factory=list)
+    missing: list[roots.Root] = field(default_factory=list)
+    live: int = 0
+
+    def name(self, blobs: roots.Named, *, keep: bool) -> None:
+        for sha, names in blobs.items():
+            self.names.setdefault(sha, set()).update(names)
+            if keep:
+                self.keep.add(sha)
+
+
+def _read(root: roots.Root) -> Lockfile | None:
+    if root.lock == root.entry:
+        raise UsageError(
+            f"{root.entry}: unreadable lock registration; gc cannot tell which blobs it keeps",
+            hint="delete that file and run `modelsync sync` in each project using this store",
+        )
+    try:
+        return read_lock(root.lock)
+    except LockfileError as err:
+        raise UsageError(
+            f"gc cannot tell which blobs {root.lock} needs: {err.message}",
+            hint=f"fix or regenerate that lock (`modelsync lock`), or delete {root.entry} "
+            "to stop keeping its blobs",
+        ) from err
+
+
+def _referenced(layout: StoreLayout, placed: PlacedBlobs, *, forget_missing: bool) -> _Roots:
+    """The registered locks and their targets' placement records: what they keep and name."""
+    found = _Roots()
     for root in roots.registered(layout):
-        if root.lock == root.entry:
-            raise UsageError(
-                f"{root.entry}: unreadable lock registration; gc cannot tell which blobs it keeps",
-                hint="delete that file and run `modelsync sync` in each project using this store",
-            )
-        try:
-            lock = read_lock(root.lock)
-        except LockfileError as err:
-            raise UsageError(
-                f"gc cannot tell which blobs {root.lock} needs: {err.message}",
-                hint=f"fix or regenerate that lock (`modelsync lock`), or delete {root.entry} "
-                "to stop keeping its blobs",
-            ) from err
-        if lock is None:
-            dead.append(root)
+        lock = _read(root)
+        if lock is None and forget_missing:
+            found.dead.append(root)
+            found.name(root.blobs or {}, keep=False)
             continue
-        live += 1
-        keep.update(f.sha256 for m in lock.models for f in m.files)
-    return keep, dead, live
+        if lock is None:
+            found.missing.append(root)
+            found.name(root.blobs or {}, keep=True)
+        else:
+            found.live += 1
+            found.name(roots.named_blobs(lock), keep=True)
+        if root.target is not None:
+            for sha, where, live in placed(root.target):
+                found.name({sha: (where,)}, keep=live)
+    return found
 
 
-def _item(path: Path, st: os.stat_result, why: str) -> GcItem:
+def _item(path: Path, st: os.stat_result, why: str, names: Iterable[str] = ()) -> GcItem:
     frees = st.st_blocks * 512 if st.st_nlink <= 1 else 0
-    return GcItem(path, st.st_size, frees, why)
+    return GcItem(path, st.st_size, frees, why, tuple(sorted(names)))
 
 
-def _blob_items(layout: StoreLayout, keep: set[str]) -> tuple[list[GcItem], int]:
+def _blob_items(layout: StoreLayout, found: _Roots) -> tuple[list[GcItem], int]:
     remove: list[GcItem] = []
     kept = 0
     try:
@@ -103,12 +145,12 @@ def _blob_items(layout: StoreLayout, keep: set[str]) -> tuple[list[GcItem], int]
         for entry in sorted(os.scandir(shard.path), key=lambda e: e.name):
             if not is_sha256(entry.name) or not entry.is_file(follow_symlinks=False):
                 continue
-            if entry.name in keep:
+            if entry.name in found.keep:
                 kept += 1
                 continue
-            remove.append(
-                _item(Path(entry.path), entry.stat(follow_symlinks=False), "unreferenced")
-            )
+            st = entry.stat(follow_symlinks=False)
+            names = found.names.get(entry.name, ())
+            remove.append(_item(Path(entry.path), st, "unreferenced", names))
     return remove, kept
 
 
@@ -157,12 +199,23 @@ def _target_temps(targets: list[Path], now: float, grace_s: float) -> list[GcIte
     return remove
 
 
-def plan_gc(layout: StoreLayout, *, now: float, grace_s: float = GRACE_S) -> GcPlan:
-    """What gc would remove now (reads the registered locks, lists blobs and temp dirs)."""
-    keep, dead, live = _referenced(layout)
-    blobs, kept = _blob_items(layout, keep)
+def plan_gc(
+    layout: StoreLayout,
+    *,
+    now: float,
+    placed: PlacedBlobs,
+    grace_s: float = GRACE_S,
+    forget_missing: bool = False,
+) -> GcPlan:
+    """What gc would remove now (reads the registered locks and, through `placed`, their
+    targets' placement records; lists blobs and temp dirs)."""
+    found = _referenced(layout, placed, forget_missing=forget_missing)
+    blobs, kept = _blob_items(layout, found)
+    held = 0
+    if any(r.blobs is None for r in found.missing):
+        held, blobs = len(blobs), []  # an old registration that lost its lock: keep all
     temps, in_use = _temp_items(layout, now, grace_s)
-    dead_entries = {r.entry for r in dead}
+    dead_entries = {r.entry for r in found.dead}
     targets = [
         r.target
         for r in roots.registered(layout)
@@ -172,10 +225,12 @@ def plan_gc(layout: StoreLayout, *, now: float, grace_s: float = GRACE_S) -> GcP
     return GcPlan(
         blobs=tuple(blobs),
         temps=tuple(temps),
-        dead_roots=tuple(dead),
+        dead_roots=tuple(found.dead),
+        missing_roots=tuple(found.missing),
+        held_blobs=held,
         kept_blobs=kept,
         in_use=in_use,
-        locks=live,
+        locks=found.live,
     )
 
 

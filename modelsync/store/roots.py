@@ -1,7 +1,12 @@
 """The locks that synced from a store: `<store>/locks.d/<id>.json`, the roots `gc` keeps.
 
-Each entry names one project's `models.lock` (absolute) and its target dir. `gc` keeps every
-blob that a registered lock still lists; an entry whose lock no longer exists is dropped.
+Each entry names one project's `models.lock` (absolute), its target dir, and the blobs that
+lock listed when it last synced (digest → `repo/path` names). `gc` keeps every blob a
+registered lock still lists, and every blob the placement records in its target dir link to.
+When a lock is gone (the project was moved or deleted, gc cannot tell which), its entry is
+kept with the blobs it last listed, and reported, until `gc --forget-missing` drops it: a moved
+project's symlinks never dangle. Entries written before the blob list existed load with
+`blobs` None (unknown).
 """
 
 from __future__ import annotations
@@ -9,11 +14,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from modelsync import atomic
+from modelsync.digest import is_sha256
+from modelsync.lockfile.model import Lockfile
 from modelsync.store.layout import StoreLayout
+
+Named = Mapping[str, tuple[str, ...]]
+"""Blob digest → the `repo/path` names it is known by."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +35,18 @@ class Root:
     """The registration file in `locks.d/`."""
     lock: Path
     target: Path | None
+    blobs: Named | None = None
+    """What the lock listed when it last synced; None: registered before this was kept."""
+
+
+def named_blobs(lock: Lockfile) -> dict[str, tuple[str, ...]]:
+    """Every blob `lock` lists (all models, all profiles) with its `repo/path` names."""
+    names: dict[str, set[str]] = {}
+    for model in lock.models:
+        for file in model.files:
+            where = f"{model.repo}/{file.path}" if model.repo else model.url or model.name
+            names.setdefault(file.sha256, set()).add(where)
+    return {sha: tuple(sorted(found)) for sha, found in sorted(names.items())}
 
 
 def _entry_path(layout: StoreLayout, lock: Path) -> Path:
@@ -31,28 +54,55 @@ def _entry_path(layout: StoreLayout, lock: Path) -> Path:
     return layout.roots_dir / f"{key}.json"
 
 
-def _text(lock: Path, target: Path) -> str:
-    return json.dumps({"lock": str(lock), "target": str(target)}, sort_keys=True) + "\n"
+def _text(lock: Path, target: Path, blobs: Named) -> str:
+    data = {
+        "lock": str(lock),
+        "target": str(target),
+        "blobs": {k: list(v) for k, v in blobs.items()},
+    }
+    return json.dumps(data, sort_keys=True) + "\n"
 
 
 def _absolute(path: Path) -> Path:
     return Path(os.path.normpath(path.absolute()))
 
 
-def is_registered(layout: StoreLayout, lock: Path, target: Path) -> bool:
+def is_registered(layout: StoreLayout, lock_path: Path, target: Path) -> bool:
     """Whether the store already lists this lock with this target (one small read)."""
-    lock, target = _absolute(lock), _absolute(target)
+    lock_path, target = _absolute(lock_path), _absolute(target)
     try:
-        return _entry_path(layout, lock).read_text(encoding="utf-8") == _text(lock, target)
-    except (OSError, UnicodeDecodeError):
+        data = json.loads(_entry_path(layout, lock_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return False
+    return isinstance(data, dict) and (data.get("lock"), data.get("target")) == (
+        str(lock_path),
+        str(target),
+    )
 
 
-def register(layout: StoreLayout, lock: Path, target: Path) -> None:
-    """List `lock` (and its target dir) as a root of the store; atomic, idempotent."""
-    lock, target = _absolute(lock), _absolute(target)
-    if not is_registered(layout, lock, target):
-        atomic.write_text(_entry_path(layout, lock), _text(lock, target))
+def register(layout: StoreLayout, lock_path: Path, target: Path, lock: Lockfile) -> None:
+    """List `lock_path` (its target dir, and the blobs `lock` lists) as a root of the store;
+    atomic, and no write when the entry already says exactly that."""
+    lock_path, target = _absolute(lock_path), _absolute(target)
+    entry = _entry_path(layout, lock_path)
+    text = _text(lock_path, target, named_blobs(lock))
+    try:
+        if entry.read_text(encoding="utf-8") == text:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass
+    atomic.write_text(entry, text)
+
+
+def _blobs(data: object) -> Named | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise TypeError("blobs: expected an object")
+    named = {str(k): tuple(str(n) for n in v) for k, v in data.items() if isinstance(v, list)}
+    if len(named) != len(data) or not all(is_sha256(k) for k in named):
+        raise ValueError("blobs: expected sha256 digests with lists of names")
+    return named
 
 
 def registered(layout: StoreLayout) -> list[Root]:
@@ -67,10 +117,11 @@ def registered(layout: StoreLayout) -> list[Root]:
             data = json.loads(entry.read_text(encoding="utf-8"))
             lock = Path(data["lock"])
             target = Path(data["target"]) if data.get("target") else None
-        except (OSError, ValueError, KeyError, TypeError):
+            blobs = _blobs(data.get("blobs"))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             roots.append(Root(entry, entry, None))
             continue
-        roots.append(Root(entry, lock, target))
+        roots.append(Root(entry, lock, target, blobs))
     return roots
 
 

@@ -3,7 +3,8 @@
 Order: delete bad blobs; adopt missing blobs from local caches (hash-checked); download the
 rest (bounded concurrency, resumable, verified; the aiohttp modules are imported only here, and
 only when something must be downloaded); probe the link mode once per target dir; place each
-file by temp + rename; remove stale placements that are still exactly what sync put there;
+file by temp + rename, journaled right before the rename (`sync.placed`); remove stale
+placements that are still exactly what sync put there (never through a symlinked folder);
 write the placement record. Per-file failures are collected; once everything that could be
 done is done, the worst is raised once (integrity > remote > disk/permission). A plan with
 conflicts is refused before anything is changed.
@@ -17,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import structlog
@@ -35,7 +37,7 @@ from modelsync.fetch.retry import RetryPolicy
 from modelsync.store.adopt import AdoptionSources
 from modelsync.store.blobs import BlobStore
 from modelsync.sync.gitignore import ignore_first_sync
-from modelsync.sync.link import place, probe
+from modelsync.sync.link import place, probe, unlink_placed
 from modelsync.sync.model import (
     Applied,
     FetchStep,
@@ -44,7 +46,7 @@ from modelsync.sync.model import (
     Placement,
     SyncPlan,
 )
-from modelsync.sync.placed import record_path, write_record
+from modelsync.sync.placed import Journal, record_path, write_record
 
 log = structlog.get_logger(__name__)
 
@@ -119,6 +121,8 @@ async def apply_plan(
     placed = 0
     removed: tuple[str, ...] = ()
     touched: set[Path] = set()
+    where = record_path(inventory.target_root, inventory.lock)
+    journal = Journal(where)
     try:
         mode = _link_mode(plan, inventory, blobs)
         if mode is not None:
@@ -126,7 +130,13 @@ async def apply_plan(
             if options.gitignore:
                 ignore_first_sync(inventory.target_root)
             placed = _place_all(
-                plan, mode, blobs=blobs, record=record, failures=failures, touched=touched
+                plan,
+                mode,
+                blobs=blobs,
+                record=record,
+                failures=failures,
+                touched=touched,
+                journal=journal,
             )
         removed = _remove_all(plan, inventory.target_root, record, touched)
         for change in plan.record:
@@ -136,7 +146,7 @@ async def apply_plan(
             else:
                 record[change.rel] = change.placement
     finally:
-        where = record_path(inventory.target_root, inventory.lock)
+        journal.close()
         try:
             write_record(where, inventory.lock, record, mode_used(modes, inventory))
         except OSError as err:
@@ -171,14 +181,17 @@ def _place_all(
     record: dict[str, Placement],
     failures: _Failures,
     touched: set[Path],
+    journal: Journal,
 ) -> int:
-    """Place every file whose blob is in the store; returns how many were placed."""
+    """Place every file whose blob is in the store, journaling each before its rename; returns
+    how many were placed."""
     placed = 0
     for step in plan.place:
         if blobs.stat(step.sha256) is None:
             continue  # its download failed; that error is already collected
         try:
-            place(blobs.path(step.sha256), step.target, mode)
+            before_rename = partial(journal.add, step.rel, step.sha256, mode)
+            place(blobs.path(step.sha256), step.target, mode, before_rename)
             st = os.lstat(step.target)
         except OSError as err:
             failures.add(_place_error(step.rel, step.target, err, mode))
@@ -341,26 +354,13 @@ def _place_error(rel: str, target: Path, err: OSError, mode: LinkMode) -> UsageE
 
 
 def _remove(target: Path, placement: Placement, root: Path) -> bool:
-    """Unlink a stale placement if stat() still sees what sync placed; prune empty folders."""
+    """Unlink a stale placement if stat() still sees what sync placed; prune empty folders.
+    One behind a symlinked folder (or that cannot be removed) is left alone, with a warning."""
     try:
-        st = os.lstat(target)
-    except FileNotFoundError:
+        return unlink_placed(root, target, (placement.size, placement.inode, placement.mtime_ns))
+    except OSError as err:
+        log.warning("stale_kept", file=str(target), error=err.strerror or str(err))
         return False
-    if (st.st_size, st.st_ino, st.st_mtime_ns) != (
-        placement.size,
-        placement.inode,
-        placement.mtime_ns,
-    ):
-        return False
-    target.unlink()
-    folder = target.parent
-    while folder != root and root in folder.parents:
-        try:
-            folder.rmdir()
-        except OSError:
-            break
-        folder = folder.parent
-    return True
 
 
 def _conflict_error(plan: SyncPlan) -> StaleError:

@@ -6,6 +6,12 @@ what sync placed (size, inode, mtime), so a file the user put there, one that ch
 one another project placed in a shared target dir is never deleted. The record lives in the
 target dir so that it follows the files, is written atomically (temp + fsync + rename) and
 deterministically (sorted keys), and carries a format version.
+
+While sync places, each placement is first appended (and fsynced) to `placed-<id>.json.journal`,
+right before the rename that puts it in place; the record written at the end replaces the
+journal. A sync killed in between leaves the journal, and reading the record folds in every
+journaled placement that stat() finds in place: what a killed run placed stays sync's, to be
+removed when a later lock drops it, never mistaken for the user's own files.
 """
 
 from __future__ import annotations
@@ -16,13 +22,17 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from types import TracebackType
+from typing import Any
 
 from modelsync import atomic
 from modelsync.errors import UsageError
+from modelsync.sync.desired import target_of
 from modelsync.sync.model import LinkMode, Placement
 
 RECORD_DIR = ".modelsync"
 RECORD_VERSION = 1
+JOURNAL_SUFFIX = ".journal"
 
 
 def record_path(target_root: Path, lock: Path) -> Path:
@@ -39,59 +49,169 @@ def _bad(path: Path, why: str) -> UsageError:
     )
 
 
+def journal_path(record: Path) -> Path:
+    """Where placements are journaled while sync writes to `record`'s target dir."""
+    return record.with_name(record.name + JOURNAL_SUFFIX)
+
+
+def _placement(e: Any) -> Placement:
+    return Placement(
+        sha256=str(e["sha256"]),
+        size=int(e["size"]),
+        mode=LinkMode(e["mode"]),
+        inode=int(e["inode"]),
+        mtime_ns=int(e["mtime_ns"]),
+    )
+
+
+def placed_path(target_root: Path, rel: str) -> Path | None:
+    """Where the entry `<model>/<path>` lies in `target_root`; None if it would lie outside."""
+    model, _, inner = rel.partition("/")
+    try:
+        return target_of(target_root, model, inner)
+    except UsageError:
+        return None
+
+
+def still_placed(target_root: Path, rel: str, placement: Placement) -> bool:
+    """Whether lstat() still sees exactly what sync placed at `rel` (size, inode, mtime)."""
+    where = placed_path(target_root, rel)
+    try:
+        st = os.lstat(where) if where is not None else None
+    except OSError:
+        return False
+    return st is not None and (st.st_size, st.st_ino, st.st_mtime_ns) == (
+        placement.size,
+        placement.inode,
+        placement.mtime_ns,
+    )
+
+
+def _journaled(record: Path) -> tuple[dict[str, Placement], LinkMode | None]:
+    """The journaled placements that were renamed into place (a torn last line is skipped)."""
+    try:
+        lines = journal_path(record).read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return {}, None
+    except OSError as err:
+        raise _bad(journal_path(record), str(err)) from err
+    target_root = record.parent.parent
+    found: dict[str, Placement] = {}
+    mode = None
+    for line in lines:
+        try:
+            data = json.loads(line)
+            rel, placement = str(data["rel"]), _placement(data)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue  # the line a kill cut short: its rename never happened
+        if still_placed(target_root, rel, placement):
+            found[rel], mode = placement, placement.mode
+    return found, mode
+
+
 def read_record(path: Path) -> tuple[dict[str, Placement], LinkMode | None]:
-    """The placements recorded at `path` (by `<model>/<path>`) and the last mode used."""
+    """The placements recorded at `path` (by `<model>/<path>`), with those a killed sync
+    journaled, and the last mode used."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return {}, None
+        data = {"version": RECORD_VERSION}
     except (OSError, UnicodeDecodeError, ValueError) as err:
         raise _bad(path, str(err)) from err
     if not isinstance(data, dict) or data.get("version") != RECORD_VERSION:
         raise _bad(path, f"expected a version {RECORD_VERSION} object")
     try:
-        entries = {
-            str(rel): Placement(
-                sha256=str(e["sha256"]),
-                size=int(e["size"]),
-                mode=LinkMode(e["mode"]),
-                inode=int(e["inode"]),
-                mtime_ns=int(e["mtime_ns"]),
-            )
-            for rel, e in data.get("files", {}).items()
-        }
+        entries = {str(rel): _placement(e) for rel, e in data.get("files", {}).items()}
         mode = LinkMode(data["mode"]) if data.get("mode") else None
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise _bad(path, f"bad entry: {err}") from err
-    return entries, mode
+    journaled, journal_mode = _journaled(path)
+    entries.update(journaled)
+    return entries, journal_mode or mode
+
+
+def record_files(folder: Path) -> list[Path]:
+    """Every record in a target's `.modelsync` folder, those only a journal holds so far too."""
+    try:
+        names = {p.name for p in folder.iterdir()}
+    except OSError:
+        return []
+    records = {n.removesuffix(JOURNAL_SUFFIX) for n in names if n.startswith("placed-")}
+    return [folder / n for n in sorted(records) if n.endswith(".json")]
 
 
 def claimed_elsewhere(path: Path) -> set[str]:
     """Paths that the other records in the same folder (other projects sharing the target dir)
     also list: a stale placement one of them still wants is never removed."""
     claimed: set[str] = set()
-    try:
-        others = [p for p in path.parent.glob("placed-*.json") if p != path]
-    except OSError:
-        return claimed
-    for other in others:
-        entries, _mode = read_record(other)
-        claimed.update(entries)
+    for other in record_files(path.parent):
+        if other != path:
+            entries, _mode = read_record(other)
+            claimed.update(entries)
     return claimed
+
+
+def placed_blobs(target_root: Path) -> list[tuple[str, str, bool]]:
+    """(sha256, placed file, live) for every entry of every record in `target_root`; live: the
+    file is still what sync placed (stat only), so its blob is still linked or in use there."""
+    found = []
+    for record in record_files(target_root / RECORD_DIR):
+        entries, _mode = read_record(record)
+        for rel, placement in sorted(entries.items()):
+            live = still_placed(target_root, rel, placement)
+            found.append((placement.sha256, str(target_root / rel), live))
+    return found
+
+
+class Journal:
+    """Appends each placement, fsynced, to the journal beside `record` before its rename."""
+
+    def __init__(self, record: Path) -> None:
+        self.path = journal_path(record)
+        self._fd: int | None = None
+
+    def add(self, rel: str, sha256: str, mode: LinkMode, st: os.stat_result) -> None:
+        """Journal that `rel` is about to become the file `st` describes (rename keeps it)."""
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            atomic.fsync_dir(self.path.parent)
+        entry = _entry(Placement(sha256, st.st_size, mode, st.st_ino, st.st_mtime_ns))
+        line = json.dumps({"rel": rel, **entry}, sort_keys=True) + "\n"
+        os.write(self._fd, line.encode("utf-8"))
+        os.fdatasync(self._fd)
+
+    def close(self) -> None:
+        """Stop appending (the journal stays until the record is written)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _entry(p: Placement) -> dict[str, object]:
+    return {
+        "sha256": p.sha256,
+        "size": p.size,
+        "mode": p.mode.value,
+        "inode": p.inode,
+        "mtime_ns": p.mtime_ns,
+    }
 
 
 def render_record(lock: Path, entries: Mapping[str, Placement], mode: LinkMode | None) -> str:
     """The record's text: sorted, fixed keys, one entry per line."""
-    files = {
-        rel: {
-            "sha256": p.sha256,
-            "size": p.size,
-            "mode": p.mode.value,
-            "inode": p.inode,
-            "mtime_ns": p.mtime_ns,
-        }
-        for rel, p in sorted(entries.items())
-    }
+    files = {rel: _entry(p) for rel, p in sorted(entries.items())}
     head = {
         "generated-by": "modelsync sync: the files it placed here for this lock; do not edit",
         "lock": os.path.normpath(lock.absolute()),
@@ -110,16 +230,19 @@ def render_record(lock: Path, entries: Mapping[str, Placement], mode: LinkMode |
 def write_record(
     path: Path, lock: Path, entries: Mapping[str, Placement], mode: LinkMode | None
 ) -> None:
-    """Replace the record atomically (or delete it when nothing is placed any more)."""
-    if not entries:
+    """Replace the record atomically (or delete it when nothing is placed any more), then drop
+    the journal it now covers."""
+    if entries:
+        text = render_record(lock, entries, mode)
+        try:
+            same = path.read_text(encoding="utf-8") == text
+        except (FileNotFoundError, UnicodeDecodeError):
+            same = False
+        if not same:
+            atomic.write_text(path, text)
+    else:
         path.unlink(missing_ok=True)
+    journal_path(path).unlink(missing_ok=True)
+    if not entries:
         with contextlib.suppress(OSError):
             path.parent.rmdir()  # only when no other project's record is left
-        return
-    text = render_record(lock, entries, mode)
-    try:
-        if path.read_text(encoding="utf-8") == text:
-            return
-    except (FileNotFoundError, UnicodeDecodeError):
-        pass
-    atomic.write_text(path, text)

@@ -1,5 +1,6 @@
-"""`gc` on a real store: blobs kept while a registered lock lists them, freed once it is gone;
-stale temp files removed after the grace period; in-flight downloads never touched."""
+"""`gc` on a real store: blobs kept while a registered lock lists them, freed once it is gone
+and forgotten; stale temp files removed after the grace period; in-flight downloads never
+touched."""
 
 from __future__ import annotations
 
@@ -53,19 +54,20 @@ def two_projects(hub: ServerHandle, hub_repo: HubRepoFactory, tmp_path: Path) ->
 
 
 def test_gc_frees_only_blobs_no_existing_lock_lists(two_projects: Path, tmp_path: Path) -> None:
-    """With both locks present nothing goes; once project two is deleted, the blob only it used
-    is freed (dry run first: bytes counted, nothing removed), the shared one stays."""
+    """With both locks present nothing goes; once project two is deleted and forgotten, the
+    blob only it used is freed (dry run first: bytes counted, nothing removed), the shared one
+    stays."""
     store = two_projects
     layout = StoreLayout(store)
     assert not gc_store(GcRequest(store=store)).plan
     shutil.rmtree(tmp_path / "two")
     only_b = layout.blob_path(hashlib.sha256(ONLY_B).hexdigest())
-    dry = gc_store(GcRequest(store=store, dry_run=True))
+    dry = gc_store(GcRequest(store=store, dry_run=True, forget_missing=True))
     assert [i.path for i in dry.plan.blobs] == [only_b]
     assert dry.plan.bytes_to_free >= len(ONLY_B)
     assert [r.lock for r in dry.plan.dead_roots] == [tmp_path / "two" / "models.lock"]
     assert only_b.exists()
-    done = gc_store(GcRequest(store=store))
+    done = gc_store(GcRequest(store=store, forget_missing=True))
     assert done.freed == dry.plan.bytes_to_free
     assert not only_b.exists()
     assert layout.blob_path(hashlib.sha256(SHARED).hexdigest()).read_bytes() == SHARED
@@ -73,10 +75,12 @@ def test_gc_frees_only_blobs_no_existing_lock_lists(two_projects: Path, tmp_path
 
 
 def test_blob_still_linked_from_a_target_frees_nothing(two_projects: Path, tmp_path: Path) -> None:
-    """A project whose lock is deleted but whose hardlinked files remain: its blob goes from
-    the store, the files stay intact, and gc says no bytes are freed by it."""
+    """A project whose lock is deleted but whose hardlinked files remain: its files keep the
+    blob until the project is forgotten; then the blob goes from the store, the files stay
+    intact, and gc says no bytes are freed by it."""
     (tmp_path / "two" / "models.lock").unlink()
-    report = gc_store(GcRequest(store=two_projects))
+    assert not gc_store(GcRequest(store=two_projects)).plan.blobs
+    report = gc_store(GcRequest(store=two_projects, forget_missing=True))
     [item] = report.plan.blobs
     assert (item.size, item.frees) == (len(ONLY_B), 0)
     assert (tmp_path / "two" / "models" / "b" / "only-b.bin").read_bytes() == ONLY_B
@@ -128,7 +132,7 @@ def test_gc_refuses_a_busy_store_without_waiting(two_projects: Path, tmp_path: P
     shutil.rmtree(tmp_path / "two")
     lock = StoreLayout(two_projects).lock_path
     with exclusive(lock, wait=False), pytest.raises(BusyError) as busy:
-        gc_store(GcRequest(store=two_projects, wait=False))
+        gc_store(GcRequest(store=two_projects, wait=False, forget_missing=True))
     assert busy.value.exit_code == ExitCode.BUSY
     assert busy.value.message.startswith(
         f"{two_projects / 'store.lock'}: held by pid {os.getpid()}"
