@@ -26,10 +26,13 @@ _TOMLLIB_AT = re.compile(r"\(at line (\d+), column (\d+)\)")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
-def load_manifest(path: Path, *, display: str | None = None) -> Project:
+def load_manifest(
+    path: Path, *, display: str | None = None, hub_endpoint: str | None = None
+) -> Project:
     """Parse and validate the manifest at `path`; raises ManifestError (exit 2) on any problem.
 
-    `display` is how the file is named in messages (default: the path as given).
+    `display` is how the file is named in messages (default: the path as given);
+    `hub_endpoint` is `$HF_ENDPOINT`, whose URLs are Hub sources.
     """
     name = display or str(path)
     try:
@@ -41,10 +44,12 @@ def load_manifest(path: Path, *, display: str | None = None) -> Project:
         ) from None
     except (OSError, UnicodeDecodeError) as err:
         raise ManifestError(f"{name}: cannot read: {err}", hint="check the file") from err
-    return parse_manifest(text, name)
+    return parse_manifest(text, name, hub_endpoint=hub_endpoint)
 
 
-def parse_manifest(text: str, name: str = "models.toml") -> Project:
+def parse_manifest(
+    text: str, name: str = "models.toml", *, hub_endpoint: str | None = None
+) -> Project:
     """Validate manifest text; `name` is the file name used in messages."""
     data = _parse_toml(text, name)
     try:
@@ -52,7 +57,7 @@ def parse_manifest(text: str, name: str = "models.toml") -> Project:
     except pydantic.ValidationError as err:
         problems = [_from_pydantic(e) for e in err.errors()]
         raise _error(text, name, problems) from None
-    project, problems = build_project(manifest)
+    project, problems = build_project(manifest, hub_endpoint=hub_endpoint)
     if problems:
         raise _error(text, name, problems)
     return project

@@ -56,7 +56,7 @@ class StatusReport:
 
 def project_status(request: StatusRequest) -> StatusReport:
     """Look, change nothing, send nothing."""
-    loaded = proj.load(request.manifest)
+    loaded = proj.load(request.manifest, request.environ)
     if loaded.lock is None:
         return StatusReport(loaded.lock_path, loaded.fresh)
     ctx = proj.context_for(loaded, loaded.lock, request)

@@ -44,7 +44,7 @@ class VerifyOutcome:
 
 def verify_project(request: VerifyRequest) -> VerifyOutcome:
     """Check everything the lock places here; IntegrityError (exit 4) listing each bad file."""
-    loaded = proj.load(request.manifest)
+    loaded = proj.load(request.manifest, request.environ)
     if loaded.lock is None:
         raise proj.no_lock_error(loaded.lock_path)
     ctx = proj.context_for(loaded, loaded.lock, request)
