@@ -427,17 +427,17 @@ def _profiles(manifest: Manifest, problems: list[ManifestProblem]) -> tuple[Prof
 def _hub_origins(
     registries: Mapping[str, RegistryRef], hub_endpoint: str | None
 ) -> list[tuple[str, RegistryRef]]:
-    """(URL prefix, registry) of every Hub whose page and file URLs are Hub sources."""
+    """(URL prefix, registry) of every Hub whose page and file URLs are Hub sources; declared
+    registries first (their token-env is explicit), then `$HF_ENDPOINT` and huggingface.co."""
     hf = registries[DEFAULT_REGISTRY]
-    found = [(origin, hf) for origin in _HUB_ORIGINS]
-    if hub_endpoint:
-        found.append((hub_endpoint.rstrip("/"), hf))
-    found += [
+    found = [
         (ref.endpoint, ref)
-        for ref in registries.values()
+        for _, ref in sorted(registries.items())
         if ref.type == "huggingface" and ref.endpoint is not None
     ]
-    return found
+    if hub_endpoint:
+        found.append((hub_endpoint.rstrip("/"), hf))
+    return found + [(origin, hf) for origin in _HUB_ORIGINS]
 
 
 def _model(

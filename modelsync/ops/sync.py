@@ -81,6 +81,7 @@ class SyncReport:
 
 async def _relock(request: SyncRequest) -> None:
     """`modelsync lock` first, like `uv sync` (imported here: it loads the network stack)."""
+    from modelsync.hardware.detect import detect  # noqa: PLC0415
     from modelsync.ops.lock import LockRequest, lock_project  # noqa: PLC0415
 
     await lock_project(
@@ -89,6 +90,7 @@ async def _relock(request: SyncRequest) -> None:
             offline=request.offline,
             environ=dict(request.environ),
             retry=request.retry,
+            detector=request.detector or detect,
         )
     )
 

@@ -5,16 +5,12 @@ diffed; `sync` says when the locked choice does not fit this machine (`--strict-
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from functools import partial
 from pathlib import Path
 
 import pytest
 
 from modelsync.errors import ExitCode, ModelsyncError
 from modelsync.fetch.retry import RetryPolicy
-from modelsync.hardware.detect import detect
-from modelsync.hardware.model import HardwareProfile
 from modelsync.lockfile.model import LockedProfile
 from modelsync.lockfile.render import parse_lock, render_lock
 from modelsync.manifest.load import load_manifest
@@ -23,48 +19,24 @@ from modelsync.ops.lock import LockReport, LockRequest, lock_project
 from modelsync.ops.sync import SyncReport, SyncRequest, sync_project
 from modelsync.server.runner import ServerHandle
 from modelsync.testing.gguf_files import make_gguf_repo
+from tests.fixtures.cli import CliRunner
 from tests.fixtures.hub import HubRepoFactory
+from tests.fixtures.machines import Detector, simulated_machine
 
 FAST = RetryPolicy(attempts=2, base_delay=0.01, jitter=0.0)
 MID = "org/Mid-GGUF"
 TINY = "org/Tiny-GGUF"
-Detector = Callable[[], HardwareProfile]
 # nvidia-smi --query-gpu=index,uuid,name,memory.total,memory.used,memory.free,... (MiB)
 SMALL_NVIDIA = "0, GPU-1111, NVIDIA Tiny, 1652, 0, 1600, 0, 580.95.05, 8.6, 00000000:01:00.0\n"
-
-
-def machine(
-    root: Path, *, ram_mib: int, nvidia: str | None = None, amd_vram_mib: int = 0
-) -> Detector:
-    """The real detector pointed at a fake /proc (and /sys), with nvidia-smi's output."""
-    files = {
-        "proc/meminfo": f"MemTotal: {ram_mib * 1024} kB\nMemAvailable: {ram_mib * 512} kB\n",
-        "proc/cpuinfo": "processor: 0\nflags: fpu avx2\n",
-    }
-    if amd_vram_mib:
-        card = "sys/class/drm/card0/device/"
-        files |= {
-            card + "vendor": "0x1002\n",
-            card + "mem_info_vram_total": str(amd_vram_mib << 20),
-            card + "product_name": "Radeon RX 7900 XTX\n",
-        }
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-
-    def run(argv: Sequence[str]) -> str | None:
-        return nvidia if argv[0] == "nvidia-smi" else None
-
-    return partial(detect, root, run=run, environ={}, system="Linux", machine="x86_64")
 
 
 @pytest.fixture
 def machines(tmp_path: Path) -> dict[str, Detector]:
     """Three machines: a small NVIDIA GPU, a big AMD workstation, a 128 MiB board."""
     return {
-        "nvidia": machine(tmp_path / "m-nvidia", ram_mib=1024, nvidia=SMALL_NVIDIA),
-        "amd": machine(tmp_path / "m-amd", ram_mib=65536, amd_vram_mib=24576),
-        "board": machine(tmp_path / "m-board", ram_mib=128),
+        "nvidia": simulated_machine(tmp_path / "m-nvidia", ram_mib=1024, nvidia=SMALL_NVIDIA),
+        "amd": simulated_machine(tmp_path / "m-amd", ram_mib=65536, amd_vram_mib=24576),
+        "board": simulated_machine(tmp_path / "m-board", ram_mib=128),
     }
 
 
@@ -237,3 +209,37 @@ def test_sync_says_when_the_locked_choice_does_not_fit(
     assert (tmp_path / "p" / "models" / "tiny").is_dir()
     fine = sync(manifest, hub, machines["amd"], frozen=True, strict_fit=True)
     assert fine.misfits == ()
+
+
+def test_strict_fit_flag_exits_2_on_the_command_line(
+    run_cli: CliRunner, hub: ServerHandle, repos: dict[str, str], tmp_path: Path
+) -> None:
+    """`sync --strict-fit` exits 2 with one line when a locked estimate exceeds this machine;
+    plain `sync` prints the warning and syncs."""
+    assert repos
+    env = {
+        "HF_ENDPOINT": hub.endpoint,
+        "HF_HUB_CACHE": str(tmp_path / "no-hf"),
+        "OLLAMA_MODELS": str(tmp_path / "no-ollama"),
+    }
+    Path("models.toml").write_text(f'[models.tiny]\nsource = "{TINY}:Q4_K_M"\n')
+    assert run_cli("lock", env=env).exit_code == 0
+    locked = parse_lock(Path("models.lock").read_text())
+    # An estimate no machine has (1 PiB): as if locked for a far bigger model.
+    huge = locked.model_copy(
+        update={"models": tuple(m.model_copy(update={"memory": 1 << 50}) for m in locked.models)}
+    )
+    Path("models.lock").write_text(render_lock(huge))
+    strict = run_cli("sync", "--strict-fit", env=env)
+    assert strict.exit_code == 2
+    [error] = [line for line in strict.stderr.splitlines() if line.startswith("modelsync: error")]
+    assert error.startswith(
+        "modelsync: error: models.tiny: the locked Q4_K_M needs est. 1048576.0 GiB at ctx 4096; "
+        "this machine has "
+    )
+    assert error.endswith("(or `modelsync lock --profile NAME`)")
+    assert not Path("models").exists()
+    plain = run_cli("sync", env=env)
+    assert plain.exit_code == 0, plain.stderr
+    assert plain.stdout.startswith("warning: models.tiny: the locked Q4_K_M needs est. ")
+    assert Path("models/tiny/Tiny-Q4_K_M.gguf").is_file()
