@@ -132,6 +132,9 @@ def test_fresh_locks_on_two_machines_diff_equal(
 ) -> None:
     """Declared profiles, or a choice both machines share, give byte-identical files when each
     machine locks from scratch."""
+    one_machine, other = machines["nvidia"](), machines["amd"]()
+    assert one_machine.fingerprint() != other.fingerprint()
+    assert [g.vendor for g in one_machine.gpus + other.gpus] == ["nvidia", "amd"]
     declared = '[profiles.gpu]\nram = "1GiB"\nvram = "1652MiB"\n[profiles.laptop]\nram = "1GiB"\n'
     both = f'[models.mid]\nsource = "hf://{MID}"\n[models.tiny]\nsource = "{TINY}"\n'
     for name, text in (

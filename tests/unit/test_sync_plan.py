@@ -11,10 +11,12 @@ import pytest
 
 from modelsync.errors import ExitCode, LockfileError, UsageError
 from modelsync.lockfile.model import LockedFile, LockedModel, LockedProfile, Lockfile
+from modelsync.resolve.model import Gpu, Machine
 from modelsync.sync.desired import (
     MachineSize,
     choose_profile,
     hub_source,
+    misfits,
     select_models,
     target_of,
     token_for,
@@ -92,6 +94,26 @@ def test_detected_profile_of_an_old_lock_is_ignored() -> None:
     assert choose_profile(alone, None, None).name is None
     with pytest.raises(UsageError):
         choose_profile(alone, "detected", None)
+
+
+def test_misfits_compare_the_locked_estimate_with_gpu_and_ram_budgets() -> None:
+    """A locked estimate above this machine's GPU + RAM budgets is named with the need, the
+    machine and the fix; entries without an estimate and those that fit are not."""
+    big = entry("big", None, "big.gguf").model_copy(update={"memory": 20 * GIB, "quant": "Q8_0"})
+    small = entry("small", None, "s.gguf").model_copy(update={"memory": 2 * GIB})
+    plain = entry("plain", None, "p.bin")
+    lock = Lockfile(version=1, manifest_digest="sha256:" + "2" * 64, models=(big, small, plain))
+    laptop = Machine("detected", ram=16 * GIB, detected=True)
+    [found] = misfits(lock, lock.models, laptop)
+    assert found.line() == (
+        "models.big: the locked Q8_0 needs est. 20.0 GiB; this machine has 13.0 GiB usable "
+        "(16.0 GiB RAM); declare the machines you sync to as [profiles] in models.toml and run "
+        "`modelsync lock` (or `modelsync lock --profile NAME`)"
+    )
+    workstation = Machine("detected", ram=16 * GIB, gpus=(Gpu(24 * GIB),), detected=True)
+    assert misfits(lock, lock.models, workstation) == ()
+    mac = Machine("detected", ram=16 * GIB, gpus=(Gpu(12 * GIB, "metal"),), unified=True)
+    assert [m.model for m in misfits(two_profile_lock(), (big,), mac)] == ["big"]
 
 
 def test_largest_profile_that_fits_is_chosen() -> None:
