@@ -177,6 +177,12 @@ class Lockfile(_Entry):
     def _profiles(cls, value: tuple[LockedProfile, ...]) -> tuple[LockedProfile, ...]:
         return tuple(sorted(value, key=lambda p: p.name))
 
+    @property
+    def declared(self) -> tuple[LockedProfile, ...]:
+        """The declared profiles. Older versions also wrote the machine that ran `lock` as a
+        `detected` profile; it is read (so those locks load) and otherwise ignored."""
+        return tuple(p for p in self.profiles if p.source == "declared")
+
     def entries(self, name: str) -> tuple[LockedModel, ...]:
         """Every entry of a model (one, or one per profile)."""
         return tuple(m for m in self.models if m.name == name)

@@ -36,13 +36,18 @@ _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def load_manifest(
-    path: Path, *, display: str | None = None, environ: Mapping[str, str] | None = None
+    path: Path,
+    *,
+    display: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    hub_endpoint: str | None = None,
 ) -> Project:
     """Parse and validate the manifest at `path`; raises ManifestError (exit 2) on any problem.
 
-    `display` is how the file is named in messages (default: the path as given). With
-    `environ`, settings.target comes back with `~` and `$NAME` expanded from it (only the
-    commands that place files ask: `lock` works where the target's variables are not set).
+    `display` is how the file is named in messages (default: the path as given);
+    `hub_endpoint` is `$HF_ENDPOINT`, whose URLs are Hub sources. With `environ`,
+    settings.target comes back with `~` and `$NAME` expanded from it (only the commands that
+    place files ask: `lock` works where the target's variables are not set).
     """
     name = display or str(path)
     try:
@@ -54,7 +59,7 @@ def load_manifest(
         ) from None
     except (OSError, UnicodeDecodeError) as err:
         raise ManifestError(f"{name}: cannot read: {err}", hint="check the file") from err
-    project = parse_manifest(text, name)
+    project = parse_manifest(text, name, hub_endpoint=hub_endpoint)
     if environ is None:
         return project
     home = environ.get("HOME") or str(Path.home())
@@ -81,7 +86,9 @@ def manifest_path(given: Path | None, cwd: Path = Path()) -> Path:
     )
 
 
-def parse_manifest(text: str, name: str = "models.toml") -> Project:
+def parse_manifest(
+    text: str, name: str = "models.toml", *, hub_endpoint: str | None = None
+) -> Project:
     """Validate manifest text; `name` is the file name used in messages."""
     data = _parse_toml(text, name)
     try:
@@ -89,7 +96,7 @@ def parse_manifest(text: str, name: str = "models.toml") -> Project:
     except pydantic.ValidationError as err:
         problems = [_from_pydantic(e) for e in err.errors()]
         raise _error(text, name, problems) from None
-    project, problems = build_project(manifest)
+    project, problems = build_project(manifest, hub_endpoint=hub_endpoint)
     if problems:
         raise _error(text, name, problems)
     return project

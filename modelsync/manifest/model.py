@@ -8,11 +8,18 @@ can name the file and line.
 Source grammar (design.md section 3):
 
     hf://org/repo            registry alias `hf` (implicit), or any declared `NAME://org/repo`
-    hf.co/org/repo:Q4_K_M    a quantization tag (case-insensitive)
+    hf.co/org/repo:Q4_K_M    a quantization tag (case-insensitive); `:latest` means none
     org/repo                 the implicit `hf` registry
     org/repo:file.gguf       one file (shard 1 pulls its group)
+    https://huggingface.co/org/repo[/tree/REV | /blob/REV/FILE | /resolve/REV/FILE]
+                             a Hub page or file URL (also on $HF_ENDPOINT or a declared Hub
+                             registry's endpoint): the Hub source it names, not a plain URL
     https://host/file.gguf   a plain file; needs `sha256`
     NAME://path/file.gguf    a file under a declared `type = "url"` registry's endpoint
+
+`quant` is `best` (the best that fits, up to Q8_0), `best-full` (F16/BF16/F32 too), a label or
+a list of labels. `include` globs next to a quantization (or a pinned file) add files such as a
+vision projector; without one they select the files of a non-GGUF repository.
 """
 
 from __future__ import annotations
@@ -20,10 +27,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -57,6 +64,8 @@ _UNITS = {
     "TIB": 2**40,
 }
 _HUB_HOSTS = ("hf.co/", "huggingface.co/")
+_HUB_ORIGINS = ("https://huggingface.co", "https://hf.co", "https://www.huggingface.co")
+_LATEST = "latest"  # `hf.co/org/repo:latest` (ollama's spelling): no tag, the best that fits
 
 
 class ManifestProblem(ValueError):  # noqa: N818  a value, collected before any error is raised
@@ -261,15 +270,16 @@ class ProfileRequest:
 
 @dataclass(frozen=True, slots=True)
 class QuantChoice:
-    """`best` (the best that fits), one `named` label, or an `ordered` list of preferences."""
+    """`best` (the best that fits, up to Q8_0), `best-full` (full precision too), one `named`
+    label, or an `ordered` list of preferences."""
 
-    mode: Literal["best", "named", "ordered"] = "best"
+    mode: Literal["best", "best-full", "named", "ordered"] = "best"
     labels: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """As the user wrote it, for messages."""
-        if self.mode == "best":
-            return "best"
+        if self.mode in ("best", "best-full"):
+            return self.mode
         if self.mode == "named":
             return self.labels[0]
         return "[" + ", ".join(self.labels) + "]"
@@ -291,6 +301,8 @@ class ModelRequest:
     """A pinned path in the repo (`org/repo:file.gguf`)."""
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    extras: tuple[str, ...] = ()
+    """`include` globs given next to a quantization: files locked with the chosen GGUF."""
     context: int | None = None
     sha256: str | None = None
     quality_floor: str | None = None
@@ -307,7 +319,9 @@ class ModelRequest:
 
     def canonical(self) -> dict[str, object]:
         """Every field that changes what `lock` resolves, for the per-model inputs digest."""
-        return {
+        # `extras` only when given: entries written before it existed keep their digests.
+        extras: dict[str, object] = {"extras": list(self.extras)} if self.extras else {}
+        return extras | {
             "name": self.name,
             "registry": self.registry.canonical(),
             "repo": self.repo,
@@ -357,15 +371,21 @@ def canonical_digest(value: object) -> str:
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def build_project(manifest: Manifest) -> tuple[Project, list[ManifestProblem]]:
-    """Normalize a schema-valid manifest; returns the project and every problem found."""
+def build_project(
+    manifest: Manifest, *, hub_endpoint: str | None = None
+) -> tuple[Project, list[ManifestProblem]]:
+    """Normalize a schema-valid manifest; returns the project and every problem found.
+
+    `hub_endpoint` is `$HF_ENDPOINT`: URLs under it name Hub sources, like huggingface.co's.
+    """
     problems: list[ManifestProblem] = []
     registries = _registries(manifest, problems)
     profiles = _profiles(manifest, problems)
+    hubs = _hub_origins(registries, hub_endpoint)
     models = []
     for name in manifest.models:
         try:
-            models.append(_model(name, manifest.models[name], registries))
+            models.append(_model(name, manifest.models[name], registries, hubs))
         except ManifestProblem as problem:
             problems.append(problem)
     models.sort(key=lambda m: m.name)
@@ -449,7 +469,28 @@ def _profiles(manifest: Manifest, problems: list[ManifestProblem]) -> tuple[Prof
     return tuple(profiles)
 
 
-def _model(name: str, spec: ModelSpec, registries: Mapping[str, RegistryRef]) -> ModelRequest:
+def _hub_origins(
+    registries: Mapping[str, RegistryRef], hub_endpoint: str | None
+) -> list[tuple[str, RegistryRef]]:
+    """(URL prefix, registry) of every Hub whose page and file URLs are Hub sources; declared
+    registries first (their token-env is explicit), then `$HF_ENDPOINT` and huggingface.co."""
+    hf = registries[DEFAULT_REGISTRY]
+    found = [
+        (ref.endpoint, ref)
+        for _, ref in sorted(registries.items())
+        if ref.type == "huggingface" and ref.endpoint is not None
+    ]
+    if hub_endpoint:
+        found.append((hub_endpoint.rstrip("/"), hf))
+    return found + [(origin, hf) for origin in _HUB_ORIGINS]
+
+
+def _model(
+    name: str,
+    spec: ModelSpec,
+    registries: Mapping[str, RegistryRef],
+    hubs: Sequence[tuple[str, RegistryRef]] = (),
+) -> ModelRequest:
     loc: Loc = ("models", name)
     if not _NAME.fullmatch(name):
         raise ManifestProblem(
@@ -462,7 +503,15 @@ def _model(name: str, spec: ModelSpec, registries: Mapping[str, RegistryRef]) ->
     scheme_match = _SCHEME.fullmatch(source)
     scheme = scheme_match.group(1) if scheme_match else None
     if scheme in ("http", "https"):
-        return _url_model(name, spec, registries[URL_REGISTRY], source, loc)
+        hub = _hub_url(source, hubs, src_loc)
+        if hub is None:
+            return _url_model(name, spec, registries[URL_REGISTRY], source, loc)
+        if spec.registry is not None:
+            raise ManifestProblem(
+                (*loc, "registry"), "the URL names its registry already", "remove registry"
+            )
+        registry, rest, revision, file = hub
+        return _hub_model(name, spec, registry, rest, loc, revision=revision, file=file)
     rest = scheme_match.group(2) if scheme_match else source
     registry_name = _registry_name(spec, scheme, registries, loc)
     registry = registries[registry_name]
@@ -480,44 +529,107 @@ def _model(name: str, spec: ModelSpec, registries: Mapping[str, RegistryRef]) ->
         if rest.startswith(host):
             rest = rest[len(host) :]
             break
+    return _hub_model(name, spec, registry, rest, loc)
+
+
+def _hub_url(
+    source: str, hubs: Sequence[tuple[str, RegistryRef]], loc: Loc
+) -> tuple[RegistryRef, str, str | None, str | None] | None:
+    """(registry, `org/repo[:tag]`, revision, file) of a Hub page or file URL; None for any
+    other URL. The query (`?download=true`) is dropped: it never names the file."""
+    parts = urlsplit(source)
+    for origin, registry in hubs:
+        base = urlsplit(origin)
+        prefix = base.path.rstrip("/") + "/"
+        if (parts.scheme, parts.netloc.lower()) != (
+            base.scheme,
+            base.netloc.lower(),
+        ) or not parts.path.startswith(prefix):
+            continue
+        segments = [unquote(p) for p in parts.path[len(prefix) :].rstrip("/").split("/")]
+        if segments[0] in ("datasets", "spaces"):
+            raise ManifestProblem(
+                loc,
+                f"{source} is a {segments[0][:-1]}, not a model repository",
+                "point at a model repository",
+            )
+        repo = "/".join(segments[:2])
+        if len(segments) == 2:
+            return registry, repo, None, None
+        if len(segments) == 4 and segments[2] == "tree":
+            return registry, repo, segments[3], None
+        if len(segments) >= 5 and segments[2] in ("blob", "resolve"):
+            return registry, repo, segments[3], _check_repo_path("/".join(segments[4:]), loc)
+        raise ManifestProblem(
+            loc,
+            f'cannot read the Hub URL "{source}"',
+            "use https://huggingface.co/org/repo or a file's …/blob/<revision>/<file> URL",
+        )
+    return None
+
+
+def _hub_model(
+    name: str,
+    spec: ModelSpec,
+    registry: RegistryRef,
+    rest: str,
+    loc: Loc,
+    *,
+    revision: str | None = None,
+    file: str | None = None,
+) -> ModelRequest:
+    """A model on a Hub-compatible registry: `rest` is `org/repo[:tag]`; a URL gave `revision`
+    and `file`."""
+    src_loc: Loc = (*loc, "source")
     repo, _, tag = rest.partition(":")
-    _check_repo(repo, source, src_loc)
-    file = None
+    _check_repo(repo, spec.source.strip(), src_loc)
     quant = _quant_choice(spec, loc)
+    if tag.lower() == _LATEST:
+        tag = ""
     if tag:
         if tag.lower().endswith(".gguf"):
             file = _check_repo_path(tag, src_loc)
-            if quant.mode != "best":
-                raise ManifestProblem(
-                    (*loc, "quant"),
-                    f'the source pins the file "{file}", so quant cannot choose another',
-                    "remove quant, or remove the file from the source",
-                )
         else:
             quant = _tag_choice(tag, quant, loc)
+    if file is not None and quant.mode != "best":
+        raise ManifestProblem(
+            (*loc, "quant"),
+            f'the source pins the file "{file}", so quant cannot choose another',
+            "remove quant, or remove the file from the source",
+        )
     if spec.sha256 is not None:
         raise ManifestProblem(
             (*loc, "sha256"),
             "sha256 is for plain URL sources; the registry's listing pins these files",
             "remove sha256",
         )
-    if (spec.include is not None or spec.exclude is not None) and (
-        quant.mode != "best" or file is not None
-    ):
+    if revision is not None and spec.revision not in (None, revision):
         raise ManifestProblem(
-            (*loc, "include"),
-            "include/exclude globs select the files, so quant or a pinned file cannot",
-            "keep either the globs or the quantization",
+            (*loc, "revision"),
+            f'revision = "{spec.revision}" contradicts the URL\'s "{revision}"',
+            "keep one of them",
         )
+    # A quantization (or a file) chooses the model file; include globs then add files next to
+    # it. Without one, the globs select the files of a repository that is not GGUF.
+    chosen = spec.quant is not None or bool(tag) or file is not None
+    if chosen and spec.exclude is not None:
+        raise ManifestProblem(
+            (*loc, "exclude"),
+            "exclude selects files of a non-GGUF repository; next to a quantization, include "
+            "names the extra files",
+            "remove exclude",
+        )
+    extras = tuple(spec.include or ()) if chosen else ()
     return ModelRequest(
         name=name,
         registry=registry,
         repo=repo,
-        revision=_revision(spec.revision, (*loc, "revision")),
+        revision=_revision(revision or spec.revision, (*loc, "revision")),
         quant=quant,
         file=file,
-        include=tuple(spec.include or ()),
+        include=() if chosen else tuple(spec.include or ()),
         exclude=tuple(spec.exclude or ()),
+        extras=extras,
         context=spec.context,
         quality_floor=_floor(spec, loc),
     )
@@ -611,8 +723,8 @@ def _check_repo(repo: str, source: str, loc: Loc) -> None:
         raise ManifestProblem(
             loc,
             f'cannot read source "{source}"',
-            'expected "hf://org/repo", "org/repo", "org/repo:Q4_K_M", "org/repo:file.gguf" '
-            'or "https://host/file.gguf"',
+            'expected "hf://org/repo", "org/repo", "org/repo:Q4_K_M", "org/repo:file.gguf", '
+            '"https://huggingface.co/org/repo" or "https://host/file.gguf"',
         )
 
 
@@ -637,6 +749,8 @@ def _quant_choice(spec: ModelSpec, loc: Loc) -> QuantChoice:
     value = spec.quant
     if value is None or (isinstance(value, str) and value.strip().lower() == "best"):
         return QuantChoice()
+    if isinstance(value, str) and value.strip().lower() == "best-full":
+        return QuantChoice("best-full")
     names = [value] if isinstance(value, str) else list(value)
     labels = []
     for index, text in enumerate(names):

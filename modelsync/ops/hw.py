@@ -12,9 +12,11 @@ from modelsync.hardware.detect import detect
 from modelsync.hardware.model import HardwareProfile
 from modelsync.lockfile.io import read_lock
 from modelsync.manifest.load import load_manifest
-from modelsync.ops.lock import Detector, LockRequest, ModelOutcome, Resolver, machine_of
+from modelsync.manifest.model import HF_ENDPOINT_ENV
+from modelsync.ops.lock import Detector, LockRequest, ModelOutcome, Resolver
 from modelsync.resolve.memory import Budgets, budgets
 from modelsync.resolve.model import Machine
+from modelsync.sync.desired import machine_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +46,7 @@ async def show_hardware(request: HwRequest) -> HwReport:
     machine = machine_of(profile)
     outcomes: tuple[ModelOutcome, ...] = ()
     if request.models:
-        project = load_manifest(request.manifest)
+        project = load_manifest(request.manifest, hub_endpoint=request.environ.get(HF_ENDPOINT_ENV))
         unknown = sorted(set(request.models) - {m.name for m in project.models})
         if unknown:
             raise UsageError(

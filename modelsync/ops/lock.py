@@ -54,8 +54,9 @@ from modelsync.registry.http import Http, Rules
 from modelsync.registry.model import RepoSnapshot
 from modelsync.registry.url import UrlFiles
 from modelsync.resolve.gguf import catalog, pinned_file
-from modelsync.resolve.model import Choice, Gpu, Machine, ModelShape, RepoFile, Want
+from modelsync.resolve.model import Choice, Machine, ModelShape, RepoFile, Want
 from modelsync.resolve.select import select
+from modelsync.sync.desired import machine_of
 
 log = structlog.get_logger(__name__)
 
@@ -119,7 +120,7 @@ class LockReport:
 async def lock_project(request: LockRequest) -> LockReport:
     """Run `lock` as asked; raises ModelsyncError subclasses (exit codes in errors.py)."""
     started = time.monotonic()
-    project = load_manifest(request.manifest)
+    project = load_manifest(request.manifest, hub_endpoint=request.environ.get(HF_ENDPOINT_ENV))
     lock_path = paths.lock_path_for(request.manifest)
     existing = read_lock(lock_path)
     digest = project.digest()
@@ -142,7 +143,7 @@ async def lock_project(request: LockRequest) -> LockReport:
     lock = Lockfile(
         version=LOCK_VERSION,
         manifest_digest=digest,
-        profiles=tuple(locked_profile(p) for p in profiles),
+        profiles=tuple(locked_profile(p) for p in profiles if p.source == "declared"),
         models=tuple(e for o in outcomes for e in o.entries),
     )
     written = write_lock(lock_path, render_lock(lock))
@@ -194,17 +195,6 @@ def _declared(name: str, project: Project) -> HardwareProfile:
     return declared(name, ram=spec.ram, vram=spec.vram, gpus=spec.gpus, unified=spec.unified)
 
 
-def machine_of(profile: HardwareProfile) -> Machine:
-    """The resolver's view of a hardware profile."""
-    return Machine(
-        name=profile.name,
-        ram=profile.ram_total,
-        gpus=tuple(Gpu(g.vram_total, g.backend) for g in profile.gpus),
-        unified=profile.unified,
-        unified_gpu_limit=profile.unified_gpu_limit,
-    )
-
-
 def locked_profile(profile: HardwareProfile) -> LockedProfile:
     """How a profile is recorded in the lock."""
     return LockedProfile(
@@ -219,13 +209,23 @@ def locked_profile(profile: HardwareProfile) -> LockedProfile:
 
 
 def inputs_digest(model: ModelRequest, profiles: Sequence[HardwareProfile]) -> str:
-    """Digest of what one model's entries depend on: its manifest entry and the profiles."""
+    """Digest of what one model's entries depend on: its manifest entry and the declared
+    profiles. Never the detected machine: a lock made on one machine is kept on every other."""
     return canonical_digest(
         {
             "model": model.canonical(),
-            "profiles": [[p.name, p.fingerprint()] for p in profiles],
+            "profiles": [[p.name, p.fingerprint()] for p in profiles if p.source == "declared"],
         }
     )
+
+
+def legacy_inputs(model: ModelRequest, lock: Lockfile) -> str | None:
+    """The inputs digest an older modelsync wrote next to a `detected` [[profile]] (its
+    fingerprint was part of it), so such a lock keeps its choices; None for a current lock."""
+    detected = [[p.name, p.fingerprint] for p in lock.profiles if p.source == "detected"]
+    if not detected:
+        return None
+    return canonical_digest({"model": model.canonical(), "profiles": detected})
 
 
 # ---- GGUF headers ----------------------------------------------------------------------------
@@ -317,6 +317,7 @@ def want_of(model: ModelRequest, where: str) -> Want:
         file=model.file,
         include=model.include,
         exclude=model.exclude,
+        extras=model.extras,
         context=model.context,
         floor=model.quality_floor,
     )
@@ -381,13 +382,16 @@ class Resolver:
     def _kept(self, model: ModelRequest) -> ModelOutcome | None:
         """The locked entries, when nothing asks for them to change."""
         upgrading = self.request.upgrade or model.name in self.request.upgrade_models
-        inputs = inputs_digest(model, self.profiles)
-        if upgrading or self.request.explain or not reusable(self.existing, model.name, inputs):
+        if upgrading or self.request.explain or self.existing is None:
             return None
-        assert self.existing is not None
-        return ModelOutcome(
-            model.name, model.source, self.existing.entries(model.name), reused=True
-        )
+        inputs = inputs_digest(model, self.profiles)
+        entries = self.existing.entries(model.name)
+        if not reusable(self.existing, model.name, inputs):
+            legacy = legacy_inputs(model, self.existing)
+            if legacy is None or not reusable(self.existing, model.name, legacy):
+                return None
+            entries = tuple(e.model_copy(update={"inputs": inputs}) for e in entries)
+        return ModelOutcome(model.name, model.source, entries, reused=True)
 
     def _pinned_commit(self, model: ModelRequest) -> str | None:
         """The locked commit to keep: same registry, repo and revision, and not upgrading."""

@@ -24,7 +24,7 @@ from modelsync.store.locking import exclusive
 from modelsync.store.state import open_state
 from modelsync.sync import project as proj
 from modelsync.sync.apply import ApplyOptions, ProgressFactory, apply_plan, no_progress
-from modelsync.sync.desired import ProfileChoice
+from modelsync.sync.desired import ProfileChoice, machine_of, misfits
 from modelsync.sync.model import Applied, Inventory, LinkMode, Placement, SyncPlan
 from modelsync.sync.plan import plan_sync
 
@@ -46,6 +46,8 @@ class SyncRequest:
     link: LinkMode | None = None
     """Forced by `--link`; None: settings.link, whose default `auto` probes."""
     repair: bool = False
+    strict_fit: bool = False
+    """A locked choice that does not fit this machine is an error, not a warning."""
     offline: bool = False
     wait: bool = True
     environ: Mapping[str, str] = field(default_factory=dict)
@@ -73,10 +75,13 @@ class SyncReport:
     """Why the lock is stale, when a dry run planned from it anyway."""
     dry_run: bool = False
     seconds: float = 0.0
+    misfits: tuple[str, ...] = ()
+    """One line per model whose locked choice needs more memory than this machine has."""
 
 
 async def _relock(request: SyncRequest) -> None:
     """`modelsync lock` first, like `uv sync` (imported here: it loads the network stack)."""
+    from modelsync.hardware.detect import detect  # noqa: PLC0415
     from modelsync.ops.lock import LockRequest, lock_project  # noqa: PLC0415
 
     await lock_project(
@@ -85,6 +90,7 @@ async def _relock(request: SyncRequest) -> None:
             offline=request.offline,
             environ=dict(request.environ),
             retry=request.retry,
+            detector=request.detector or detect,
         )
     )
 
@@ -130,6 +136,7 @@ async def sync_project(request: SyncRequest) -> SyncReport:
         relocked = True
     assert loaded.lock is not None
     ctx = proj.context_for(loaded, loaded.lock, request)
+    misfit = _fit_check(ctx, request)
     layout = StoreLayout(request.store)
     applied = None
     with open_state(layout.state_path) as state:
@@ -159,6 +166,7 @@ async def sync_project(request: SyncRequest) -> SyncReport:
         stale=stale,
         dry_run=request.dry_run,
         seconds=time.monotonic() - started,
+        misfits=misfit,
     )
     log.info(
         "sync.done" if not request.dry_run else "sync.planned",
@@ -170,6 +178,21 @@ async def sync_project(request: SyncRequest) -> SyncReport:
         seconds=round(report.seconds, 3),
     )
     return report
+
+
+def _fit_check(ctx: proj.SyncContext, request: SyncRequest) -> tuple[str, ...]:
+    """Whether the locked choices fit this machine: warnings, or with --strict-fit exit 2
+    before anything is fetched. A lock is made on one machine and kept on all (design.md 3)."""
+    if all(m.memory is None for m in ctx.models):
+        return ()
+    hardware = ctx.hardware or proj.detect_hardware(request.detector)
+    found = misfits(ctx.lock, ctx.models, machine_of(hardware))
+    if found and request.strict_fit:
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise UsageError(found[0].problem + more, hint=found[0].fix)
+    for item in found:
+        log.warning("sync.does_not_fit", model=item.model, problem=item.problem, fix=item.fix)
+    return tuple(item.line() for item in found)
 
 
 def _options(request: SyncRequest, ctx: proj.SyncContext) -> ApplyOptions:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from modelsync.resolve.memory import budgets
 from modelsync.resolve.model import Choice, Machine, Row, gib
+from modelsync.resolve.quants import BEST_CAP
 
 _COLUMNS = ("", "candidate", "files", "size", "est. memory", "needs", "runs as", "verdict")
 
@@ -44,5 +45,11 @@ def explain_lines(name: str, source: str, machine: Machine, choice: Choice) -> l
         for row in rows:
             text = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row))
             lines.append(("  " + text).rstrip())
+    skipped = [r.variant.display for r in choice.rows if r.status == "full precision"]
+    if skipped:
+        lines.append(
+            f"  skipped {', '.join(skipped)}: full precision costs twice {BEST_CAP} for no "
+            'measurable quality in GGUF inference; name it, or set quant = "best-full"'
+        )
     lines.append(f"  reason: {choice.reason}")
     return lines

@@ -123,6 +123,9 @@ class Machine:
     """GPU and CPU share the RAM (Apple silicon, Jetson): count it once."""
     unified_gpu_limit: int | None = None
     """The GPU's share of unified memory (Metal's recommendedMaxWorkingSetSize), if known."""
+    detected: bool = False
+    """The machine `lock` runs on (no profiles declared): its choice is kept on every other
+    machine, so reasons state what the choice needs, not what this machine has."""
 
     def describe(self) -> str:
         """`24.0 GiB VRAM, 64.0 GiB RAM`, for messages."""
@@ -191,7 +194,9 @@ class Fit:
         return f"est. {gib(self.need)} of {gib(self.budget)} {self.resource}"
 
 
-RowStatus = Literal["chosen", "fits", "too big", "below floor", "not requested", "unknown size"]
+RowStatus = Literal[
+    "chosen", "fits", "too big", "below floor", "full precision", "not requested", "unknown size"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,11 +218,14 @@ class Want:
     """`models.gemma`, for messages."""
     source: str
     """`hf:org/repo@abc1234`, for messages."""
-    mode: Literal["best", "named", "ordered", "file", "globs", "all"] = "best"
+    mode: Literal["best", "best-full", "named", "ordered", "file", "globs", "all"] = "best"
+    """`best` goes up to Q8_0; `best-full` also takes F16/BF16/F32."""
     labels: tuple[str, ...] = ()
     file: str | None = None
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    extras: tuple[str, ...] = ()
+    """Globs of files locked next to the chosen GGUF (a vision projector, say)."""
     context: int | None = None
     floor: str | None = None
 

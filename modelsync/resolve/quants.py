@@ -67,6 +67,13 @@ ARM_REPACKS: frozenset[str] = frozenset(
 )
 """Formats llama.cpp no longer loads (PR #10446): recognised so they can be excluded."""
 
+FULL_PRECISION: frozenset[str] = frozenset({"F32", "F16", "BF16"})
+"""Unquantized labels: for GGUF inference twice the bytes of Q8_0 for no measurable quality
+(KLD 0.0005 vs 0.0014, notes section 3), so `best` takes them only when nothing else exists."""
+
+BEST_CAP = "Q8_0"
+"""The best `quant = "best"` takes; `best-full` (or naming one) lifts it to full precision."""
+
 DEFAULT_FLOOR = "Q3_K_S"
 """Nothing ranked below this unless named or the floor is lowered (KLD > ~0.2 below it)."""
 
@@ -131,6 +138,11 @@ def rank(label: str) -> float | None:
     if base in RANKS:
         return RANKS[base] + (0.5 if label.startswith("UD-") else 0.0)
     return None
+
+
+def full_precision(label: str) -> bool:
+    """F32, F16 or BF16."""
+    return base_of(label) in FULL_PRECISION
 
 
 def bits(label: str) -> float | None:

@@ -1,15 +1,21 @@
 """Choose the files of one model for one machine, with the reason and the `--explain` rows.
 
-`quant = "best"`: among candidates at or above the quality floor, the best tier (full GPU >
-partial offload ≥ 50 % > CPU), then the best quality (`quants.RANKS`), then imatrix/dynamic
-mixes at ≤ 4 bits, then the smaller file, a single file, the path. A named quantization is taken
-exactly or fails with the list of what exists; an ordered list takes the first that exists and
-fits. Non-GGUF repositories take `include`/`exclude` globs, or every file.
+`quant = "best"`: among candidates at or above the quality floor and up to Q8_0 (full precision
+only when the repo has nothing else, or with `best-full`), the best tier (full GPU > partial
+offload ≥ 50 % > CPU), then the best quality (`quants.RANKS`), then imatrix/dynamic mixes at
+≤ 4 bits, then the smaller file, a single file, the path. A named quantization is taken exactly
+or fails with the list of what exists; an ordered list takes the first that exists and fits.
+`include` globs next to a quantization add files (a vision projector). Non-GGUF repositories
+take `include`/`exclude` globs, or every file.
+
+On a detected machine (no profiles declared) reasons state what the choice needs, not what the
+machine has: the lock is kept as it is on every other machine.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from fnmatch import fnmatchcase
 
 from modelsync.errors import NoVariantFitsError, UsageError
@@ -29,7 +35,14 @@ from modelsync.resolve.model import (
     Want,
     gib,
 )
-from modelsync.resolve.quants import DEFAULT_FLOOR, low_bit, nearest_by_bits, rank
+from modelsync.resolve.quants import (
+    BEST_CAP,
+    DEFAULT_FLOOR,
+    full_precision,
+    low_bit,
+    nearest_by_bits,
+    rank,
+)
 
 _IGNORED = frozenset({".gitattributes"})
 
@@ -40,6 +53,13 @@ def select(
     """The files `want` resolves to on `machine`; UsageError / NoVariantFitsError (exit 2)."""
     if want.mode == "globs":
         return _globs(want, files, machine)
+    choice = _gguf(want, files, shape, machine)
+    return _with_extras(want, files, choice) if want.extras else choice
+
+
+def _gguf(
+    want: Want, files: Sequence[RepoFile], shape: ModelShape | None, machine: Machine
+) -> Choice:
     if want.mode == "file":
         assert want.file is not None
         variant = pinned_file(files, want.file)
@@ -51,7 +71,7 @@ def select(
         return _take(want, variant, shape, machine, "pinned by the source")
     found = catalog(files)
     if not found:
-        if want.mode in ("named", "ordered"):
+        if want.mode in ("named", "ordered") or want.extras:
             raise UsageError(
                 f"{want.subject}: {want.source} has no GGUF model files, so quant cannot choose",
                 hint="remove quant and select files with include = [...] globs",
@@ -67,13 +87,23 @@ def select(
 # ---- GGUF candidates ---------------------------------------------------------------------
 
 
-def _rank_of(variant: Variant, shape: ModelShape | None) -> float | None:
+def _label_of(variant: Variant, shape: ModelShape | None) -> str | None:
+    """The file's label, else the one nearest its bits per weight (when the shape is known)."""
     if variant.label is not None:
-        return rank(variant.label)
+        return variant.label
     if shape is not None and shape.parameter_count:
-        bpw = 8 * max(variant.size - shape.header_size, 0) / shape.parameter_count
-        return rank(nearest_by_bits(bpw))
+        return nearest_by_bits(8 * max(variant.size - shape.header_size, 0) / shape.parameter_count)
     return None
+
+
+def _rank_of(variant: Variant, shape: ModelShape | None) -> float | None:
+    label = _label_of(variant, shape)
+    return rank(label) if label is not None else None
+
+
+def _full(variant: Variant, shape: ModelShape | None) -> bool:
+    label = _label_of(variant, shape)
+    return label is not None and full_precision(label)
 
 
 def _measure(
@@ -110,6 +140,8 @@ def _rows(
     requested: set[str] | None,
 ) -> list[Row]:
     floor = rank(want.floor or DEFAULT_FLOOR) or 0.0
+    # Full precision only when asked for, or when the repo has nothing else to offer.
+    capped = want.mode == "best" and not all(_full(v, shape) for v in variants)
     rows = []
     for variant in variants:
         est, where = _measure(variant, shape, machine, context)
@@ -119,6 +151,8 @@ def _rows(
             status = "not requested"
         elif requested is None and value is not None and value < floor:
             status = "below floor"
+        elif requested is None and capped and _full(variant, shape):
+            status = "full precision"
         elif where is None:
             status = "unknown size"
         else:
@@ -133,12 +167,15 @@ def _choose(rows: list[Row], chosen: Row) -> tuple[Row, ...]:
     )
 
 
-def _fit_text(row: Row) -> str:
+def _fit_text(row: Row, machine: Machine | None = None) -> str:
+    """How a candidate fits; for a detected `machine` only what it needs (kept everywhere)."""
     if row.fit is None:
         return "no size estimate"
+    assert row.estimate is not None
+    if machine is not None and machine.detected:
+        return f"needs est. {gib(row.estimate.total)}, ctx {row.estimate.context}"
     if row.fit.tier == "none":
         return f"does not fit: needs {row.fit.need_text().removeprefix('est. ')}"
-    assert row.estimate is not None
     return f"{row.fit.describe()}, {row.fit.need_text()}, ctx {row.estimate.context}"
 
 
@@ -169,7 +206,11 @@ def _best(
     if not eligible:
         raise _nothing_fits(want, rows, machine, context)
     chosen = eligible[0]
-    reason = f"{chosen.variant.display}: the best quality that fits ({_fit_text(chosen)})"
+    what = f"up to {BEST_CAP} that fits the machine it was chosen on" if machine.detected else ""
+    reason = (
+        f"{chosen.variant.display}: the best quality {what or 'that fits'} "
+        f"({_fit_text(chosen, machine)})"
+    )
     better = [
         r
         for r in rows
@@ -180,11 +221,14 @@ def _best(
     if better:
         nearest = min(better, key=lambda r: (r.rank or 0.0, r.variant.size))
         assert nearest.fit is not None
-        why = (
-            f"needs {nearest.fit.need_text().removeprefix('est. ')}"
-            if nearest.fit.tier == "none"
-            else f"only {nearest.fit.describe()}"
-        )
+        assert nearest.estimate is not None
+        if machine.detected:
+            where = "did not fit" if nearest.fit.tier == "none" else nearest.fit.describe()
+            why = f"(est. {gib(nearest.estimate.total)}): {where}"
+        elif nearest.fit.tier == "none":
+            why = f"needs {nearest.fit.need_text().removeprefix('est. ')}"
+        else:
+            why = f"only {nearest.fit.describe()}"
         reason += f"; {nearest.variant.display} {why}"
     return _choice(want, machine, chosen, rows, reason)
 
@@ -223,7 +267,7 @@ def _named(
     notes: tuple[str, ...] = ()
     if chosen.fit is not None and chosen.fit.tier == "none":
         notes = (f"{label} does not fit profile {machine.name}: {_fit_text(chosen)}",)
-    reason = f"{label}: named in the manifest ({_fit_text(chosen)})"
+    reason = f"{label}: named in the manifest ({_fit_text(chosen, machine)})"
     return _choice(want, machine, chosen, rows, reason, *notes)
 
 
@@ -249,7 +293,9 @@ def _ordered(
         if row.fit is not None and row.fit.tier == "none":
             skipped.append(f"{label} {_fit_text(row)}")
             continue
-        reason = f"{label}: first of [{', '.join(want.labels)}] that fits ({_fit_text(row)})"
+        reason = (
+            f"{label}: first of [{', '.join(want.labels)}] that fits ({_fit_text(row, machine)})"
+        )
         if skipped:
             reason += "; " + "; ".join(skipped)
         return _choice(want, machine, row, rows, reason)
@@ -294,7 +340,7 @@ def _take(
     notes: tuple[str, ...] = ()
     if where is not None and where.tier == "none":
         notes = (f"{variant.first} does not fit profile {machine.name}: {_fit_text(row)}",)
-    reason = f"{variant.first}: {why} ({_fit_text(row)})"
+    reason = f"{variant.first}: {why} ({_fit_text(row, machine)})"
     return Choice(
         profile=machine.name,
         files=variant.files,
@@ -305,6 +351,27 @@ def _take(
         memory=est.total if est else None,
         fit=where,
         notes=notes,
+    )
+
+
+def _with_extras(want: Want, files: Sequence[RepoFile], choice: Choice) -> Choice:
+    """The choice plus the files `include` globs match next to it (mmproj for vision)."""
+    chosen = {f.path for f in choice.files}
+    extra = tuple(
+        f
+        for f in sorted(files, key=lambda f: f.path)
+        if f.path not in chosen and any(fnmatchcase(f.path, p) for p in want.extras)
+    )
+    if not extra:
+        raise UsageError(
+            f"{want.subject}: include {list(want.extras)} matched no other file of {want.source}",
+            hint=f"files there: {_some_paths(files)}",
+        )
+    paths = ", ".join(f.path for f in extra)
+    return replace(
+        choice,
+        files=tuple(sorted((*choice.files, *extra), key=lambda f: f.path)),
+        reason=f"{choice.reason}; with {paths} (include)",
     )
 
 

@@ -15,7 +15,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 from modelsync.errors import LockfileError, UsageError
+from modelsync.hardware.model import HardwareProfile
 from modelsync.lockfile.model import LockedModel, LockedProfile, Lockfile
+from modelsync.resolve.memory import budgets
+from modelsync.resolve.model import Gpu, Machine, gib
 from modelsync.sync.model import Source, Wanted
 
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
@@ -27,9 +30,59 @@ HF_TOKEN_ENV = "HF_TOKEN"  # noqa: S105  the name of a variable, not a token
 class MachineSize:
     """What a profile choice needs to know about this machine."""
 
-    fingerprint: str
     ram: int
     vram: int
+
+
+def machine_of(profile: HardwareProfile) -> Machine:
+    """The resolver's view of a hardware profile."""
+    return Machine(
+        name=profile.name,
+        ram=profile.ram_total,
+        gpus=tuple(Gpu(g.vram_total, g.backend) for g in profile.gpus),
+        unified=profile.unified,
+        unified_gpu_limit=profile.unified_gpu_limit,
+        detected=profile.source == "detected",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Misfit:
+    """A locked choice that needs more memory than this machine has, and the way out."""
+
+    model: str
+    problem: str
+    fix: str
+
+    def line(self) -> str:
+        """Problem and fix on one line."""
+        return f"{self.problem}; {self.fix}"
+
+
+def misfits(lock: Lockfile, models: Sequence[LockedModel], machine: Machine) -> tuple[Misfit, ...]:
+    """The models whose locked choice needs more memory than `machine` has: the estimate
+    `lock` recorded against the GPU and RAM budgets `lock` plans with."""
+    limits = budgets(machine)
+    usable = limits.ram if machine.unified else limits.ram + limits.gpu
+    if lock.declared:
+        fix = "sync a profile made for a machine like this one (--profile NAME), or declare one"
+    else:
+        fix = (
+            "declare the machines you sync to as [profiles] in models.toml and run "
+            "`modelsync lock` (or `modelsync lock --profile NAME`)"
+        )
+    found = []
+    for model in models:
+        if model.memory is None or model.memory <= usable:
+            continue
+        what = model.quant or f"{len(model.files)} files"
+        context = f" at ctx {model.context}" if model.context else ""
+        problem = (
+            f"models.{model.name}: the locked {what} needs est. {gib(model.memory)}{context}; "
+            f"this machine has {gib(usable)} usable ({machine.describe()})"
+        )
+        found.append(Misfit(model.name, problem, fix))
+    return tuple(found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +103,11 @@ def choose_profile(
 ) -> ProfileChoice:
     """`requested` if the lock has it; else the profile that best fits `machine`.
 
-    Best fit: the profile recorded for this very machine (same fingerprint); else the largest
-    profile (VRAM, then RAM) that the machine covers; else, when none fits, the smallest.
+    Best fit: the largest declared profile (VRAM, then RAM) that the machine covers; else, when
+    none fits, the smallest. A `detected` profile of an older lock is ignored.
     """
-    names = [p.name for p in lock.profiles]
+    profiles = lock.declared
+    names = [p.name for p in profiles]
     if requested is not None:
         if requested not in names:
             raise UsageError(
@@ -62,22 +116,19 @@ def choose_profile(
                 f"or run `modelsync lock --profile {requested}`",
             )
         return ProfileChoice(requested, "asked for with --profile")
-    if not lock.profiles:
+    if not profiles:
         return ProfileChoice(None, "the lock names no profile")
-    if len(lock.profiles) == 1:
-        return ProfileChoice(lock.profiles[0].name, "the lock's only profile")
+    if len(profiles) == 1:
+        return ProfileChoice(profiles[0].name, "the lock's only profile")
     if not profile_specific(lock) or machine is None:
         return ProfileChoice(names[0], "every profile has the same files")
-    same = [p for p in lock.profiles if p.fingerprint == machine.fingerprint]
-    if same:
-        return ProfileChoice(same[0].name, "recorded for this machine")
-    fits = [p for p in lock.profiles if p.ram <= machine.ram and p.vram <= machine.vram]
+    fits = [p for p in profiles if p.ram <= machine.ram and p.vram <= machine.vram]
     if fits:
         best = max(fits, key=_capacity)
         return ProfileChoice(
             best.name, f"the largest that fits this machine ({_describe(machine)})"
         )
-    smallest = min(lock.profiles, key=_capacity)
+    smallest = min(profiles, key=_capacity)
     return ProfileChoice(
         smallest.name, f"none fits this machine ({_describe(machine)}); the smallest"
     )

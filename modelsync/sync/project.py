@@ -1,8 +1,8 @@
 """One project as sync, status and verify see it: manifest, lock, profile, wanted files.
 
 Reads `models.toml` and `models.lock` (no network); detects the hardware only when the lock
-holds per-profile entries and no `--profile` was given (detection runs `nvidia-smi` and reads
-/proc and /sys: worth skipping on the no-change path).
+holds per-profile entries and no `--profile` was given, or for sync's fit check (detection runs
+`nvidia-smi` and reads /proc and /sys: worth skipping where nothing needs it).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from modelsync.lockfile.freshness import Freshness, freshness
 from modelsync.lockfile.io import read_lock
 from modelsync.lockfile.model import LockedModel, Lockfile
 from modelsync.manifest.load import load_manifest
-from modelsync.manifest.model import Project
+from modelsync.manifest.model import HF_ENDPOINT_ENV, Project
 from modelsync.store import roots
 from modelsync.store.blobs import BlobStore
 from modelsync.sync.desired import (
@@ -64,6 +64,8 @@ class SyncContext:
     sources: Mapping[str, Source]
     link: LinkMode | None
     """From settings.link (None: auto)."""
+    hardware: HardwareProfile | None = None
+    """This machine, when choosing the profile needed it detected."""
 
 
 def no_lock_error(lock_path: Path) -> LockfileError:
@@ -76,8 +78,11 @@ def no_lock_error(lock_path: Path) -> LockfileError:
 
 def load(manifest: Path, environ: Mapping[str, str]) -> Loaded:
     """Read the manifest (its target expanded from `environ`) and the lock beside it; a
-    malformed lock stops here (exit 2)."""
-    project = load_manifest(manifest, environ=environ)
+    malformed lock stops here (exit 2). `environ` also gives `HF_ENDPOINT`, under which URL
+    sources are Hub sources (as for `lock`)."""
+    project = load_manifest(
+        manifest, environ=environ, hub_endpoint=environ.get(HF_ENDPOINT_ENV)
+    )
     lock_path = paths.lock_path_for(manifest)
     lock = read_lock(lock_path)
     verdict = freshness(lock, project.digest(), tuple(m.name for m in project.models))
@@ -111,13 +116,13 @@ def tokens(wanted_sources: Sequence[Source], environ: Mapping[str, str]) -> dict
     return found
 
 
-def _machine(detector: Detector | None) -> MachineSize:
+def detect_hardware(detector: Detector | None) -> HardwareProfile:
+    """This machine's profile (`detector` None: the real detection)."""
     if detector is None:
         from modelsync.hardware.detect import detect  # noqa: PLC0415  only when it matters
 
         detector = detect
-    profile = detector()
-    return MachineSize(profile.fingerprint(), profile.ram_total, profile.vram_total)
+    return detector()
 
 
 class Selection(Protocol):
@@ -183,9 +188,10 @@ def context(
     detector: Detector | None = None,
 ) -> SyncContext:
     """Choose the profile and list every wanted file (validating each target path)."""
-    machine = None
-    if profile is None and len(lock.profiles) > 1 and profile_specific(lock):
-        machine = _machine(detector)
+    hardware = machine = None
+    if profile is None and len(lock.declared) > 1 and profile_specific(lock):
+        hardware = detect_hardware(detector)
+        machine = MachineSize(hardware.ram_total, hardware.vram_total)
     choice = choose_profile(lock, profile, machine)
     chosen = select_models(lock, choice.name, models)
     root = target_root(loaded.manifest, loaded.project)
@@ -200,4 +206,5 @@ def context(
         target_root=root,
         sources=found,
         link=None if link == "auto" else LinkMode(link),
+        hardware=hardware,
     )

@@ -43,9 +43,12 @@ def test_hw_model_shows_what_fits_here(
     assert result.exit_code == 0, result.stderr
     out = result.stdout
     assert "tiny (hf:org/Tiny-GGUF) on profile detected:" in out
-    assert "→  F16" in out  # a 3 MB model: the best quality fits on any machine
-    assert "Q8_0" in out
-    assert "  reason: F16: the best quality that fits" in out
+    assert "→  Q8_0" in out  # a 3 MB model: the best quality up to Q8_0 fits on any machine
+    assert "  skipped F16: full precision costs twice Q8_0" in out
+    assert (
+        "  reason: Q8_0: the best quality up to Q8_0 that fits the machine it was chosen on "
+        "(needs est. " in out
+    )
     assert ref.commit
     assert not Path("models.lock").exists()
 

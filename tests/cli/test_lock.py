@@ -46,7 +46,9 @@ def test_lock_then_check(run_cli: CliRunner, tiny: str, env: dict[str, str]) -> 
     manifest(f'[models.tiny]\nsource = "hf://{REPO}"\n')
     result = run_cli("lock", env=env)
     assert result.exit_code == 0, result.stderr
-    assert f"tiny: F16 @ {tiny[:7]}: F16: the same on every profile: big full GPU" in result.stdout
+    assert (
+        f"tiny: Q8_0 @ {tiny[:7]}: Q8_0: the same on every profile: big full GPU" in result.stdout
+    )
     assert "wrote models.lock (1 models, 1 resolved" in result.stdout
     assert Path("models.lock").is_file()
     again = run_cli("lock", env=env)
@@ -151,7 +153,8 @@ def test_gated_repo_without_token_exits_5_naming_the_variable(
 
 
 def test_explain_prints_the_table(run_cli: CliRunner, tiny: str, env: dict[str, str]) -> None:
-    """--explain prints, per profile, every candidate with memory, fit and verdict."""
+    """--explain prints, per profile, every candidate with memory, fit and verdict, and why
+    full precision was skipped."""
     manifest(f'[models.tiny]\nsource = "hf://{REPO}"\n')
     result = run_cli("lock", "--explain", env=env)
     assert result.exit_code == 0, result.stderr
@@ -159,9 +162,17 @@ def test_explain_prints_the_table(run_cli: CliRunner, tiny: str, env: dict[str, 
     assert f"tiny (hf:{REPO}) on profile big: 24.0 GiB VRAM, 8.0 GiB RAM" in out
     assert f"tiny (hf:{REPO}) on profile small: 1.0 GiB RAM" in out
     assert out.count("candidate  files  size") == 2
-    assert out.count("→  F16") == 2
+    assert out.count("→  Q8_0") == 2
     assert "below floor" in out
-    assert "  reason: F16: the best quality that fits (full GPU" in out
+    assert out.count("  full precision\n") == 2  # F16's row: `best` goes up to Q8_0
+    assert (
+        out.count(
+            "  skipped F16: full precision costs twice Q8_0 for no measurable quality in GGUF "
+            'inference; name it, or set quant = "best-full"'
+        )
+        == 2
+    )
+    assert "  reason: Q8_0: the best quality that fits (full GPU" in out
 
 
 def test_json_report(run_cli: CliRunner, tiny: str, env: dict[str, str]) -> None:

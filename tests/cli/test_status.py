@@ -36,7 +36,7 @@ def test_status_clean_then_each_difference_listed(run_cli: CliRunner, env: dict[
     target = Path.cwd() / "models"
     assert clean.stdout == (
         "models.lock: fresh\n"
-        f"clean: 2 files in {target} (profile detected): 0 files to fetch (0 B), 0 to place, "
+        f"clean: 2 files in {target} (profile -): 0 files to fetch (0 B), 0 to place, "
         "0 to remove, 2 unchanged\n"
     )
     Path("models/tiny/config.json").unlink()
@@ -55,7 +55,7 @@ def test_status_clean_then_each_difference_listed(run_cli: CliRunner, env: dict[
             f"sha256 {hashlib.sha256(WEIGHTS).hexdigest()}; found 4 bytes)"
         ),
         (
-            f"drift: 2 files in {target} (profile detected): 0 files to fetch (0 B), 1 to place, "
+            f"drift: 2 files in {target} (profile -): 0 files to fetch (0 B), 1 to place, "
             "0 to remove, 1 conflicts, 0 unchanged"
         ),
     ]

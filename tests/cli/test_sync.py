@@ -62,7 +62,7 @@ def test_sync_then_nothing_to_do(
     lines = first.stdout.splitlines()
     assert lines[0] == "re-locked models.lock first (it was stale)"
     assert lines[1].startswith(
-        "synced 1 models (profile detected: the lock's only profile): 2 files fetched (250.0 KiB"
+        "synced 1 models (profile -: the lock names no profile): 2 files fetched (250.0 KiB"
     )
     assert lines[1].endswith(", 0 adopted, 2 placed (hardlink), 0 removed, 0 unchanged")
     assert Path("models/tiny/weights.bin").read_bytes() == WEIGHTS
@@ -70,7 +70,7 @@ def test_sync_then_nothing_to_do(
     second = run_cli("sync", env=env)
     assert second.stdout == (
         f"nothing to do: 1 models, 2 files up to date in {Path.cwd() / 'models'} "
-        "(profile detected: the lock's only profile; hardlink)\n"
+        "(profile -: the lock names no profile; hardlink)\n"
     )
     assert hub.repos.counters.requests() == requests
 
@@ -86,7 +86,7 @@ def test_json_report(run_cli: CliRunner, env: dict[str, str]) -> None:
     assert (report["fetched"], report["placed"], report["removed"]) == (2, 2, [])
     assert report["bytes_fetched"] == len(WEIGHTS) + len(CONFIG)
     assert report["link_mode"] == "hardlink"
-    assert report["profile"] == "detected"
+    assert report["profile"] is None
     assert report["plan"]["bytes_to_fetch"] == len(WEIGHTS) + len(CONFIG)
 
 
@@ -104,7 +104,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(
         "  place   tiny/config.json (missing)",
         "  place   tiny/weights.bin (missing)",
         (
-            "would sync 1 models, profile detected: the lock's only profile: "
+            "would sync 1 models, profile -: the lock names no profile: "
             "2 files to fetch (250.0 KiB), 2 to place, 0 to remove, 0 unchanged"
         ),
     ]
@@ -278,7 +278,7 @@ def test_unknown_profile_and_model_exit_2(run_cli: CliRunner, env: dict[str, str
     assert profile.exit_code == 2
     assert profile.stderr == (
         "modelsync: error: --profile gpu: models.lock has no such profile; profiles in the lock: "
-        "detected; or run `modelsync lock --profile gpu`\n"
+        "none; or run `modelsync lock --profile gpu`\n"
     )
     model = run_cli("sync", "--model", "nope", env=env)
     assert model.exit_code == 2

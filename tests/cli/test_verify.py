@@ -38,7 +38,7 @@ def test_verify_passes_then_names_each_bad_file(run_cli: CliRunner, env: dict[st
     ok = run_cli("verify", env=env)
     assert ok.exit_code == 0
     assert ok.stdout == (
-        f"verified 2 files and 2 blobs in {Path.cwd() / 'models'} (profile detected; "
+        f"verified 2 files and 2 blobs in {Path.cwd() / 'models'} (profile -; "
         "size + stat cache): all match models.lock\n"
     )
     assert run_cli("verify", "--full", env=env).exit_code == 0

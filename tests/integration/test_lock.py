@@ -73,8 +73,11 @@ def read(manifest: Path) -> dict[str, Any]:
 def test_two_profiles_get_their_own_choices(
     hub: ServerHandle, mid: str, mid_repo_dir: Path, tmp_path: Path, hub_tokens: HubTokens
 ) -> None:
-    """A GPU profile takes the best full-GPU quant, a RAM-only one the best quality: two entries."""
-    manifest = write_manifest(tmp_path / "p", f'[models.mid]\nsource = "hf://{REPO}"\n')
+    """A GPU profile takes the best full-GPU quant, a RAM-only one the best quality (with
+    `best-full`, the F16 shards): two entries."""
+    manifest = write_manifest(
+        tmp_path / "p", f'[models.mid]\nsource = "hf://{REPO}"\nquant = "best-full"\n'
+    )
     report = lock(manifest, hub, token=hub_tokens.reader)
     assert report.written
     data = read(manifest)

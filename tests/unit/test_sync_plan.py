@@ -11,10 +11,12 @@ import pytest
 
 from modelsync.errors import ExitCode, LockfileError, UsageError
 from modelsync.lockfile.model import LockedFile, LockedModel, LockedProfile, Lockfile
+from modelsync.resolve.model import Gpu, Machine
 from modelsync.sync.desired import (
     MachineSize,
     choose_profile,
     hub_source,
+    misfits,
     select_models,
     target_of,
     token_for,
@@ -40,7 +42,6 @@ ROOT = Path("/proj/models")
 BLOBS = Path("/store/blobs/sha256")
 SHA_A = hashlib.sha256(b"a").hexdigest()
 SHA_B = hashlib.sha256(b"b").hexdigest()
-FINGERPRINT = "sha256:" + "f" * 64
 
 
 def profile(
@@ -79,27 +80,54 @@ def two_profile_lock() -> Lockfile:
     )
 
 
-def test_profile_recorded_for_this_machine_wins() -> None:
-    """The profile whose fingerprint is this machine's is chosen, and the reason says so."""
+def test_detected_profile_of_an_old_lock_is_ignored() -> None:
+    """A `detected` [[profile]] written by an older version is no profile to choose."""
+    old = profile("detected", 64 * GIB).model_copy(update={"source": "detected"})
     lock = two_profile_lock()
-    laptop = profile("laptop", 16 * GIB, fingerprint=FINGERPRINT)
-    lock = lock.model_copy(update={"profiles": (profile("gpu", 8 * GIB, 24 * GIB), laptop)})
-    choice = choose_profile(lock, None, MachineSize(FINGERPRINT, 64 * GIB, 80 * GIB))
-    assert (choice.name, choice.why) == ("laptop", "recorded for this machine")
+    lock = lock.model_copy(update={"profiles": (*lock.profiles, old)})
+    choice = choose_profile(lock, None, MachineSize(64 * GIB, 0))
+    assert (choice.name, choice.why) == (
+        "laptop",
+        "the largest that fits this machine (64 GiB RAM)",
+    )
+    alone = lock.model_copy(update={"profiles": (old,), "models": (entry("m", None, "m.gguf"),)})
+    assert choose_profile(alone, None, None).name is None
+    with pytest.raises(UsageError):
+        choose_profile(alone, "detected", None)
+
+
+def test_misfits_compare_the_locked_estimate_with_gpu_and_ram_budgets() -> None:
+    """A locked estimate above this machine's GPU + RAM budgets is named with the need, the
+    machine and the fix; entries without an estimate and those that fit are not."""
+    big = entry("big", None, "big.gguf").model_copy(update={"memory": 20 * GIB, "quant": "Q8_0"})
+    small = entry("small", None, "s.gguf").model_copy(update={"memory": 2 * GIB})
+    plain = entry("plain", None, "p.bin")
+    lock = Lockfile(version=1, manifest_digest="sha256:" + "2" * 64, models=(big, small, plain))
+    laptop = Machine("detected", ram=16 * GIB, detected=True)
+    [found] = misfits(lock, lock.models, laptop)
+    assert found.line() == (
+        "models.big: the locked Q8_0 needs est. 20.0 GiB; this machine has 13.0 GiB usable "
+        "(16.0 GiB RAM); declare the machines you sync to as [profiles] in models.toml and run "
+        "`modelsync lock` (or `modelsync lock --profile NAME`)"
+    )
+    workstation = Machine("detected", ram=16 * GIB, gpus=(Gpu(24 * GIB),), detected=True)
+    assert misfits(lock, lock.models, workstation) == ()
+    mac = Machine("detected", ram=16 * GIB, gpus=(Gpu(12 * GIB, "metal"),), unified=True)
+    assert [m.model for m in misfits(two_profile_lock(), (big,), mac)] == ["big"]
 
 
 def test_largest_profile_that_fits_is_chosen() -> None:
-    """Without a fingerprint match, the biggest profile the machine covers is chosen."""
-    choice = choose_profile(two_profile_lock(), None, MachineSize(FINGERPRINT, 32 * GIB, 24 * GIB))
+    """The biggest profile the machine covers is chosen."""
+    choice = choose_profile(two_profile_lock(), None, MachineSize(32 * GIB, 24 * GIB))
     assert choice.name == "gpu"
     assert choice.why == "the largest that fits this machine (32 GiB RAM, 24 GiB VRAM)"
-    cpu_only = choose_profile(two_profile_lock(), None, MachineSize(FINGERPRINT, 32 * GIB, 0))
+    cpu_only = choose_profile(two_profile_lock(), None, MachineSize(32 * GIB, 0))
     assert cpu_only.name == "laptop"
 
 
 def test_smallest_profile_when_none_fits() -> None:
     """A machine smaller than every profile gets the smallest one, and is told none fits."""
-    choice = choose_profile(two_profile_lock(), None, MachineSize(FINGERPRINT, 4 * GIB, 0))
+    choice = choose_profile(two_profile_lock(), None, MachineSize(4 * GIB, 0))
     assert choice.name == "laptop"
     assert choice.why.startswith("none fits this machine (4 GiB RAM)")
 

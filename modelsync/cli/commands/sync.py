@@ -44,6 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="hash every byte like `verify --full`, then re-fetch or re-link what is wrong "
         "(replacing changed files)",
     )
+    parser.add_argument(
+        "--strict-fit",
+        action="store_true",
+        help="exit 2 when a locked choice needs more memory than this machine has (for CI)",
+    )
 
 
 def progress_factory(opts: GlobalOptions) -> ProgressFactory:
@@ -84,6 +89,7 @@ def run(args: argparse.Namespace, opts: GlobalOptions, out: Output) -> int:
         jobs=args.jobs,
         link=None if args.link in (None, "auto") else LinkMode(args.link),
         repair=args.repair,
+        strict_fit=args.strict_fit,
         offline=opts.offline,
         wait=opts.wait,
         environ=dict(os.environ),
@@ -159,6 +165,8 @@ def render(report: SyncReport, out: Output) -> None:
     applied = report.applied
     if report.relocked:
         out.line(f"re-locked {report.lock_path} first (it was stale)")
+    for line in report.misfits:
+        out.line(f"warning: {line}")
     if report.dry_run:
         if report.stale:
             out.line(f"note: {report.lock_path} is stale ({report.stale}); sync would re-lock")
@@ -196,6 +204,7 @@ def render(report: SyncReport, out: Output) -> None:
         dry_run=report.dry_run,
         relocked=report.relocked,
         stale=report.stale,
+        misfits=list(report.misfits),
         link_mode=report.link_mode,
         plan=plan_json(report.plan),
         fetched=applied.fetched if applied else 0,
