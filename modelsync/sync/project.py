@@ -80,9 +80,7 @@ def load(manifest: Path, environ: Mapping[str, str]) -> Loaded:
     """Read the manifest (its target expanded from `environ`) and the lock beside it; a
     malformed lock stops here (exit 2). `environ` also gives `HF_ENDPOINT`, under which URL
     sources are Hub sources (as for `lock`)."""
-    project = load_manifest(
-        manifest, environ=environ, hub_endpoint=environ.get(HF_ENDPOINT_ENV)
-    )
+    project = load_manifest(manifest, environ=environ, hub_endpoint=environ.get(HF_ENDPOINT_ENV))
     lock_path = paths.lock_path_for(manifest)
     lock = read_lock(lock_path)
     verdict = freshness(lock, project.digest(), tuple(m.name for m in project.models))
