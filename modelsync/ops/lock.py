@@ -56,6 +56,7 @@ from modelsync.registry.url import UrlFiles
 from modelsync.resolve.gguf import catalog, pinned_file
 from modelsync.resolve.model import Choice, Gpu, Machine, ModelShape, RepoFile, Want
 from modelsync.resolve.select import select
+from modelsync.sync.project import origin_of, origins
 
 log = structlog.get_logger(__name__)
 
@@ -124,7 +125,7 @@ async def lock_project(request: LockRequest) -> LockReport:
     existing = read_lock(lock_path)
     digest = project.digest()
     if request.check:
-        verdict = freshness(existing, digest, tuple(m.name for m in project.models))
+        verdict = freshness(existing, digest, origins(project))
         if not verdict:
             raise StaleError(
                 f"{lock_path} is stale: {verdict.reason}", hint="run `modelsync lock` and commit it"
@@ -382,7 +383,8 @@ class Resolver:
         """The locked entries, when nothing asks for them to change."""
         upgrading = self.request.upgrade or model.name in self.request.upgrade_models
         inputs = inputs_digest(model, self.profiles)
-        if upgrading or self.request.explain or not reusable(self.existing, model.name, inputs):
+        kept = reusable(self.existing, model.name, inputs, origin_of(model))
+        if upgrading or self.request.explain or not kept:
             return None
         assert self.existing is not None
         return ModelOutcome(

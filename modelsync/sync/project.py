@@ -16,11 +16,11 @@ from typing import Protocol
 from modelsync import paths
 from modelsync.errors import LockfileError
 from modelsync.hardware.model import HardwareProfile
-from modelsync.lockfile.freshness import Freshness, freshness
+from modelsync.lockfile.freshness import Freshness, Origin, freshness
 from modelsync.lockfile.io import read_lock
 from modelsync.lockfile.model import LockedModel, Lockfile
 from modelsync.manifest.load import load_manifest
-from modelsync.manifest.model import Project
+from modelsync.manifest.model import ModelRequest, Project
 from modelsync.store import roots
 from modelsync.store.blobs import BlobStore
 from modelsync.sync.desired import (
@@ -79,8 +79,24 @@ def load(manifest: Path) -> Loaded:
     project = load_manifest(manifest)
     lock_path = paths.lock_path_for(manifest)
     lock = read_lock(lock_path)
-    verdict = freshness(lock, project.digest(), tuple(m.name for m in project.models))
+    verdict = freshness(lock, project.digest(), origins(project))
     return Loaded(manifest, project, lock_path, lock, verdict)
+
+
+def origin_of(model: ModelRequest) -> Origin:
+    """What every locked entry of a model must repeat (`lock` writes no revision for a URL)."""
+    return Origin(
+        registry=model.registry.name,
+        repo=model.repo,
+        url=model.url,
+        revision=model.revision if model.url is None else None,
+        sha256=model.sha256,
+    )
+
+
+def origins(project: Project) -> dict[str, Origin]:
+    """Model name → origin, for `freshness`."""
+    return {m.name: origin_of(m) for m in project.models}
 
 
 def target_root(manifest: Path, project: Project) -> Path:
