@@ -27,20 +27,18 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from modelsync.credentials import HF_TOKEN_ENV, allowed_token_env, registry_token_env
 from modelsync.manifest.quants import canonical_label, suggest_label
 
 Loc = tuple[str | int, ...]
 
 DEFAULT_REGISTRY = "hf"
 URL_REGISTRY = "url"
-HF_TOKEN_ENV = "HF_TOKEN"  # noqa: S105  the name of a variable, not a token
-HF_ENDPOINT_ENV = "HF_ENDPOINT"
 DEFAULT_REVISION = "main"
 MAX_CONTEXT = 1 << 24
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 _REPO_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9_-]*)://(.*)", re.DOTALL)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*")
@@ -350,14 +348,14 @@ def _registry(name: str, spec: RegistrySpec, loc: Loc) -> RegistryRef:
     if endpoint is not None:
         endpoint = _check_endpoint(endpoint, (*loc, "endpoint"))
     token_env = spec.token_env
-    if token_env is not None and (
-        not _ENV_NAME.fullmatch(token_env) or _looks_like_token(token_env)
-    ):
+    if token_env is not None and not allowed_token_env(name, token_env):
+        derived = registry_token_env(name)
+        # Never echo the value: it may be a token pasted in by mistake.
         raise ManifestProblem(
             (*loc, "token-env"),
-            "token-env must name an environment variable that holds the token, not the token",
-            'write token-env = "CORP_HUB_TOKEN", export the secret in that variable, '
-            "and delete it from models.toml",
+            f"token-env may name only {derived} (derived from the registry's name) or "
+            f"{HF_TOKEN_ENV}: a project file never picks which secret is sent",
+            f"export the token as {derived} and remove token-env (never put a token here)",
         )
     if spec.type == "url" and endpoint is None:
         raise ManifestProblem(
@@ -366,11 +364,6 @@ def _registry(name: str, spec: RegistrySpec, loc: Loc) -> RegistryRef:
             'add endpoint = "https://files.example/models/"',
         )
     return RegistryRef(name, spec.type, endpoint, token_env)
-
-
-def _looks_like_token(value: str) -> bool:
-    """`hf_…` with 20+ characters is a Hub token, not a variable name; never echo it."""
-    return value.startswith("hf_") and len(value) >= 20 and not value.isupper()
 
 
 def _check_endpoint(value: str, loc: Loc) -> str:
@@ -383,7 +376,7 @@ def _check_endpoint(value: str, loc: Loc) -> str:
         raise ManifestProblem(
             loc,
             "the endpoint must not carry credentials, a query or a fragment",
-            "keep credentials in an environment variable named by token-env",
+            "keep credentials in the environment (MODELSYNC_REGISTRY_<NAME>_TOKEN)",
         )
     return value.rstrip("/")
 
@@ -508,7 +501,7 @@ def _url_model(
         raise ManifestProblem(
             src_loc,
             "a plain URL source needs a host and must not carry credentials",
-            "keep credentials in an environment variable named by the registry's token-env",
+            "declare a url registry and export its MODELSYNC_REGISTRY_<NAME>_TOKEN",
         )
     if parts.fragment or any(
         key.lower() in ("token", "sig", "signature", "x-amz-signature", "expires")

@@ -21,6 +21,7 @@ import aiohttp
 import structlog
 
 from modelsync import paths
+from modelsync.credentials import grant
 from modelsync.errors import StaleError, UsageError
 from modelsync.fetch.retry import RETRYABLE_STATUS, RetryPolicy, retry_after_seconds
 from modelsync.fetch.session import Credentials, create_session
@@ -40,16 +41,9 @@ from modelsync.lockfile.io import read_lock, write_lock
 from modelsync.lockfile.model import LOCK_VERSION, LockedFile, LockedModel, LockedProfile, Lockfile
 from modelsync.lockfile.render import render_lock
 from modelsync.manifest.load import load_manifest
-from modelsync.manifest.model import (
-    HF_ENDPOINT_ENV,
-    HF_TOKEN_ENV,
-    ModelRequest,
-    Project,
-    RegistryRef,
-    canonical_digest,
-)
+from modelsync.manifest.model import ModelRequest, Project, RegistryRef, canonical_digest
 from modelsync.registry.errors import RegistryProtocolError, RevisionNotFoundError
-from modelsync.registry.hf import DEFAULT_ENDPOINT, HubRegistry
+from modelsync.registry.hf import HubRegistry
 from modelsync.registry.http import Http, Rules
 from modelsync.registry.model import RepoSnapshot
 from modelsync.registry.url import UrlFiles
@@ -420,28 +414,24 @@ class Resolver:
 
     def _hub(self, ref: RegistryRef) -> HubRegistry:
         if ref.name not in self._hubs:
-            endpoint = (
-                ref.endpoint or self.environ.get(HF_ENDPOINT_ENV) or DEFAULT_ENDPOINT
-            ).rstrip("/")
-            # The default token goes only to the default endpoint, never to a declared one.
-            token_env = ref.token_env or (HF_TOKEN_ENV if ref.endpoint is None else None)
-            token = self.environ.get(token_env) if token_env else None
-            if token_env == HF_TOKEN_ENV and not token:
-                token = self.environ.get("HUGGING_FACE_HUB_TOKEN")
+            access = grant(ref.name, ref.type, ref.endpoint, ref.token_env, self.environ)
+            assert access.endpoint is not None
             self._hubs[ref.name] = HubRegistry(
                 name=ref.name,
-                endpoint=endpoint,
-                http=self._http(endpoint, token),
-                token_env=token_env,
-                has_token=bool(token),
+                endpoint=access.endpoint,
+                http=self._http(access.endpoint, access.token),
+                token_env=access.variable,
+                has_token=access.token is not None,
             )
         return self._hubs[ref.name]
 
     def _url(self, ref: RegistryRef) -> UrlFiles:
         if ref.name not in self._urls:
-            token = self.environ.get(ref.token_env) if ref.token_env else None
+            access = grant(ref.name, ref.type, ref.endpoint, ref.token_env, self.environ)
             self._urls[ref.name] = UrlFiles(
-                ref.name, self._http(ref.endpoint, token), token_env=ref.token_env
+                ref.name,
+                self._http(access.endpoint, access.token),
+                token_env=access.variable if access.endpoint else None,
             )
         return self._urls[ref.name]
 

@@ -31,7 +31,6 @@ from modelsync.registry.errors import (
 from modelsync.registry.http import Answer, Http
 from modelsync.registry.model import RemoteFile, RepoSnapshot, check_path
 
-DEFAULT_ENDPOINT = "https://huggingface.co"
 MAX_SMALL_FILE = 64 << 20
 """Non-LFS files are hashed in memory; the Hub keeps anything larger than 10 MB in LFS."""
 MAX_TREE_PAGES = 1000

@@ -19,8 +19,6 @@ from modelsync.lockfile.model import LockedModel, LockedProfile, Lockfile
 from modelsync.sync.model import Source, Wanted
 
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
-HUB_DEFAULT_ENDPOINT = "https://huggingface.co"
-HF_TOKEN_ENV = "HF_TOKEN"  # noqa: S105  the name of a variable, not a token
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,27 +110,6 @@ def select_models(
         if entry is not None:
             chosen.append(entry)
     return tuple(chosen)
-
-
-def hub_source(
-    registry: str, endpoint: str | None, token_env: str | None, environ: Mapping[str, str]
-) -> Source:
-    """A Hub-compatible registry's endpoint and token variable, with the `lock` defaults: the
-    declared endpoint, else `HF_ENDPOINT`, else huggingface.co; `HF_TOKEN` only for the default
-    endpoint (a token never goes to a host it was not declared for)."""
-    base = (endpoint or environ.get("HF_ENDPOINT") or HUB_DEFAULT_ENDPOINT).rstrip("/")
-    env = token_env or (HF_TOKEN_ENV if endpoint is None else None)
-    return Source(registry, base, env)
-
-
-def token_for(source: Source, environ: Mapping[str, str]) -> str | None:
-    """The token of a source from the environment (`HUGGING_FACE_HUB_TOKEN` as HF_TOKEN's alias)."""
-    if source.token_env is None:
-        return None
-    token = environ.get(source.token_env)
-    if not token and source.token_env == HF_TOKEN_ENV:
-        token = environ.get("HUGGING_FACE_HUB_TOKEN")
-    return token or None
 
 
 def download_url(model: LockedModel, path: str, source: Source) -> str:

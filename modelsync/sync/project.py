@@ -8,12 +8,13 @@ holds per-profile entries and no `--profile` was given (detection runs `nvidia-s
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from modelsync import paths
+from modelsync.credentials import grant
 from modelsync.errors import LockfileError
 from modelsync.hardware.model import HardwareProfile
 from modelsync.lockfile.freshness import Freshness, Origin, freshness
@@ -21,16 +22,15 @@ from modelsync.lockfile.io import read_lock
 from modelsync.lockfile.model import LockedModel, Lockfile
 from modelsync.manifest.load import load_manifest
 from modelsync.manifest.model import ModelRequest, Project
+from modelsync.rules import hub_endpoint
 from modelsync.store import roots
 from modelsync.store.blobs import BlobStore
 from modelsync.sync.desired import (
     MachineSize,
     ProfileChoice,
     choose_profile,
-    hub_source,
     profile_specific,
     select_models,
-    token_for,
     wanted_files,
 )
 from modelsync.sync.inventory import take_inventory
@@ -110,19 +110,20 @@ def sources(project: Project, environ: Mapping[str, str]) -> dict[str, Source]:
     found = {}
     for name, ref in project.registries.items():
         if ref.type == "huggingface":
-            found[name] = hub_source(name, ref.endpoint, ref.token_env, environ)
+            found[name] = Source(name, hub_endpoint(ref.endpoint, environ), ref.token_env)
         else:
             found[name] = Source(name, ref.endpoint, ref.token_env)
     return found
 
 
-def tokens(wanted_sources: Sequence[Source], environ: Mapping[str, str]) -> dict[str, str]:
-    """Endpoint → token for the sources that have one in the environment."""
+def tokens(project: Project, used: Collection[str], environ: Mapping[str, str]) -> dict[str, str]:
+    """Endpoint → token for the registries in `used`, by the one rule of `credentials`."""
     found = {}
-    for source in wanted_sources:
-        token = token_for(source, environ)
-        if token and source.endpoint:
-            found[source.endpoint] = token
+    for name in sorted(used):
+        ref = project.registries[name]
+        access = grant(name, ref.type, ref.endpoint, ref.token_env, environ)
+        if access.token and access.endpoint:
+            found[access.endpoint] = access.token
     return found
 
 

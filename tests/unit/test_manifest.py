@@ -151,12 +151,12 @@ def test_declared_url_registry_joins_its_endpoint() -> None:
     """A `type = "url"` registry turns `name://path` into a URL under its endpoint."""
     project = parse_manifest(
         '[registries.files]\ntype = "url"\nendpoint = "https://files.example/models/"\n'
-        'token-env = "FILES_TOKEN"\n'
+        'token-env = "MODELSYNC_REGISTRY_FILES_TOKEN"\n'
         f'[models.t]\nsource = "files://tiny/t.gguf"\nsha256 = "{SHA}"\n'
     )
     [model] = project.models
     assert model.url == "https://files.example/models/tiny/t.gguf"
-    assert model.registry.token_env == "FILES_TOKEN"
+    assert model.registry.token_env == "MODELSYNC_REGISTRY_FILES_TOKEN"
 
 
 def test_unknown_registry_alias_lists_the_declared_ones() -> None:
