@@ -17,6 +17,7 @@ MAX_PATH_LENGTH = 1024
 """Longer paths are refused everywhere (the server's limit; no real repository comes close)."""
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
+_REPO_PART = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 _PREFIXED = re.compile(r"sha256:[0-9a-f]{64}")
@@ -30,8 +31,10 @@ def is_safe_name(name: str) -> bool:
 
 
 def is_repo_part(part: str) -> bool:
-    """One half of `org/repo`: a safe name without `..` or `--` (the Hub's cache separator)."""
-    return is_safe_name(part) and ".." not in part and "--" not in part
+    """A namespace or repository name as the Hub allows it: letters, digits, `.`, `_`, `-`, at
+    most 96, starting and ending with a letter or digit, no `..` and no `--` (the Hub cache's
+    separator)."""
+    return _REPO_PART.fullmatch(part) is not None and ".." not in part and "--" not in part
 
 
 def is_safe_path(path: str) -> bool:

@@ -29,6 +29,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from modelsync.credentials import HF_TOKEN_ENV, allowed_token_env, registry_token_env
 from modelsync.manifest.quants import canonical_label, suggest_label
+from modelsync.rules import is_repo_part, is_safe_name, is_safe_path, is_sha256
 
 Loc = tuple[str | int, ...]
 
@@ -37,10 +38,7 @@ URL_REGISTRY = "url"
 DEFAULT_REVISION = "main"
 MAX_CONTEXT = 1 << 24
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
-_REPO_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9_-]*)://(.*)", re.DOTALL)
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*")
 _UNITS = {
     "": 1,
@@ -340,7 +338,7 @@ def _registries(manifest: Manifest, problems: list[ManifestProblem]) -> dict[str
 
 
 def _registry(name: str, spec: RegistrySpec, loc: Loc) -> RegistryRef:
-    if not _NAME.fullmatch(name):
+    if not is_safe_name(name):
         raise ManifestProblem(
             loc, f'invalid registry name "{name}"', "use letters, digits, '.', '_' and '-'"
         )
@@ -384,7 +382,7 @@ def _check_endpoint(value: str, loc: Loc) -> str:
 def _profiles(manifest: Manifest, problems: list[ManifestProblem]) -> tuple[ProfileRequest, ...]:
     profiles = []
     for name, spec in sorted(manifest.profiles.items()):
-        if not _NAME.fullmatch(name):
+        if not is_safe_name(name):
             problems.append(
                 ManifestProblem(
                     ("profiles", name),
@@ -399,7 +397,7 @@ def _profiles(manifest: Manifest, problems: list[ManifestProblem]) -> tuple[Prof
 
 def _model(name: str, spec: ModelSpec, registries: Mapping[str, RegistryRef]) -> ModelRequest:
     loc: Loc = ("models", name)
-    if not _NAME.fullmatch(name):
+    if not is_safe_name(name):
         raise ManifestProblem(
             loc,
             f'invalid model name "{name}" (it names the folder the files go to)',
@@ -535,7 +533,7 @@ def _url_model(
             f'add sha256 = "<64 hex digits>" (e.g. from `sha256sum {filename}`)',
         )
     digest = spec.sha256.strip().lower().removeprefix("sha256:")
-    if not _SHA256.fullmatch(digest):
+    if not is_sha256(digest):
         raise ManifestProblem(
             (*loc, "sha256"), "expected 64 hex digits", "copy the full output of sha256sum"
         )
@@ -551,11 +549,7 @@ def _url_model(
 
 def _check_repo(repo: str, source: str, loc: Loc) -> None:
     parts = repo.split("/")
-    if (
-        len(parts) != 2
-        or not all(_REPO_PART.fullmatch(p) for p in parts)
-        or any(".." in p or "--" in p for p in parts)
-    ):
+    if len(parts) != 2 or not all(is_repo_part(p) for p in parts):
         raise ManifestProblem(
             loc,
             f'cannot read source "{source}"',
@@ -565,18 +559,12 @@ def _check_repo(repo: str, source: str, loc: Loc) -> None:
 
 
 def _check_repo_path(path: str, loc: Loc) -> str:
-    parts = path.split("/")
-    if (
-        not path
-        or path.startswith("/")
-        or "\\" in path
-        or "\x00" in path
-        or any(p in ("", ".", "..") for p in parts)
-    ):
+    if not is_safe_path(path):
         raise ManifestProblem(
             loc,
-            f'unsafe file path "{path}"',
-            "use a relative path inside the repository without '..' or backslashes",
+            f"unsafe file path {path!r}",
+            "use a relative path inside the repository without '..', backslashes, a drive "
+            "letter or control characters",
         )
     return path
 

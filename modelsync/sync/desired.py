@@ -8,7 +8,6 @@ here, and every target must stay inside the target dir after normalization, all 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +15,8 @@ from urllib.parse import quote
 
 from modelsync.errors import LockfileError, UsageError
 from modelsync.lockfile.model import LockedModel, LockedProfile, Lockfile
+from modelsync.rules import is_safe_name
 from modelsync.sync.model import Source, Wanted
-
-_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +124,7 @@ def download_url(model: LockedModel, path: str, source: Source) -> str:
 
 def check_model_name(name: str) -> str:
     """A model name is one folder under the target dir: letters, digits, `.`, `_`, `-`."""
-    if not _MODEL_NAME.fullmatch(name) or name in (".", ".."):
+    if not is_safe_name(name):
         raise LockfileError(
             f"models.lock: model name {name!r} is not a safe folder name; refusing to write "
             "anything",

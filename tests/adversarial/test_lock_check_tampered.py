@@ -17,6 +17,12 @@ from tests.fixtures.projects import TINY_WEIGHTS
 EVIL = b"not the weights"
 
 
+@pytest.fixture(scope="session")
+def httpserver_listen_address() -> tuple[str, int]:
+    """Serve on 127.0.0.1, as the other users of the session-wide `httpserver` expect."""
+    return ("127.0.0.1", 0)
+
+
 def tamper(pattern: str, replacement: str) -> None:
     """Rewrite models.lock as a hostile pull request would, keeping its manifest digest."""
     lock = Path("models.lock")
