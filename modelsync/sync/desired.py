@@ -11,11 +11,10 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 from modelsync.errors import LockfileError, UsageError
 from modelsync.lockfile.model import LockedModel, LockedProfile, Lockfile
-from modelsync.rules import is_safe_name
+from modelsync.rules import hub_file_url, is_safe_name
 from modelsync.sync.model import Source, Wanted
 
 
@@ -111,7 +110,7 @@ def select_models(
 
 
 def download_url(model: LockedModel, path: str, source: Source) -> str:
-    """`{endpoint}/{repo}/resolve/{commit}/{path}` (as `HubRegistry.resolve_url`), or the URL."""
+    """The Hub file URL at the locked commit (`rules.hub_file_url`), or the locked URL."""
     if model.url is not None:
         return model.url
     if model.repo is None or model.commit is None or source.endpoint is None:
@@ -119,7 +118,7 @@ def download_url(model: LockedModel, path: str, source: Source) -> str:
             f"models.lock: model {model.name} has neither a url nor a repo and commit",
             hint="run `modelsync lock` to regenerate it",
         )
-    return f"{source.endpoint}/{model.repo}/resolve/{model.commit}/{quote(path, safe='/')}"
+    return hub_file_url(source.endpoint, model.repo, model.commit, path)
 
 
 def check_model_name(name: str) -> str:
