@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import structlog
 
+from modelsync import paths
 from modelsync.errors import UsageError
 from modelsync.rules import DEFAULT_HUB_ENDPOINT, HF_ENDPOINT_ENV, endpoint_key, hub_endpoint
 
@@ -68,15 +69,7 @@ def hub_token_file(environ: Mapping[str, str]) -> Path:
     """Where `hf auth login` keeps the token: `HF_TOKEN_PATH`, else `$HF_HOME/token`, else
     `$XDG_CACHE_HOME/huggingface/token`, else `~/.cache/huggingface/token`."""
     explicit = environ.get("HF_TOKEN_PATH")
-    if explicit:
-        return Path(explicit).expanduser()
-    home = environ.get("HF_HOME")
-    if home:
-        return Path(home).expanduser() / "token"
-    xdg = environ.get("XDG_CACHE_HOME")
-    user = environ.get("HOME")
-    cache = Path(xdg) if xdg else (Path(user) if user else Path.home()) / ".cache"
-    return cache.expanduser() / "huggingface" / "token"
+    return Path(explicit).expanduser() if explicit else paths.hf_home(environ) / "token"
 
 
 def hub_token(environ: Mapping[str, str]) -> str | None:
