@@ -7,7 +7,7 @@ registry, repo/url and revision the manifest asks for, and a URL source's pinned
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from modelsync.lockfile.model import LockedModel, Lockfile
@@ -52,10 +52,14 @@ def mismatch(entry: LockedModel, origin: Origin) -> str | None:
 
 
 def freshness(
-    lock: Lockfile | None, manifest_digest: str, origins: Mapping[str, Origin]
+    lock: Lockfile | None,
+    manifest_digest: str,
+    origins: Mapping[str, Origin],
+    profiles: Collection[str],
 ) -> Freshness:
     """Fresh when the lock exists, was made from this manifest, covers every model of `origins`
-    (name → origin) and holds no entry that models.toml does not explain."""
+    (name → origin) and holds no entry that models.toml does not explain: each entry repeats its
+    origin, and names no profile outside the declared `profiles`."""
     if lock is None:
         return Freshness(fresh=False, reason="there is no lock")
     if lock.manifest_digest != manifest_digest:
@@ -69,8 +73,15 @@ def freshness(
         return Freshness(fresh=False, reason=f"the lock still holds {', '.join(extra)}")
     for entry in lock.models:
         reason = mismatch(entry, origins[entry.name])
+        if reason is None and entry.profile is not None and entry.profile not in profiles:
+            reason = f"model {entry.name}: the lock's profile {entry.profile} is not declared"
         if reason is not None:
             return Freshness(fresh=False, reason=reason)
+    undeclared = sorted(
+        p.name for p in lock.profiles if p.source == "declared" and p.name not in profiles
+    )
+    if undeclared:
+        return Freshness(fresh=False, reason=f"the lock declares profile {', '.join(undeclared)}")
     return Freshness(fresh=True, reason="the lock matches models.toml")
 
 

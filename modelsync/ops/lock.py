@@ -50,7 +50,7 @@ from modelsync.registry.url import UrlFiles
 from modelsync.resolve.gguf import catalog, pinned_file
 from modelsync.resolve.model import Choice, Gpu, Machine, ModelShape, RepoFile, Want
 from modelsync.resolve.select import select
-from modelsync.sync.project import origin_of, origins
+from modelsync.sync.project import origin_of, origins, profile_names
 
 log = structlog.get_logger(__name__)
 
@@ -119,7 +119,7 @@ async def lock_project(request: LockRequest) -> LockReport:
     existing = read_lock(lock_path)
     digest = project.digest()
     if request.check:
-        verdict = freshness(existing, digest, origins(project))
+        verdict = freshness(existing, digest, origins(project), profile_names(project))
         if not verdict:
             raise StaleError(
                 f"{lock_path} is stale: {verdict.reason}", hint="run `modelsync lock` and commit it"

@@ -79,7 +79,7 @@ def load(manifest: Path) -> Loaded:
     project = load_manifest(manifest)
     lock_path = paths.lock_path_for(manifest)
     lock = read_lock(lock_path)
-    verdict = freshness(lock, project.digest(), origins(project))
+    verdict = freshness(lock, project.digest(), origins(project), profile_names(project))
     return Loaded(manifest, project, lock_path, lock, verdict)
 
 
@@ -97,6 +97,11 @@ def origin_of(model: ModelRequest) -> Origin:
 def origins(project: Project) -> dict[str, Origin]:
     """Model name → origin, for `freshness`."""
     return {m.name: origin_of(m) for m in project.models}
+
+
+def profile_names(project: Project) -> frozenset[str]:
+    """The declared profiles' names, for `freshness`."""
+    return frozenset(p.name for p in project.profiles)
 
 
 def target_root(manifest: Path, project: Project) -> Path:

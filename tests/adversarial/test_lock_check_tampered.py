@@ -100,3 +100,12 @@ def test_an_entry_the_manifest_does_not_explain_is_stale(run_cli: CliRunner) -> 
     check = run_cli("lock", "--check")
     assert check.exit_code == 3, check.stderr
     assert "the lock still holds extra" in check.stderr
+
+
+@pytest.mark.usefixtures("locked")
+def test_an_entry_for_an_undeclared_profile_is_stale(run_cli: CliRunner) -> None:
+    """An entry made profile-specific for a profile models.toml never declared is stale."""
+    tamper(r'^(commit = "[0-9a-f]{40}")$', '\\1\nprofile = "evil"')
+    check = run_cli("lock", "--check")
+    assert check.exit_code == 3, check.stderr
+    assert "model tiny: the lock's profile evil is not declared" in check.stderr

@@ -149,19 +149,21 @@ def test_malformed_toml_names_the_line() -> None:
 
 
 ORIGIN = Origin(registry="hf", repo="org/repo", revision="main")
+PROFILES = ("gpu", "laptop")
 
 
 def test_freshness() -> None:
     """Fresh only when the lock exists, matches the manifest digest, and covers every model."""
     current = lock(model("a"), model("b"))
     both = {"a": ORIGIN, "b": ORIGIN}
-    assert not freshness(None, DIGEST, {"a": ORIGIN})
-    assert freshness(None, DIGEST, {"a": ORIGIN}).reason == "there is no lock"
-    stale = freshness(current, "sha256:" + "9" * 64, both)
+    assert not freshness(None, DIGEST, {"a": ORIGIN}, PROFILES)
+    assert freshness(None, DIGEST, {"a": ORIGIN}, PROFILES).reason == "there is no lock"
+    stale = freshness(current, "sha256:" + "9" * 64, both, PROFILES)
     assert not stale
     assert stale.reason == "models.toml changed since the lock was written"
-    assert freshness(current, DIGEST, both)
-    assert freshness(current, DIGEST, {**both, "c": ORIGIN}).reason == "the lock lacks c"
+    assert freshness(current, DIGEST, both, PROFILES)
+    lacking = freshness(current, DIGEST, {**both, "c": ORIGIN}, PROFILES)
+    assert lacking.reason == "the lock lacks c"
 
 
 @pytest.mark.parametrize(
@@ -177,7 +179,7 @@ def test_an_entry_must_repeat_its_manifest_origin(origin: Origin, field: str) ->
     """An entry whose registry, repo/url or revision differs from the manifest's is stale and is
     never reused, even with the right digests."""
     current = lock(model("a"))
-    verdict = freshness(current, DIGEST, {"a": origin})
+    verdict = freshness(current, DIGEST, {"a": origin}, PROFILES)
     assert not verdict
     assert verdict.reason == f"model a: the lock's {field} differs from models.toml"
     assert not reusable(current, "a", "sha256:" + "2" * 64, origin)
@@ -194,11 +196,21 @@ def test_a_url_entry_must_carry_the_pinned_digest() -> None:
         files=(LockedFile(path="u.gguf", size=1, sha256="a" * 64),),
     )
     current = lock(url)
-    assert freshness(current, DIGEST, {"u": Origin("url", url="https://x/u.gguf", sha256="a" * 64)})
-    stale = freshness(
-        current, DIGEST, {"u": Origin("url", url="https://x/u.gguf", sha256="b" * 64)}
-    )
+    pinned = Origin("url", url="https://x/u.gguf", sha256="a" * 64)
+    assert freshness(current, DIGEST, {"u": pinned}, PROFILES)
+    other = Origin("url", url="https://x/u.gguf", sha256="b" * 64)
+    stale = freshness(current, DIGEST, {"u": other}, PROFILES)
     assert stale.reason == "model u: the lock's sha256 differs from models.toml"
+
+
+def test_an_undeclared_profile_is_stale() -> None:
+    """An entry for, or a declared lock profile of, a profile models.toml lacks is stale."""
+    current = lock(model("a", "gpu"), model("a", "laptop"))
+    assert freshness(current, DIGEST, {"a": ORIGIN}, PROFILES)
+    entry = freshness(current, DIGEST, {"a": ORIGIN}, ("gpu",))
+    assert entry.reason == "model a: the lock's profile laptop is not declared"
+    shared = freshness(lock(model("a")), DIGEST, {"a": ORIGIN}, ("gpu",))
+    assert shared.reason == "the lock declares profile laptop"
 
 
 def test_reusable_needs_equal_inputs() -> None:
