@@ -114,9 +114,10 @@ def grant(
             f"and $HF_ENDPOINT, not to {base}",
             hint=f"export this registry's token as {derived} and remove token-env",
         )
+    wants_hub = token_env == HF_TOKEN_ENV or (token_env is None and kind == "huggingface")
     token = None if token_env == HF_TOKEN_ENV else environ.get(derived) or None
     variable = derived
-    if token is None and token_env != derived and (kind == "huggingface" or token_env) and hub_ok:
+    if token is None and wants_hub and hub_ok:
         token, variable = hub_token(environ), HF_TOKEN_ENV
     if token is not None and not may_carry_token(base):
         log.warning("credentials.withheld", registry=registry, endpoint=base, variable=variable)

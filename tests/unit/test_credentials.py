@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from modelsync.credentials import (
     grant,
@@ -55,9 +56,19 @@ def test_a_token_for_a_plain_http_host_is_withheld() -> None:
     """A registry at http://<LAN host> gets no token even when its variable is set; the same
     registry over https gets it."""
     env = {"MODELSYNC_REGISTRY_CORP_TOKEN": "t-corp"}
-    plain = grant("corp", "huggingface", "http://hub.lan:8080", None, env)
+    with capture_logs() as logs:
+        plain = grant("corp", "huggingface", "http://hub.lan:8080", None, env)
     secure = grant("corp", "huggingface", "https://hub.lan", None, env)
     assert (plain.token, secure.token) == (None, "t-corp")
+    assert logs == [
+        {
+            "event": "credentials.withheld",
+            "log_level": "warning",
+            "registry": "corp",
+            "endpoint": "http://hub.lan:8080",
+            "variable": "MODELSYNC_REGISTRY_CORP_TOKEN",
+        }
+    ]
     hub = grant("hf", "huggingface", None, None, {"HF_ENDPOINT": "http://hub.lan", "HF_TOKEN": HUB})
     assert hub.token is None
 
