@@ -115,9 +115,9 @@ def sources(project: Project, environ: Mapping[str, str]) -> dict[str, Source]:
     found = {}
     for name, ref in project.registries.items():
         if ref.type == "huggingface":
-            found[name] = Source(name, hub_endpoint(ref.endpoint, environ), ref.token_env)
+            found[name] = Source(name, hub_endpoint(ref.endpoint, environ))
         else:
-            found[name] = Source(name, ref.endpoint, ref.token_env)
+            found[name] = Source(name, ref.endpoint)
     return found
 
 

@@ -137,7 +137,7 @@ def test_target_paths_stay_inside_the_target_dir() -> None:
 
 def test_download_urls_follow_the_hub_layout() -> None:
     """Hub files resolve under the endpoint at the locked commit, the path quoted."""
-    hub = Source("hf", "http://127.0.0.1:9", None)
+    hub = Source("hf", "http://127.0.0.1:9")
     [item] = wanted_files([entry("m", None, "dir/a b.gguf")], ROOT, {"hf": hub})
     assert item.url == f"http://127.0.0.1:9/org/repo/resolve/{'c' * 40}/dir/a%20b.gguf"
     assert item.rel == "m/dir/a b.gguf"
@@ -148,7 +148,7 @@ def test_a_registry_missing_from_the_manifest_is_named() -> None:
     with pytest.raises(
         UsageError, match=re.escape("registry 'hf', which models.toml does not declare")
     ):
-        wanted_files([entry("m", None, "f")], ROOT, {"corp": Source("corp", "https://c", None)})
+        wanted_files([entry("m", None, "f")], ROOT, {"corp": Source("corp", "https://c")})
 
 
 # ---- the plan -------------------------------------------------------------------------------
