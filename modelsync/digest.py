@@ -5,26 +5,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import mmap
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-_SHA1_HEX = re.compile(r"[0-9a-f]{40}")
+from modelsync.rules import is_commit_id, is_sha256
+
+__all__ = ["CHUNK", "aligned_buffer", "is_commit_id", "is_sha256", "sha256_file"]
 
 # 1 MiB reads beat 4 MiB here, and a page-aligned buffer (mmap) avoids the slow copy into
 # glibc's page+16 malloc blocks measured on some CPUs (notes/baselines.md, "Buffer alignment").
 CHUNK = 1 << 20
-
-
-def is_sha256(value: str) -> bool:
-    """True for 64 lowercase hex digits."""
-    return _SHA256_HEX.fullmatch(value) is not None
-
-
-def is_commit_id(value: str) -> bool:
-    """True for a full 40-hex git commit id."""
-    return _SHA1_HEX.fullmatch(value) is not None
 
 
 @contextlib.contextmanager

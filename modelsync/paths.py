@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import platformdirs
@@ -24,3 +25,15 @@ def default_store(environ: os._Environ[str] | dict[str, str] | None = None) -> P
 def lock_path_for(manifest: Path) -> Path:
     """The lock is always the manifest's sibling `models.lock`."""
     return manifest.with_name(LOCK_NAME)
+
+
+def hf_home(environ: Mapping[str, str]) -> Path:
+    """Hugging Face's home, as huggingface_hub finds it: `HF_HOME`, else
+    `$XDG_CACHE_HOME/huggingface`, else `~/.cache/huggingface` (`HOME` from `environ`)."""
+    explicit = environ.get("HF_HOME")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = environ.get("XDG_CACHE_HOME")
+    home = environ.get("HOME")
+    cache = Path(xdg).expanduser() if xdg else (Path(home) if home else Path.home()) / ".cache"
+    return cache / "huggingface"

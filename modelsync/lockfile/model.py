@@ -7,18 +7,15 @@ credentials), so `sync` can trust what it reads.
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from modelsync.rules import is_commit_id, is_prefixed_digest, is_safe_path, is_sha256
+
 LOCK_VERSION = 1
 """The format written; readers refuse newer versions (see `render.parse_lock`)."""
-
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-_COMMIT = re.compile(r"[0-9a-f]{40}")
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def _kebab(name: str) -> str:
@@ -33,15 +30,7 @@ class _Entry(BaseModel):
 
 def safe_relative_path(path: str) -> str:
     """A relative POSIX path without `..`, `.`, empty parts, backslashes or control characters."""
-    parts = path.split("/")
-    if (
-        not path
-        or path.startswith("/")
-        or "\\" in path
-        or any(ord(c) < 0x20 or c == "\x7f" for c in path)
-        or re.match(r"^[A-Za-z]:", path)
-        or any(p in ("", ".", "..") for p in parts)
-    ):
+    if not is_safe_path(path):
         raise ValueError(f"unsafe path {path!r}: must be relative, without '..' or backslashes")
     return path
 
@@ -61,7 +50,7 @@ class LockedFile(_Entry):
     @field_validator("sha256")
     @classmethod
     def _sha256(cls, value: str) -> str:
-        if not _SHA256.fullmatch(value):
+        if not is_sha256(value):
             raise ValueError("expected 64 lowercase hex digits")
         return value
 
@@ -81,7 +70,7 @@ class LockedProfile(_Entry):
     @field_validator("fingerprint")
     @classmethod
     def _fingerprint(cls, value: str) -> str:
-        if not _DIGEST.fullmatch(value):
+        if not is_prefixed_digest(value):
             raise ValueError('expected "sha256:" and 64 hex digits')
         return value
 
@@ -108,7 +97,7 @@ class LockedModel(_Entry):
     @field_validator("commit")
     @classmethod
     def _commit(cls, value: str | None) -> str | None:
-        if value is not None and not _COMMIT.fullmatch(value):
+        if value is not None and not is_commit_id(value):
             raise ValueError("expected a 40-hex commit id")
         return value
 
@@ -125,7 +114,7 @@ class LockedModel(_Entry):
     @field_validator("inputs")
     @classmethod
     def _inputs(cls, value: str) -> str:
-        if not _DIGEST.fullmatch(value):
+        if not is_prefixed_digest(value):
             raise ValueError('expected "sha256:" and 64 hex digits')
         return value
 
@@ -160,7 +149,7 @@ class Lockfile(_Entry):
     @field_validator("manifest_digest")
     @classmethod
     def _digest(cls, value: str) -> str:
-        if not _DIGEST.fullmatch(value):
+        if not is_prefixed_digest(value):
             raise ValueError('expected "sha256:" and 64 hex digits')
         return value
 

@@ -34,22 +34,18 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from modelsync.credentials import HF_TOKEN_ENV, allowed_token_env, registry_token_env
 from modelsync.manifest.quants import canonical_label, suggest_label
+from modelsync.rules import is_repo_part, is_safe_name, is_safe_path, is_sha256
 
 Loc = tuple[str | int, ...]
 
 DEFAULT_REGISTRY = "hf"
 URL_REGISTRY = "url"
-HF_TOKEN_ENV = "HF_TOKEN"  # noqa: S105  the name of a variable, not a token
-HF_ENDPOINT_ENV = "HF_ENDPOINT"
 DEFAULT_REVISION = "main"
 MAX_CONTEXT = 1 << 24
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
-_REPO_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9_-]*)://(.*)", re.DOTALL)
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*")
 _UNITS = {
     "": 1,
@@ -185,6 +181,7 @@ class Manifest(_Table):
 
 
 _TARGET_LOC: Loc = ("settings", "target")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _VAR = re.compile(r"\$(?:\{([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*)|)")
 
 
@@ -407,7 +404,7 @@ def _registries(manifest: Manifest, problems: list[ManifestProblem]) -> dict[str
 
 
 def _registry(name: str, spec: RegistrySpec, loc: Loc) -> RegistryRef:
-    if not _NAME.fullmatch(name):
+    if not is_safe_name(name):
         raise ManifestProblem(
             loc, f'invalid registry name "{name}"', "use letters, digits, '.', '_' and '-'"
         )
@@ -415,14 +412,14 @@ def _registry(name: str, spec: RegistrySpec, loc: Loc) -> RegistryRef:
     if endpoint is not None:
         endpoint = _check_endpoint(endpoint, (*loc, "endpoint"))
     token_env = spec.token_env
-    if token_env is not None and (
-        not _ENV_NAME.fullmatch(token_env) or _looks_like_token(token_env)
-    ):
+    if token_env is not None and not allowed_token_env(name, token_env):
+        derived = registry_token_env(name)
+        # Never echo the value: it may be a token pasted in by mistake.
         raise ManifestProblem(
             (*loc, "token-env"),
-            "token-env must name an environment variable that holds the token, not the token",
-            'write token-env = "CORP_HUB_TOKEN", export the secret in that variable, '
-            "and delete it from models.toml",
+            f"token-env may name only {derived} (derived from the registry's name) or "
+            f"{HF_TOKEN_ENV}: a project file never picks which secret is sent",
+            f"export the token as {derived} and remove token-env (never put a token here)",
         )
     if spec.type == "url" and endpoint is None:
         raise ManifestProblem(
@@ -431,11 +428,6 @@ def _registry(name: str, spec: RegistrySpec, loc: Loc) -> RegistryRef:
             'add endpoint = "https://files.example/models/"',
         )
     return RegistryRef(name, spec.type, endpoint, token_env)
-
-
-def _looks_like_token(value: str) -> bool:
-    """`hf_…` with 20+ characters is a Hub token, not a variable name; never echo it."""
-    return value.startswith("hf_") and len(value) >= 20 and not value.isupper()
 
 
 def _check_endpoint(value: str, loc: Loc) -> str:
@@ -448,7 +440,7 @@ def _check_endpoint(value: str, loc: Loc) -> str:
         raise ManifestProblem(
             loc,
             "the endpoint must not carry credentials, a query or a fragment",
-            "keep credentials in an environment variable named by token-env",
+            "keep credentials in the environment (MODELSYNC_REGISTRY_<NAME>_TOKEN)",
         )
     return value.rstrip("/")
 
@@ -456,7 +448,7 @@ def _check_endpoint(value: str, loc: Loc) -> str:
 def _profiles(manifest: Manifest, problems: list[ManifestProblem]) -> tuple[ProfileRequest, ...]:
     profiles = []
     for name, spec in sorted(manifest.profiles.items()):
-        if not _NAME.fullmatch(name):
+        if not is_safe_name(name):
             problems.append(
                 ManifestProblem(
                     ("profiles", name),
@@ -492,7 +484,7 @@ def _model(
     hubs: Sequence[tuple[str, RegistryRef]] = (),
 ) -> ModelRequest:
     loc: Loc = ("models", name)
-    if not _NAME.fullmatch(name):
+    if not is_safe_name(name):
         raise ManifestProblem(
             loc,
             f'invalid model name "{name}" (it names the folder the files go to)',
@@ -665,7 +657,7 @@ def _url_model(
         raise ManifestProblem(
             src_loc,
             "a plain URL source needs a host and must not carry credentials",
-            "keep credentials in an environment variable named by the registry's token-env",
+            "declare a url registry and export its MODELSYNC_REGISTRY_<NAME>_TOKEN",
         )
     if parts.fragment or any(
         key.lower() in ("token", "sig", "signature", "x-amz-signature", "expires")
@@ -699,7 +691,7 @@ def _url_model(
             f'add sha256 = "<64 hex digits>" (e.g. from `sha256sum {filename}`)',
         )
     digest = spec.sha256.strip().lower().removeprefix("sha256:")
-    if not _SHA256.fullmatch(digest):
+    if not is_sha256(digest):
         raise ManifestProblem(
             (*loc, "sha256"), "expected 64 hex digits", "copy the full output of sha256sum"
         )
@@ -715,11 +707,7 @@ def _url_model(
 
 def _check_repo(repo: str, source: str, loc: Loc) -> None:
     parts = repo.split("/")
-    if (
-        len(parts) != 2
-        or not all(_REPO_PART.fullmatch(p) for p in parts)
-        or any(".." in p or "--" in p for p in parts)
-    ):
+    if len(parts) != 2 or not all(is_repo_part(p) for p in parts):
         raise ManifestProblem(
             loc,
             f'cannot read source "{source}"',
@@ -729,18 +717,12 @@ def _check_repo(repo: str, source: str, loc: Loc) -> None:
 
 
 def _check_repo_path(path: str, loc: Loc) -> str:
-    parts = path.split("/")
-    if (
-        not path
-        or path.startswith("/")
-        or "\\" in path
-        or "\x00" in path
-        or any(p in ("", ".", "..") for p in parts)
-    ):
+    if not is_safe_path(path):
         raise ManifestProblem(
             loc,
-            f'unsafe file path "{path}"',
-            "use a relative path inside the repository without '..' or backslashes",
+            f"unsafe file path {path!r}",
+            "use a relative path inside the repository without '..', backslashes, a drive "
+            "letter or control characters",
         )
     return path
 

@@ -12,10 +12,10 @@ from modelsync.hardware.detect import detect
 from modelsync.hardware.model import HardwareProfile
 from modelsync.lockfile.io import read_lock
 from modelsync.manifest.load import load_manifest
-from modelsync.manifest.model import HF_ENDPOINT_ENV
 from modelsync.ops.lock import Detector, LockRequest, ModelOutcome, Resolver
 from modelsync.resolve.memory import Budgets, budgets
 from modelsync.resolve.model import Machine
+from modelsync.rules import HF_ENDPOINT_ENV
 from modelsync.sync.desired import machine_of
 
 

@@ -21,6 +21,7 @@ import aiohttp
 import structlog
 
 from modelsync import paths
+from modelsync.credentials import grant
 from modelsync.errors import StaleError, UsageError
 from modelsync.fetch.retry import RETRYABLE_STATUS, RetryPolicy, retry_after_seconds
 from modelsync.fetch.session import Credentials, create_session
@@ -40,23 +41,18 @@ from modelsync.lockfile.io import read_lock, write_lock
 from modelsync.lockfile.model import LOCK_VERSION, LockedFile, LockedModel, LockedProfile, Lockfile
 from modelsync.lockfile.render import render_lock
 from modelsync.manifest.load import load_manifest
-from modelsync.manifest.model import (
-    HF_ENDPOINT_ENV,
-    HF_TOKEN_ENV,
-    ModelRequest,
-    Project,
-    RegistryRef,
-    canonical_digest,
-)
+from modelsync.manifest.model import ModelRequest, Project, RegistryRef, canonical_digest
 from modelsync.registry.errors import RegistryProtocolError, RevisionNotFoundError
-from modelsync.registry.hf import DEFAULT_ENDPOINT, HubRegistry
+from modelsync.registry.hf import HubRegistry
 from modelsync.registry.http import Http, Rules
 from modelsync.registry.model import RepoSnapshot
 from modelsync.registry.url import UrlFiles
 from modelsync.resolve.gguf import catalog, pinned_file
 from modelsync.resolve.model import Choice, Machine, ModelShape, RepoFile, Want
 from modelsync.resolve.select import select
+from modelsync.rules import HF_ENDPOINT_ENV
 from modelsync.sync.desired import machine_of
+from modelsync.sync.project import origin_of, origins, profile_names
 
 log = structlog.get_logger(__name__)
 
@@ -125,7 +121,7 @@ async def lock_project(request: LockRequest) -> LockReport:
     existing = read_lock(lock_path)
     digest = project.digest()
     if request.check:
-        verdict = freshness(existing, digest, tuple(m.name for m in project.models))
+        verdict = freshness(existing, digest, origins(project), profile_names(project))
         if not verdict:
             raise StaleError(
                 f"{lock_path} is stale: {verdict.reason}", hint="run `modelsync lock` and commit it"
@@ -385,10 +381,11 @@ class Resolver:
         if upgrading or self.request.explain or self.existing is None:
             return None
         inputs = inputs_digest(model, self.profiles)
+        origin = origin_of(model)
         entries = self.existing.entries(model.name)
-        if not reusable(self.existing, model.name, inputs):
+        if not reusable(self.existing, model.name, inputs, origin):
             legacy = legacy_inputs(model, self.existing)
-            if legacy is None or not reusable(self.existing, model.name, legacy):
+            if legacy is None or not reusable(self.existing, model.name, legacy, origin):
                 return None
             entries = tuple(e.model_copy(update={"inputs": inputs}) for e in entries)
         return ModelOutcome(model.name, model.source, entries, reused=True)
@@ -422,28 +419,24 @@ class Resolver:
 
     def _hub(self, ref: RegistryRef) -> HubRegistry:
         if ref.name not in self._hubs:
-            endpoint = (
-                ref.endpoint or self.environ.get(HF_ENDPOINT_ENV) or DEFAULT_ENDPOINT
-            ).rstrip("/")
-            # The default token goes only to the default endpoint, never to a declared one.
-            token_env = ref.token_env or (HF_TOKEN_ENV if ref.endpoint is None else None)
-            token = self.environ.get(token_env) if token_env else None
-            if token_env == HF_TOKEN_ENV and not token:
-                token = self.environ.get("HUGGING_FACE_HUB_TOKEN")
+            access = grant(ref.name, ref.type, ref.endpoint, ref.token_env, self.environ)
+            assert access.endpoint is not None
             self._hubs[ref.name] = HubRegistry(
                 name=ref.name,
-                endpoint=endpoint,
-                http=self._http(endpoint, token),
-                token_env=token_env,
-                has_token=bool(token),
+                endpoint=access.endpoint,
+                http=self._http(access.endpoint, access.token),
+                token_env=access.variable,
+                has_token=access.token is not None,
             )
         return self._hubs[ref.name]
 
     def _url(self, ref: RegistryRef) -> UrlFiles:
         if ref.name not in self._urls:
-            token = self.environ.get(ref.token_env) if ref.token_env else None
+            access = grant(ref.name, ref.type, ref.endpoint, ref.token_env, self.environ)
             self._urls[ref.name] = UrlFiles(
-                ref.name, self._http(ref.endpoint, token), token_env=ref.token_env
+                ref.name,
+                self._http(access.endpoint, access.token),
+                token_env=access.variable if access.endpoint else None,
             )
         return self._urls[ref.name]
 

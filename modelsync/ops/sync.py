@@ -200,7 +200,7 @@ def _options(request: SyncRequest, ctx: proj.SyncContext) -> ApplyOptions:
     return ApplyOptions(
         jobs=request.jobs,
         offline=request.offline,
-        tokens=proj.tokens([s for n, s in ctx.sources.items() if n in used], request.environ),
+        tokens=proj.tokens(ctx.loaded.project, used, request.environ),
         retry=request.retry,
         environ=request.environ,
         progress=request.progress,

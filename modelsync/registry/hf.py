@@ -30,8 +30,8 @@ from modelsync.registry.errors import (
 )
 from modelsync.registry.http import Answer, Http
 from modelsync.registry.model import RemoteFile, RepoSnapshot, check_path
+from modelsync.rules import hub_file_url
 
-DEFAULT_ENDPOINT = "https://huggingface.co"
 MAX_SMALL_FILE = 64 << 20
 """Non-LFS files are hashed in memory; the Hub keeps anything larger than 10 MB in LFS."""
 MAX_TREE_PAGES = 1000
@@ -89,7 +89,7 @@ class HubRegistry:
 
     def resolve_url(self, repo: str, commit: str, path: str) -> str:
         """The download URL of a file at a commit."""
-        return f"{self.endpoint}/{repo}/resolve/{commit}/{quote(path, safe='/')}"
+        return hub_file_url(self.endpoint, repo, commit, path)
 
     async def snapshot(self, repo: str, revision: str) -> RepoSnapshot:
         """Resolve `revision` to a commit and list its files (one request where the Hub allows)."""

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from modelsync.registry.errors import UnsafePathError
-
-_DRIVE = re.compile(r"^[A-Za-z]:")
+from modelsync.rules import is_safe_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,16 +46,7 @@ class RepoSnapshot:
 
 def check_path(registry: str, repo: str, path: str) -> str:
     """Refuse a listed path that is absolute, has `..`, `.` or empty parts, backslashes or NUL."""
-    parts = path.split("/")
-    bad = (
-        not path
-        or path.startswith("/")
-        or "\\" in path
-        or any(ord(c) < 0x20 or c == "\x7f" for c in path)
-        or _DRIVE.match(path) is not None
-        or any(p in ("", ".", "..") for p in parts)
-    )
-    if bad:
+    if not is_safe_path(path):
         raise UnsafePathError(
             f"{registry}:{repo} lists an unsafe file path {path!r} "
             "(absolute, '..', backslash, NUL or control characters); nothing was written",

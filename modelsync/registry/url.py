@@ -57,7 +57,7 @@ class UrlFiles:
                 f"{shown} does not exist ({answer.status})", hint="fix the source in models.toml"
             )
         if answer.status in (401, 403):
-            token = self.token_env or "a token-env on a declared url registry"
+            token = self.token_env or "MODELSYNC_REGISTRY_<NAME>_TOKEN for a declared url registry"
             raise AuthError(f"{shown} refused access ({answer.status})", hint=f"set {token}")
         raise RemoteError(
             f"{shown} answered {answer.status} after {answer.attempts} attempts",

@@ -1,7 +1,7 @@
 """Quantization labels: quality ranking, whole-file bits per weight, the quality floor.
 
-From notes/hardware-and-quants.md sections 2–4 (llama.cpp's KLD scoreboard and quantize README).
-Ranks are numbers, higher is better; labels marked ≈ in the notes share a rank.
+The labels and their ranks are `modelsync.rules`' table (shared with the manifest); the figures
+here are from notes/hardware-and-quants.md sections 2–4 (llama.cpp's quantize README).
 """
 
 from __future__ import annotations
@@ -9,57 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-# Best first; a tuple is one rank (≈ in the notes).
-_PREFERENCE: tuple[tuple[str, ...], ...] = (
-    ("BF16", "F16"),
-    ("F32",),  # 16-bit quality at twice the size: only wins when no 16-bit file exists
-    ("Q8_0", "UD-Q8_K_XL", "Q8_K_XL"),
-    ("UD-Q6_K_XL", "Q6_K_L", "Q6_K_XL"),
-    ("Q6_K",),
-    ("UD-Q5_K_XL", "Q5_K_L", "Q5_K_XL"),
-    ("Q5_K_M",),
-    ("Q5_K_S",),
-    ("Q5_1",),
-    ("Q5_0",),
-    ("UD-Q4_K_XL", "Q4_K_L", "Q4_K_XL"),
-    ("Q4_K_M",),
-    ("Q4_K_S",),
-    ("IQ4_NL",),
-    ("IQ4_XS",),
-    ("MXFP4_MOE", "MXFP4", "NVFP4"),
-    ("Q4_1",),
-    ("Q4_0",),
-    ("UD-Q3_K_XL", "Q3_K_XL"),
-    ("Q3_K_L",),
-    ("Q3_K_M",),
-    ("IQ3_M",),
-    ("IQ3_S",),
-    ("IQ3_XS",),
-    ("IQ3_XXS",),
-    ("Q3_K_S",),
-    ("UD-Q2_K_XL", "Q2_K_L", "Q2_K_XL"),
-    ("IQ2_M",),
-    ("Q2_K",),
-    ("Q2_K_S",),
-    ("IQ2_S",),
-    ("IQ2_XS",),
-    ("IQ2_XXS",),
-    ("IQ1_M",),
-    ("IQ1_S",),
-    ("TQ2_0", "Q2_0"),  # only for natively ternary / 1-bit models
-    ("TQ1_0", "Q1_0"),
-)
+from modelsync.rules import QUANT_LABELS, QUANT_PREFIXES, QUANT_RANKS
 
-RANKS: Mapping[str, float] = MappingProxyType(
-    {
-        label: float(len(_PREFERENCE) - index)
-        for index, group in enumerate(_PREFERENCE)
-        for label in group
-    }
-)
+RANKS = QUANT_RANKS
 """Label → rank (higher is better)."""
 
-BASE_LABELS: frozenset[str] = frozenset(label for label in RANKS if not label.startswith("UD-"))
+BASE_LABELS = QUANT_LABELS
 """Labels without a prefix, as they appear in file names."""
 
 ARM_REPACKS: frozenset[str] = frozenset(
@@ -123,7 +78,7 @@ FILE_TYPES: Mapping[int, str] = MappingProxyType(
 
 def base_of(label: str) -> str:
     """The label without its `UD-` or `i1-` prefix."""
-    for prefix in ("UD-", "i1-"):
+    for prefix in QUANT_PREFIXES:
         if label.startswith(prefix):
             return label[len(prefix) :]
     return label

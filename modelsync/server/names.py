@@ -8,19 +8,26 @@ from __future__ import annotations
 
 import re
 
-from modelsync.digest import is_commit_id
+from modelsync.rules import is_commit_id, is_sha256
+from modelsync.rules import is_repo_part as is_name
+from modelsync.rules import is_safe_path as is_repo_path
 
-_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?")
-MAX_PATH_LENGTH = 1024
+# The rules themselves live in modelsync.rules, shared with the manifest, the lock and the client.
+__all__ = [
+    "is_commit_id",
+    "is_folder_path",
+    "is_name",
+    "is_ref_name",
+    "is_repo_id",
+    "is_repo_path",
+    "is_sha256",
+    "small_number",
+]
+
 _SMALL_NUMBER = re.compile(r"[0-9]{1,12}")
 
 RESERVED_NAMESPACES = frozenset({"api", "datasets", "spaces", "models", "lfs", "cdn"})
 """First URL segments the server routes itself, so no repository may live there."""
-
-
-def is_name(part: str) -> bool:
-    """A namespace or repository name as the Hub allows it (no `--`, no `..`, ≤ 96 characters)."""
-    return _NAME.fullmatch(part) is not None and "--" not in part and ".." not in part
 
 
 def is_repo_id(repo_id: str) -> bool:
@@ -32,15 +39,6 @@ def is_repo_id(repo_id: str) -> bool:
         and is_name(name)
         and namespace.lower() not in RESERVED_NAMESPACES
     )
-
-
-def is_repo_path(path: str) -> bool:
-    """A relative POSIX path inside a repository: no `..`, `.`, empty segments, `\\` or controls."""
-    if not path or len(path) > MAX_PATH_LENGTH or path.startswith("/") or "\\" in path:
-        return False
-    if any(ord(ch) < 0x20 or ch == "\x7f" for ch in path):
-        return False
-    return all(part not in ("", ".", "..") for part in path.split("/"))
 
 
 def is_folder_path(path: str) -> bool:

@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modelsync import paths
+
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
@@ -35,12 +37,7 @@ def hf_hub_cache(environ: Mapping[str, str]) -> Path:
     explicit = environ.get("HF_HUB_CACHE") or environ.get("HUGGINGFACE_HUB_CACHE")
     if explicit:
         return Path(explicit).expanduser()
-    hf_home = environ.get("HF_HOME")
-    if hf_home:
-        return Path(hf_home).expanduser() / "hub"
-    xdg = environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else _home(environ) / ".cache"
-    return base / "huggingface" / "hub"
+    return paths.hf_home(environ) / "hub"
 
 
 def ollama_models(environ: Mapping[str, str]) -> Path:

@@ -8,22 +8,17 @@ here, and every target must stay inside the target dir after normalization, all 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 from modelsync.errors import LockfileError, UsageError
 from modelsync.hardware.model import HardwareProfile
 from modelsync.lockfile.model import LockedModel, LockedProfile, Lockfile
 from modelsync.resolve.memory import budgets
 from modelsync.resolve.model import Gpu, Machine, gib
+from modelsync.rules import hub_file_url, is_safe_name
 from modelsync.sync.model import Source, Wanted
-
-_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
-HUB_DEFAULT_ENDPOINT = "https://huggingface.co"
-HF_TOKEN_ENV = "HF_TOKEN"  # noqa: S105  the name of a variable, not a token
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,29 +160,8 @@ def select_models(
     return tuple(chosen)
 
 
-def hub_source(
-    registry: str, endpoint: str | None, token_env: str | None, environ: Mapping[str, str]
-) -> Source:
-    """A Hub-compatible registry's endpoint and token variable, with the `lock` defaults: the
-    declared endpoint, else `HF_ENDPOINT`, else huggingface.co; `HF_TOKEN` only for the default
-    endpoint (a token never goes to a host it was not declared for)."""
-    base = (endpoint or environ.get("HF_ENDPOINT") or HUB_DEFAULT_ENDPOINT).rstrip("/")
-    env = token_env or (HF_TOKEN_ENV if endpoint is None else None)
-    return Source(registry, base, env)
-
-
-def token_for(source: Source, environ: Mapping[str, str]) -> str | None:
-    """The token of a source from the environment (`HUGGING_FACE_HUB_TOKEN` as HF_TOKEN's alias)."""
-    if source.token_env is None:
-        return None
-    token = environ.get(source.token_env)
-    if not token and source.token_env == HF_TOKEN_ENV:
-        token = environ.get("HUGGING_FACE_HUB_TOKEN")
-    return token or None
-
-
 def download_url(model: LockedModel, path: str, source: Source) -> str:
-    """`{endpoint}/{repo}/resolve/{commit}/{path}` (as `HubRegistry.resolve_url`), or the URL."""
+    """The Hub file URL at the locked commit (`rules.hub_file_url`), or the locked URL."""
     if model.url is not None:
         return model.url
     if model.repo is None or model.commit is None or source.endpoint is None:
@@ -195,12 +169,12 @@ def download_url(model: LockedModel, path: str, source: Source) -> str:
             f"models.lock: model {model.name} has neither a url nor a repo and commit",
             hint="run `modelsync lock` to regenerate it",
         )
-    return f"{source.endpoint}/{model.repo}/resolve/{model.commit}/{quote(path, safe='/')}"
+    return hub_file_url(source.endpoint, model.repo, model.commit, path)
 
 
 def check_model_name(name: str) -> str:
     """A model name is one folder under the target dir: letters, digits, `.`, `_`, `-`."""
-    if not _MODEL_NAME.fullmatch(name) or name in (".", ".."):
+    if not is_safe_name(name):
         raise LockfileError(
             f"models.lock: model name {name!r} is not a safe folder name; refusing to write "
             "anything",

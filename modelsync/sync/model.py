@@ -27,11 +27,10 @@ class LinkMode(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """Where a model's files download from: a registry's endpoint and its token variable."""
+    """Where a model's files download from: a registry's endpoint (tokens: `credentials`)."""
 
     registry: str
     endpoint: str | None
-    token_env: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,29 +8,29 @@ holds per-profile entries and no `--profile` was given, or for sync's fit check 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from modelsync import paths
+from modelsync.credentials import grant
 from modelsync.errors import LockfileError
 from modelsync.hardware.model import HardwareProfile
-from modelsync.lockfile.freshness import Freshness, freshness
+from modelsync.lockfile.freshness import Freshness, Origin, freshness
 from modelsync.lockfile.io import read_lock
 from modelsync.lockfile.model import LockedModel, Lockfile
 from modelsync.manifest.load import load_manifest
-from modelsync.manifest.model import HF_ENDPOINT_ENV, Project
+from modelsync.manifest.model import ModelRequest, Project
+from modelsync.rules import HF_ENDPOINT_ENV, hub_endpoint
 from modelsync.store import roots
 from modelsync.store.blobs import BlobStore
 from modelsync.sync.desired import (
     MachineSize,
     ProfileChoice,
     choose_profile,
-    hub_source,
     profile_specific,
     select_models,
-    token_for,
     wanted_files,
 )
 from modelsync.sync.inventory import take_inventory
@@ -83,8 +83,29 @@ def load(manifest: Path, environ: Mapping[str, str]) -> Loaded:
     project = load_manifest(manifest, environ=environ, hub_endpoint=environ.get(HF_ENDPOINT_ENV))
     lock_path = paths.lock_path_for(manifest)
     lock = read_lock(lock_path)
-    verdict = freshness(lock, project.digest(), tuple(m.name for m in project.models))
+    verdict = freshness(lock, project.digest(), origins(project), profile_names(project))
     return Loaded(manifest, project, lock_path, lock, verdict)
+
+
+def origin_of(model: ModelRequest) -> Origin:
+    """What every locked entry of a model must repeat (`lock` writes no revision for a URL)."""
+    return Origin(
+        registry=model.registry.name,
+        repo=model.repo,
+        url=model.url,
+        revision=model.revision if model.url is None else None,
+        sha256=model.sha256,
+    )
+
+
+def origins(project: Project) -> dict[str, Origin]:
+    """Model name → origin, for `freshness`."""
+    return {m.name: origin_of(m) for m in project.models}
+
+
+def profile_names(project: Project) -> frozenset[str]:
+    """The declared profiles' names, for `freshness`."""
+    return frozenset(p.name for p in project.profiles)
 
 
 def target_root(manifest: Path, project: Project) -> Path:
@@ -98,19 +119,20 @@ def sources(project: Project, environ: Mapping[str, str]) -> dict[str, Source]:
     found = {}
     for name, ref in project.registries.items():
         if ref.type == "huggingface":
-            found[name] = hub_source(name, ref.endpoint, ref.token_env, environ)
+            found[name] = Source(name, hub_endpoint(ref.endpoint, environ))
         else:
-            found[name] = Source(name, ref.endpoint, ref.token_env)
+            found[name] = Source(name, ref.endpoint)
     return found
 
 
-def tokens(wanted_sources: Sequence[Source], environ: Mapping[str, str]) -> dict[str, str]:
-    """Endpoint → token for the sources that have one in the environment."""
+def tokens(project: Project, used: Collection[str], environ: Mapping[str, str]) -> dict[str, str]:
+    """Endpoint → token for the registries in `used`, by the one rule of `credentials`."""
     found = {}
-    for source in wanted_sources:
-        token = token_for(source, environ)
-        if token and source.endpoint:
-            found[source.endpoint] = token
+    for name in sorted(used):
+        ref = project.registries[name]
+        access = grant(name, ref.type, ref.endpoint, ref.token_env, environ)
+        if access.token and access.endpoint:
+            found[access.endpoint] = access.token
     return found
 
 

@@ -398,16 +398,16 @@ def test_private_repo_downloads_with_the_registry_token(
     tmp_path: Path,
     env: dict[str, str],
 ) -> None:
-    """A declared registry's token (from its token-env variable) authorizes the downloads; the
-    same frozen lock without the token stops with exit 5 and nothing placed."""
+    """A declared registry's token (from MODELSYNC_REGISTRY_CORP_TOKEN) authorizes the downloads;
+    the same frozen lock without the token stops with exit 5 and nothing placed."""
     hub_repo("org/secret", {"weights.bin": WEIGHTS}, private=True)
     manifest = write_manifest(
         tmp_path / "p",
         {},
         head=f'[registries.corp]\ntype = "huggingface"\nendpoint = "{hub.endpoint}"\n'
-        'token-env = "CORP_TOKEN"\n[models.s]\nsource = "corp://org/secret"\ninclude = ["*"]\n',
+        '[models.s]\nsource = "corp://org/secret"\ninclude = ["*"]\n',
     )
-    with_token = {**env, "CORP_TOKEN": hub_tokens.writer}
+    with_token = {**env, "MODELSYNC_REGISTRY_CORP_TOKEN": hub_tokens.writer}
     report = sync(manifest, tmp_path / "store", with_token)
     assert report.applied is not None
     assert report.applied.fetched == 1

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from modelsync.errors import ExitCode, LockfileError
-from modelsync.lockfile.freshness import freshness, reusable
+from modelsync.lockfile.freshness import Origin, freshness, reusable
 from modelsync.lockfile.io import read_lock, write_lock
 from modelsync.lockfile.model import LockedFile, LockedModel, LockedProfile, Lockfile
 from modelsync.lockfile.render import HEADER, parse_lock, render_lock, toml_string
@@ -148,25 +148,78 @@ def test_malformed_toml_names_the_line() -> None:
         parse_lock('version = 1\nmanifest-digest = "x"\n[[model]\n')
 
 
+ORIGIN = Origin(registry="hf", repo="org/repo", revision="main")
+PROFILES = ("gpu", "laptop")
+
+
 def test_freshness() -> None:
     """Fresh only when the lock exists, matches the manifest digest, and covers every model."""
     current = lock(model("a"), model("b"))
-    assert not freshness(None, DIGEST, ("a",))
-    assert freshness(None, DIGEST, ("a",)).reason == "there is no lock"
-    stale = freshness(current, "sha256:" + "9" * 64, ("a", "b"))
+    both = {"a": ORIGIN, "b": ORIGIN}
+    assert not freshness(None, DIGEST, {"a": ORIGIN}, PROFILES)
+    assert freshness(None, DIGEST, {"a": ORIGIN}, PROFILES).reason == "there is no lock"
+    stale = freshness(current, "sha256:" + "9" * 64, both, PROFILES)
     assert not stale
     assert stale.reason == "models.toml changed since the lock was written"
-    assert freshness(current, DIGEST, ("a", "b"))
-    assert freshness(current, DIGEST, ("a", "b", "c")).reason == "the lock lacks c"
+    assert freshness(current, DIGEST, both, PROFILES)
+    lacking = freshness(current, DIGEST, {**both, "c": ORIGIN}, PROFILES)
+    assert lacking.reason == "the lock lacks c"
+
+
+@pytest.mark.parametrize(
+    ("origin", "field"),
+    [
+        (Origin(registry="corp", repo="org/repo", revision="main"), "registry"),
+        (Origin(registry="hf", repo="org/other", revision="main"), "repo"),
+        (Origin(registry="hf", repo="org/repo", revision="v2"), "revision"),
+        (Origin(registry="hf", url="https://x/m.gguf"), "url"),
+    ],
+)
+def test_an_entry_must_repeat_its_manifest_origin(origin: Origin, field: str) -> None:
+    """An entry whose registry, repo/url or revision differs from the manifest's is stale and is
+    never reused, even with the right digests."""
+    current = lock(model("a"))
+    verdict = freshness(current, DIGEST, {"a": origin}, PROFILES)
+    assert not verdict
+    assert verdict.reason == f"model a: the lock's {field} differs from models.toml"
+    assert not reusable(current, "a", "sha256:" + "2" * 64, origin)
+
+
+def test_a_url_entry_must_carry_the_pinned_digest() -> None:
+    """A URL model's locked file must have the SHA-256 models.toml pins."""
+    url = LockedModel(
+        name="u",
+        registry="url",
+        url="https://x/u.gguf",
+        reason="pinned",
+        inputs="sha256:" + "2" * 64,
+        files=(LockedFile(path="u.gguf", size=1, sha256="a" * 64),),
+    )
+    current = lock(url)
+    pinned = Origin("url", url="https://x/u.gguf", sha256="a" * 64)
+    assert freshness(current, DIGEST, {"u": pinned}, PROFILES)
+    other = Origin("url", url="https://x/u.gguf", sha256="b" * 64)
+    stale = freshness(current, DIGEST, {"u": other}, PROFILES)
+    assert stale.reason == "model u: the lock's sha256 differs from models.toml"
+
+
+def test_an_undeclared_profile_is_stale() -> None:
+    """An entry for, or a declared lock profile of, a profile models.toml lacks is stale."""
+    current = lock(model("a", "gpu"), model("a", "laptop"))
+    assert freshness(current, DIGEST, {"a": ORIGIN}, PROFILES)
+    entry = freshness(current, DIGEST, {"a": ORIGIN}, ("gpu",))
+    assert entry.reason == "model a: the lock's profile laptop is not declared"
+    shared = freshness(lock(model("a")), DIGEST, {"a": ORIGIN}, ("gpu",))
+    assert shared.reason == "the lock declares profile laptop"
 
 
 def test_reusable_needs_equal_inputs() -> None:
     """Locked entries are reused only when their inputs digest matches."""
     current = lock(model("a"))
-    assert reusable(current, "a", "sha256:" + "2" * 64)
-    assert not reusable(current, "a", "sha256:" + "3" * 64)
-    assert not reusable(current, "b", "sha256:" + "2" * 64)
-    assert not reusable(None, "a", "sha256:" + "2" * 64)
+    assert reusable(current, "a", "sha256:" + "2" * 64, ORIGIN)
+    assert not reusable(current, "a", "sha256:" + "3" * 64, ORIGIN)
+    assert not reusable(current, "b", "sha256:" + "2" * 64, ORIGIN)
+    assert not reusable(None, "a", "sha256:" + "2" * 64, ORIGIN)
 
 
 def test_write_lock_skips_identical_bytes(tmp_path: Path) -> None:

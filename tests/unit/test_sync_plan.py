@@ -15,11 +15,9 @@ from modelsync.resolve.model import Gpu, Machine
 from modelsync.sync.desired import (
     MachineSize,
     choose_profile,
-    hub_source,
     misfits,
     select_models,
     target_of,
-    token_for,
     wanted_files,
 )
 from modelsync.sync.model import (
@@ -165,19 +163,10 @@ def test_target_paths_stay_inside_the_target_dir() -> None:
     assert target_of(ROOT, "m", "sub/f.gguf") == ROOT / "m" / "sub" / "f.gguf"
 
 
-def test_download_urls_follow_the_hub_layout_and_tokens_stay_with_their_endpoint() -> None:
-    """Hub files resolve under the endpoint at the locked commit; HF_TOKEN goes to the default
-    endpoint only, a declared endpoint gets its own variable."""
-    env = {"HF_ENDPOINT": "http://127.0.0.1:9/", "HF_TOKEN": "t1", "CORP": "t2"}
-    default = hub_source("hf", None, None, env)
-    corp = hub_source("corp", "https://hub.corp", "CORP", env)
-    bare = hub_source("other", "https://other", None, env)
-    assert (token_for(default, env), token_for(corp, env), token_for(bare, env)) == (
-        "t1",
-        "t2",
-        None,
-    )
-    [item] = wanted_files([entry("m", None, "dir/a b.gguf")], ROOT, {"hf": default})
+def test_download_urls_follow_the_hub_layout() -> None:
+    """Hub files resolve under the endpoint at the locked commit, the path quoted."""
+    hub = Source("hf", "http://127.0.0.1:9")
+    [item] = wanted_files([entry("m", None, "dir/a b.gguf")], ROOT, {"hf": hub})
     assert item.url == f"http://127.0.0.1:9/org/repo/resolve/{'c' * 40}/dir/a%20b.gguf"
     assert item.rel == "m/dir/a b.gguf"
 
@@ -187,7 +176,7 @@ def test_a_registry_missing_from_the_manifest_is_named() -> None:
     with pytest.raises(
         UsageError, match=re.escape("registry 'hf', which models.toml does not declare")
     ):
-        wanted_files([entry("m", None, "f")], ROOT, {"corp": Source("corp", "https://c", None)})
+        wanted_files([entry("m", None, "f")], ROOT, {"corp": Source("corp", "https://c")})
 
 
 # ---- the plan -------------------------------------------------------------------------------
