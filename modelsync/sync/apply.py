@@ -1,11 +1,12 @@
 """Execute a SyncPlan (I/O; the caller holds the store lock).
 
-Order: delete bad blobs; adopt missing blobs from local caches (hash-checked); download the
-rest (bounded concurrency, resumable, verified; the aiohttp modules are imported only here, and
-only when something must be downloaded); probe the link mode once per target dir; place each
-file by temp + rename; remove stale placements that are still exactly what sync put there;
-write the placement record. Per-file failures are collected; once everything that could be
-done is done, the worst is raised once (integrity > remote > disk/permission > conflict).
+Order: move bad blobs to quarantine; adopt the missing blobs the plan found local copies of
+(hash-checked); download the rest (bounded concurrency, resumable, verified; the aiohttp
+modules are imported only here, and only when something must be downloaded); probe the link
+mode once per target dir; place each file by temp + rename; remove stale placements that are
+still exactly what sync put there; write the placement record. Per-file failures are
+collected; once everything that could be done is done, the worst is raised once (integrity >
+remote > disk/permission > conflict).
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from modelsync.errors import (
 from modelsync.fetch.preflight import check_free_space, free_bytes, human_bytes
 from modelsync.fetch.progress import NoProgress, ProgressSink
 from modelsync.fetch.retry import RetryPolicy
-from modelsync.store.adopt import AdoptionSources
 from modelsync.store.blobs import BlobStore
 from modelsync.sync.link import place, probe
 from modelsync.sync.model import (
@@ -58,14 +58,13 @@ def no_progress(_total: int) -> Iterator[ProgressSink]:
 
 @dataclass(frozen=True, slots=True)
 class ApplyOptions:
-    """How to apply: downloads, credentials, adoption, progress."""
+    """How to apply: downloads, credentials, progress."""
 
     jobs: int = 4
     offline: bool = False
     tokens: Mapping[str, str] = field(default_factory=dict)
     """Origin (`scheme://host:port`) → bearer token; never logged."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    environ: Mapping[str, str] = field(default_factory=dict)
     progress: ProgressFactory = no_progress
 
 
@@ -101,9 +100,9 @@ async def apply_plan(
     """Do what `plan` says; `record` (the target dir's placements) is updated and written."""
     failures = _Failures()
     for bad in plan.bad_blobs:
-        log.warning("blob_bad", blob=bad.sha256, found=bad.found)
-        blobs.remove(bad.sha256)
-    adopted = _adopt(plan.fetch, inventory, blobs, options.environ)
+        kept = blobs.quarantine(bad.sha256)
+        log.warning("blob_bad", blob=bad.sha256, found=bad.found, quarantined=str(kept))
+    adopted = _adopt(plan.fetch, blobs)
     adopted_shas = {sha for sha, _label, _src in adopted}
     remaining = tuple(s for s in plan.fetch if s.sha256 not in adopted_shas)
     fetched, bytes_fetched, seconds = await _download(remaining, blobs, options, failures)
@@ -117,7 +116,7 @@ async def apply_plan(
             placed = _place_all(
                 plan, mode, blobs=blobs, record=record, failures=failures, touched=touched
             )
-        removed = _remove_all(plan, inventory.target_root, record, touched)
+        removed = _remove_all(plan, inventory.target_root, record, touched, blobs)
         for change in plan.record:
             if change.placement is None:
                 record.pop(change.rel, None)
@@ -167,8 +166,10 @@ def _place_all(
     for step in plan.place:
         if blobs.stat(step.sha256) is None:
             continue  # its download failed; that error is already collected
+        old = record.get(step.rel)
         try:
-            place(blobs.path(step.sha256), step.target, mode)
+            with blobs.relinking(step.sha256, *([old.sha256] if old else [])):
+                place(blobs.path(step.sha256), step.target, mode)
             st = os.lstat(step.target)
         except OSError as err:
             failures.add(_place_error(step.rel, step.target, err, mode))
@@ -183,12 +184,14 @@ def _place_all(
 
 
 def _remove_all(
-    plan: SyncPlan, root: Path, record: dict[str, Placement], touched: set[Path]
+    plan: SyncPlan, root: Path, record: dict[str, Placement], touched: set[Path], blobs: BlobStore
 ) -> int:
     """Remove the stale placements still as sync left them; returns how many went."""
     removed = 0
     for removal in plan.remove:
-        if _remove(removal.target, removal.placement, root):
+        with blobs.relinking(removal.placement.sha256):
+            gone = _remove(removal.target, removal.placement, root)
+        if gone:
             removed += 1
             touched.add(removal.target.parent)
             log.info("removed_stale", file=removal.rel)
@@ -202,23 +205,12 @@ def mode_used(modes: Mapping[str, str], inventory: Inventory) -> LinkMode | None
     return LinkMode(used) if used else inventory.recorded_mode
 
 
-def _adopt(
-    steps: tuple[FetchStep, ...],
-    inventory: Inventory,
-    blobs: BlobStore,
-    environ: Mapping[str, str],
-) -> list[tuple[str, str, str]]:
-    """Blobs taken from local files instead of the network: (sha256, label, source)."""
-    if not steps:
-        return []
-    own: dict[str, list[Path]] = {}  # what sync placed and nobody touched since: never users' files
-    for seen in (*inventory.targets.values(), *inventory.stale):
-        if seen.record is not None and seen.untouched:
-            own.setdefault(seen.record.sha256, []).append(seen.target)
-    sources = AdoptionSources.scan(environ, own)
+def _adopt(steps: tuple[FetchStep, ...], blobs: BlobStore) -> list[tuple[str, str, str]]:
+    """Blobs taken from the local files the plan names instead of the network:
+    (sha256, label, source)."""
     adopted = []
     for step in steps:
-        for candidate in sources.candidates(step.sha256):
+        for candidate in step.adopt:
             if blobs.adopt(candidate.path, step.sha256, step.size) is not None:
                 log.info(
                     "adopted",
@@ -247,15 +239,17 @@ async def _download(
             f"--offline: {len(steps)} files are in no local cache and must be downloaded: {listed}",
             hint="run `modelsync sync` without --offline (and without HF_HUB_OFFLINE=1)",
         )
-    needed = sum(s.size for s in steps)
-    check_free_space(needed=needed, free=free_bytes(blobs.layout.root), where=blobs.layout.root)
+    needed = sum(s.size - s.resume_from for s in steps)
+    held = sum(s.resume_from for s in steps)
+    root = blobs.layout.root
+    check_free_space(needed=needed, free=free_bytes(root), where=root, held=held)
     # Imported here so that a sync with nothing to download never loads aiohttp.
     from modelsync.fetch.download import Fetcher, FetchItem, FetchResult, fetch_each  # noqa: PLC0415
     from modelsync.fetch.session import Credentials, create_session  # noqa: PLC0415
 
     started = time.monotonic()
     results: list[FetchResult] = []
-    with options.progress(needed) as sink:
+    with options.progress(needed + held) as sink:
         async with create_session(connections=max(options.jobs, 1) * 2) as session:
             fetcher = Fetcher(
                 session=session,
@@ -298,7 +292,8 @@ def _link_mode(plan: SyncPlan, inventory: Inventory, blobs: BlobStore) -> LinkMo
         if blobs.stat(step.sha256) is None:
             continue
         try:
-            mode = probe(blob, inventory.target_root)
+            with blobs.relinking(step.sha256):  # the probe may hardlink it for a moment
+                mode = probe(blob, inventory.target_root)
         except OSError as err:
             raise _dir_error(inventory.target_root, err) from err
         log.info("link_mode", target=str(inventory.target_root), mode=mode.value, forced=False)
