@@ -190,10 +190,16 @@ def survey(
 
 def _lock_disagrees(ctx: SyncContext, item: Wanted, size: int, blob: Path) -> LockfileError:
     lock_path = ctx.loaded.lock_path
-    model = next(i for i, m in enumerate(ctx.lock.models) if m is _entry(ctx, item.model))
-    file = next(i for i, f in enumerate(ctx.lock.models[model].files) if f.path == item.path)
+    entry = next(m for m in ctx.models if m.name == item.model)
+    where = (
+        "model",
+        ctx.lock.models.index(entry),
+        "file",
+        [f.path for f in entry.files].index(item.path),
+        "size",
+    )
     try:
-        line = locate(lock_path.read_text(encoding="utf-8"), ("model", model, "file", file, "size"))
+        line = locate(lock_path.read_text(encoding="utf-8"), where)
     except OSError:
         line = 1
     return LockfileError(
@@ -203,10 +209,6 @@ def _lock_disagrees(ctx: SyncContext, item: Wanted, size: int, blob: Path) -> Lo
         hint="fix that size in models.lock (restore it from git, or `modelsync lock --upgrade` "
         "to regenerate it)",
     )
-
-
-def _entry(ctx: SyncContext, name: str) -> LockedModel:
-    return next(m for m in ctx.models if m.name == name)
 
 
 def context(

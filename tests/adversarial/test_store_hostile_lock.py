@@ -7,11 +7,14 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+import time
 from pathlib import Path
 
 import pytest
 
+from modelsync.ops.gc import GcRequest, gc_store
 from modelsync.server.runner import ServerHandle
+from modelsync.store.gc import QUARANTINE_S
 from modelsync.store.layout import StoreLayout
 from tests.fixtures.cli import CliRunner
 from tests.fixtures.hub import HubRepoFactory
@@ -95,3 +98,24 @@ def test_bad_bytes_in_a_blob_are_quarantined_then_fetched_again(
     assert all(re.fullmatch(rf"{DIGEST}\.\S+", p.name) for p in quarantined)
     assert sorted(p.read_bytes() for p in quarantined) == sorted(bad)
     assert (tmp_path / "a" / "models" / "w" / "weights.bin").read_bytes() == WEIGHTS
+
+
+def test_gc_keeps_quarantined_bytes_for_a_week(
+    run_cli: CliRunner, env: dict[str, str], tmp_path: Path
+) -> None:
+    """`gc` leaves a fresh quarantine entry alone and removes it once it is a week old."""
+    a = project(tmp_path / "a")
+    assert run_cli("-m", str(a), "sync", "--link", "symlink", env=env).exit_code == 0
+    layout = StoreLayout(tmp_path / "store")
+    blob = layout.blob_path(DIGEST)
+    blob.chmod(0o644)
+    blob.write_bytes(b"bad")
+    assert run_cli("-m", str(a), "sync", "--link", "symlink", env=env).exit_code == 0
+    [kept] = layout.quarantine_dir.iterdir()
+    assert not gc_store(GcRequest(store=layout.root)).plan
+    assert kept.exists()
+    later = time.time() + QUARANTINE_S + 60
+    report = gc_store(GcRequest(store=layout.root, clock=lambda: later))
+    assert [(i.path, i.why) for i in report.plan.temps] == [(kept, "quarantined bad bytes")]
+    assert not kept.exists()
+    assert blob.read_bytes() == WEIGHTS
