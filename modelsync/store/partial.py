@@ -145,7 +145,7 @@ def _partials(layout: StoreLayout, sha256: str) -> list[tuple[int, Path]]:
 
 def resumable(layout: StoreLayout, sha256: str, size: int) -> int:
     """Bytes of the partial that `claim_partial` would take over now and a download of `size`
-    bytes would keep (a longer one is started over); stat calls only."""
+    bytes would keep (a longer one is started over); reads no content."""
     for held, path in _partials(layout, sha256):
         if not is_in_use(path):
             return held if held <= size else 0

@@ -1,14 +1,15 @@
 """What is on disk for one sync (I/O, reads only): the wanted targets, their blobs, the record.
 
-A no-change run costs one lstat() per target, one stat() per blob and one stat-cache lookup per
-blob: no content is read. Bytes are hashed only where stat cannot decide: a blob the stat cache
-does not vouch for (new store database, or the file changed), a regular file at a target that
-sync did not place (or that changed since) but has the wanted size, a blob whose size is not
-the lock's (its bytes decide whether the blob or the lock is wrong), and everything with `full`.
+A no-change run costs one lstat() per target, one stat() and one stat-cache lookup per blob and
+per placed copy: no content is read. Bytes are hashed only where stat cannot decide: a blob or
+placed copy the stat cache does not vouch for (new store database, or the file changed: the
+ctime shows a write even when the mtime was put back), a regular file at a target that sync did
+not place (or that changed since) but has the wanted size, a blob whose size is not the lock's
+(its bytes decide whether the blob or the lock is wrong), and everything with `full`.
 
-For a blob the store lacks or holds bad, it also finds what apply would start from (stat calls
-only): local files to adopt (the Hugging Face and Ollama caches, untouched placements of it) and
-the partial download a fetch would resume, so the plan, and so `--dry-run`, can say so.
+For a blob the store lacks or holds bad, it also finds what apply would start from (no content
+read): local files to adopt (the Hugging Face and Ollama caches, untouched placements of it)
+and the partial download a fetch would resume, so the plan, and so `--dry-run`, can say so.
 """
 
 from __future__ import annotations
@@ -122,13 +123,22 @@ def _starts(
             )
 
 
-def _content(
-    blobs: BlobStore, item: Wanted, seen: FileStat, *, untouched: bool, full: bool
-) -> str | None:
-    """The target's digest where stat cannot decide whether it holds the wanted bytes."""
-    if seen.kind != "file":
+def _content(blobs: BlobStore, item: Wanted, target: TargetSeen, *, full: bool) -> str | None:
+    """The target's digest where stat cannot decide whether it holds the wanted bytes: a file
+    sync did not place (or that changed since) of the wanted size; a copy sync placed, which
+    the stat cache (keyed by the ctime too, so a write with the mtime put back shows) vouches
+    for or else is hashed; anything with `full`."""
+    seen = target.stat
+    if seen is None or seen.kind != "file":
         return None
-    if not (full or (not untouched and seen.size == item.size)):
+    record = target.record
+    own_copy = (
+        target.untouched
+        and record is not None
+        and record.sha256 == item.sha256
+        and record.mode in (LinkMode.COPY, LinkMode.REFLINK)
+    )
+    if not (full or own_copy or (not target.untouched and seen.size == item.size)):
         return None
     st = item.target.stat()
     if not full:
@@ -172,7 +182,7 @@ def take_inventory(
                 blob.device,
             )
             if not same_inode:
-                digest = _content(blobs, item, seen, untouched=target.untouched, full=full)
+                digest = _content(blobs, item, target, full=full)
                 target = TargetSeen(item.rel, item.target, seen, placement, digest)
         targets[item.rel] = target
     stale = []

@@ -87,6 +87,30 @@ def test_in_place_write_to_a_hardlinked_placement_is_caught(
     assert run_cli("status", env=env).exit_code == 0
 
 
+def test_in_place_write_to_a_placed_copy_is_caught(
+    run_cli: CliRunner, env: dict[str, str], tmp_path: Path
+) -> None:
+    """The same write to a copy sync placed: `status` reports it changed since placed (3),
+    `verify` fails (4), `sync` refuses to overwrite it (3) and `sync --repair` replaces it."""
+    assert run_cli("sync", "--link", "copy", env=env).exit_code == 0
+    placed = Path("models/w/weights.bin").absolute()
+    assert run_cli("status", env=env).exit_code == 0
+    write_in_place(placed, b"tampered")
+    status = run_cli("status", env=env)
+    assert status.exit_code == 3
+    assert "  conflict w/weights.bin: changed since modelsync placed it" in status.stdout
+    verify = run_cli("verify", env=env)
+    assert verify.exit_code == 4
+    assert f"{placed}: expected 80000 bytes, sha256 {DIGEST}, found 80000 bytes, sha256 " in (
+        verify.stderr
+    )
+    assert run_cli("sync", "--link", "copy", env=env).exit_code == 3
+    assert placed.read_bytes().startswith(b"tampered")
+    assert run_cli("sync", "--repair", "--link", "copy", env=env).exit_code == 0
+    assert placed.read_bytes() == WEIGHTS
+    assert run_cli("status", env=env).exit_code == 0
+
+
 def test_state_db_of_the_old_schema_is_migrated_and_trusts_nothing(
     run_cli: CliRunner, env: dict[str, str], tmp_path: Path
 ) -> None:
