@@ -122,11 +122,10 @@ class StateCache:
     def rekey(self, path: Path, before: os.stat_result, after: os.stat_result) -> None:
         """Carry `path`'s record from `before` to `after` when only the ctime moved (our own link
         or unlink of its inode) and the record matched `before`; pending stays pending."""
-        if (after.st_size, after.st_mtime_ns, after.st_ino) != (
-            before.st_size,
-            before.st_mtime_ns,
-            before.st_ino,
-        ):
+        kept = (after.st_size, after.st_mtime_ns, after.st_ino)
+        if kept != (before.st_size, before.st_mtime_ns, before.st_ino):
+            return
+        if after.st_ctime_ns == before.st_ctime_ns:
             return
         self._db.execute(
             "UPDATE verified SET ctime_ns = ? "

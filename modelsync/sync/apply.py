@@ -1,12 +1,11 @@
 """Execute a SyncPlan (I/O; the caller holds the store lock).
 
-Order: move bad blobs to quarantine; adopt the missing blobs the plan found local copies of
-(hash-checked); download the rest (bounded concurrency, resumable, verified; the aiohttp
-modules are imported only here, and only when something must be downloaded); probe the link
-mode once per target dir; place each file by temp + rename; remove stale placements that are
-still exactly what sync put there; write the placement record. Per-file failures are
-collected; once everything that could be done is done, the worst is raised once (integrity >
-remote > disk/permission > conflict).
+Order: quarantine bad blobs; adopt missing blobs from local caches (hash-checked); download the
+rest (bounded concurrency, resumable, verified; the aiohttp modules are imported only here, and
+only when something must be downloaded); probe the link mode once per target dir; place each
+file by temp + rename; remove stale placements that are still exactly what sync put there;
+write the placement record. Per-file failures are collected; once everything that could be
+done is done, the worst is raised once (integrity > remote > disk/permission > conflict).
 """
 
 from __future__ import annotations
@@ -239,17 +238,17 @@ async def _download(
             f"--offline: {len(steps)} files are in no local cache and must be downloaded: {listed}",
             hint="run `modelsync sync` without --offline (and without HF_HUB_OFFLINE=1)",
         )
-    needed = sum(s.size - s.resume_from for s in steps)
-    held = sum(s.resume_from for s in steps)
+    needed = sum(s.size for s in steps)
+    held = sum(s.resume_from for s in steps)  # partial downloads hold these already
     root = blobs.layout.root
-    check_free_space(needed=needed, free=free_bytes(root), where=root, held=held)
+    check_free_space(needed=needed - held, free=free_bytes(root), where=root, held=held)
     # Imported here so that a sync with nothing to download never loads aiohttp.
     from modelsync.fetch.download import Fetcher, FetchItem, FetchResult, fetch_each  # noqa: PLC0415
     from modelsync.fetch.session import Credentials, create_session  # noqa: PLC0415
 
     started = time.monotonic()
     results: list[FetchResult] = []
-    with options.progress(needed + held) as sink:
+    with options.progress(needed) as sink:
         async with create_session(connections=max(options.jobs, 1) * 2) as session:
             fetcher = Fetcher(
                 session=session,
