@@ -18,11 +18,17 @@ def human_bytes(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-def check_free_space(*, needed: int, free: int, where: Path) -> None:
-    """Raise a usage error (exit 2) with both numbers when `needed` exceeds `free`."""
+def check_free_space(*, needed: int, free: int, where: Path, held: int = 0) -> None:
+    """Raise a usage error (exit 2) with both numbers when `needed` exceeds `free`; `held`:
+    bytes of the same files partial downloads already hold (resumed, so not needed again)."""
     if needed > free:
+        partials = (
+            f"; another {human_bytes(held)} ({held} bytes) are already in partial downloads there"
+            if held
+            else ""
+        )
         raise UsageError(
-            f"{where}: the plan fetches {human_bytes(needed)} ({needed} bytes) "
+            f"{where}: the plan fetches {human_bytes(needed)} ({needed} bytes{partials}) "
             f"but only {human_bytes(free)} ({free} bytes) are free",
             hint="free some space (`modelsync gc`) or pass --store on a larger disk",
         )

@@ -63,7 +63,7 @@ def project_status(request: StatusRequest) -> StatusReport:
     layout = StoreLayout(request.store)
     with open_state(layout.state_path) as state:
         inventory, _record = proj.survey(
-            ctx, BlobStore(layout, state), scope=request.models or None
+            ctx, BlobStore(layout, state), scope=request.models or None, environ=request.environ
         )
     plan = plan_sync(ctx.wanted, inventory, link=ctx.link)
     return StatusReport(

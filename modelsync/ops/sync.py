@@ -98,7 +98,9 @@ async def _relock(request: SyncRequest) -> None:
 def _plan(
     ctx: proj.SyncContext, blobs: BlobStore, request: SyncRequest
 ) -> tuple[SyncPlan, Inventory, dict[str, Placement]]:
-    inventory, record = proj.survey(ctx, blobs, scope=request.models or None, full=request.repair)
+    inventory, record = proj.survey(
+        ctx, blobs, scope=request.models or None, full=request.repair, environ=request.environ
+    )
     plan = plan_sync(ctx.wanted, inventory, link=request.link or ctx.link, repair=request.repair)
     return plan, inventory, record
 
@@ -202,7 +204,6 @@ def _options(request: SyncRequest, ctx: proj.SyncContext) -> ApplyOptions:
         offline=request.offline,
         tokens=proj.tokens(ctx.loaded.project, used, request.environ),
         retry=request.retry,
-        environ=request.environ,
         progress=request.progress,
         gitignore=ctx.loaded.project.settings.gitignore,
     )

@@ -4,7 +4,8 @@ A blob enters only after its bytes hashed to its name: from a download (`fetch.d
 here, adopted from a file already on this machine (a Hugging Face or Ollama cache, a placed
 target): hardlinked into `tmp/` when the filesystem allows (zero bytes copied), else copied,
 then hashed, then renamed into `blobs/`. The stat cache (`state.db`) remembers every blob's
-(size, mtime, inode), so later runs trust an unchanged blob by one stat() call.
+(size, mtime, ctime, inode), so later runs trust an unchanged blob by one stat() call. Bytes
+found bad are moved to `quarantine/`, never deleted: a mistake in judging them loses nothing.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import contextlib
 import hashlib
 import os
 import secrets
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,11 +82,36 @@ class BlobStore:
         path = self.path(sha256)
         self.state.record(path, path.stat(), sha256, on_disk=on_disk)
 
-    def remove(self, sha256: str) -> None:
-        """Delete a blob (a bad one before it is fetched again, or one gc frees)."""
+    def quarantine(self, sha256: str) -> Path | None:
+        """Move a blob whose bytes were found bad to `quarantine/<sha256>.<UTC time>-<random>`
+        (a unique name: the same blob may go bad twice); None if it was already gone."""
         path = self.path(sha256)
-        path.unlink(missing_ok=True)
-        self.state.forget(path)
+        folder = self.layout.quarantine_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        dest = folder / f"{sha256}.{stamp}-{secrets.token_hex(4)}"
+        try:
+            path.rename(dest)
+        except FileNotFoundError:
+            return None
+        finally:
+            self.state.forget(path)
+        fsync_dir(folder)
+        fsync_dir(path.parent)
+        return dest
+
+    @contextlib.contextmanager
+    def relinking(self, *shas: str) -> Iterator[None]:
+        """Around our own link or unlink of blobs' inodes: that changes only their ctime (and
+        link count), so what the cache knew of each right before still holds right after."""
+        before = {sha256: st for sha256 in shas if (st := self.stat(sha256)) is not None}
+        try:
+            yield
+        finally:
+            for sha256, st in before.items():
+                after = self.stat(sha256)
+                if after is not None:
+                    self.state.rekey(self.path(sha256), st, after)
 
     def adopt(self, source: Path, sha256: str, size: int) -> Adopted | None:
         """Bring `source` into the store as blob `sha256` if its bytes hash to that name.

@@ -1,4 +1,5 @@
-"""Garbage collection: blobs no root references, and stale temp files.
+"""Garbage collection: blobs no root references, stale temp files, and bytes that sat in
+quarantine/ for a week.
 
 Plan, then apply. The roots (design.md section 3) are the registered locks (`locks.d/`) and
 the placement records in their target dirs: a blob a registered lock lists, or that a placed
@@ -29,6 +30,8 @@ from modelsync.store.state import StateCache
 
 GRACE_S = 24 * 3600
 """Temp files younger than this are left alone (a partial download may still be resumed)."""
+QUARANTINE_S = 7 * 24 * 3600
+"""Bad bytes set aside in quarantine/ are kept this long (for a look at what went wrong)."""
 
 PlacedBlobs = Callable[[Path], Iterable[tuple[str, str, bool]]]
 """A target dir → (sha256, placed file, live) for each placement its records list (the sync
@@ -184,6 +187,21 @@ def _temp_items(layout: StoreLayout, now: float, grace_s: float) -> tuple[list[G
     return remove, in_use
 
 
+def _quarantined(layout: StoreLayout, now: float) -> list[GcItem]:
+    """Quarantined bytes older than QUARANTINE_S, aged by ctime: the move into quarantine/
+    sets it, while the mtime is the blob's own."""
+    try:
+        entries = sorted(os.scandir(layout.quarantine_dir), key=lambda e: e.name)
+    except FileNotFoundError:
+        return []
+    old = []
+    for entry in entries:
+        st = entry.stat(follow_symlinks=False)
+        if entry.is_file(follow_symlinks=False) and now - st.st_ctime > QUARANTINE_S:
+            old.append(_item(Path(entry.path), st, "quarantined bad bytes"))
+    return old
+
+
 def _target_temps(targets: list[Path], now: float, grace_s: float) -> list[GcItem]:
     """Placement temp files a killed sync left beside its targets."""
     remove: list[GcItem] = []
@@ -222,6 +240,7 @@ def plan_gc(
         if r.target is not None and r.entry not in dead_entries and r.target.is_dir()
     ]
     temps += _target_temps(targets, now, grace_s)
+    temps += _quarantined(layout, now)
     return GcPlan(
         blobs=tuple(blobs),
         temps=tuple(temps),

@@ -2,7 +2,8 @@
 
 <store>/blobs/sha256/<first 2 hex>/<64 hex>   read-only, named by content
 <store>/tmp/                                  partial downloads, same filesystem as blobs
-<store>/state.db                              stat cache: (path, size, mtime_ns, inode) → sha256
+<store>/state.db                              stat cache: (path, size, mtime, ctime, inode) → sha256
+<store>/quarantine/                           bytes found bad: moved here, never deleted on sight
 <store>/locks.d/                              registered lock files (roots for gc)
 <store>/store.lock                            inter-process lock around store mutation
 """
@@ -39,6 +40,11 @@ class StoreLayout:
     def state_path(self) -> Path:
         """The sqlite stat cache."""
         return self.root / "state.db"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """Blobs whose bytes were found bad, kept (not deleted) under unique names."""
+        return self.root / "quarantine"
 
     @property
     def roots_dir(self) -> Path:

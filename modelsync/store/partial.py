@@ -134,15 +134,29 @@ def _adopt(candidate: Path, own: Path) -> Partial | None:
     return Partial(path=own, fd=fd, size=os.fstat(fd).st_size, etag=etag)
 
 
+def _partials(layout: StoreLayout, sha256: str) -> list[tuple[int, Path]]:
+    """Every partial of this blob with its size, the largest first (the one a claim takes)."""
+    found = []
+    for path in layout.tmp_dir.glob(layout.partial_pattern(sha256)):
+        with contextlib.suppress(FileNotFoundError):
+            found.append((path.stat().st_size, path))
+    return sorted(found, reverse=True)
+
+
+def resumable(layout: StoreLayout, sha256: str, size: int) -> int:
+    """Bytes of the partial that `claim_partial` would take over now and a download of `size`
+    bytes would keep (a longer one is started over); reads no content."""
+    for held, path in _partials(layout, sha256):
+        if not is_in_use(path):
+            return held if held <= size else 0
+    return 0
+
+
 def claim_partial(layout: StoreLayout, sha256: str) -> Partial:
     """Take over the largest orphaned partial of this blob, or start an empty one."""
     layout.tmp_dir.mkdir(parents=True, exist_ok=True)
     own = layout.tmp_dir / layout.partial_name(sha256, _owner_tag())
-    candidates = []
-    for path in layout.tmp_dir.glob(layout.partial_pattern(sha256)):
-        with contextlib.suppress(FileNotFoundError):
-            candidates.append((path.stat().st_size, path))
-    for _size, candidate in sorted(candidates, reverse=True):
+    for _size, candidate in _partials(layout, sha256):
         partial = _adopt(candidate, own)
         if partial is not None:
             return partial

@@ -1,8 +1,13 @@
-"""The verified-state cache: (path, size, mtime_ns, inode) → sha256, in sqlite.
+"""The verified-state cache: (path, size, mtime_ns, ctime_ns, inode) → sha256, in sqlite.
 
 It lets a no-change `sync` and a default `verify` trust a file by one stat() call: the digest
-is reused only while size, mtime and inode are exactly what they were when the bytes were
-hashed (dvc-data's state.py does the same).
+is reused only while size, mtime, ctime and inode are exactly what they were when the bytes were
+hashed (dvc-data's state.py does the same). The ctime is there because anyone can put an mtime
+back after writing in place (through a hardlinked placement, say) but nobody can set a ctime;
+its price is that linking or unlinking a file changes it too, so whoever links a blob it vouched
+for re-keys the entry (`BlobStore.relinking`), and a blob linked by others is hashed once more.
+Rows of a database made before the ctime was recorded have none and never match: the cache is
+only a cache, re-hashing is always safe.
 
 Durability is tracked too, so that a download need not wait for the disk. A record made before
 the bytes were known to be on disk carries the id of the boot it was made in ("pending"). In
@@ -29,7 +34,8 @@ CREATE TABLE IF NOT EXISTS verified (
     mtime_ns INTEGER NOT NULL,
     inode INTEGER NOT NULL,
     sha256 TEXT NOT NULL,
-    boot TEXT
+    boot TEXT,
+    ctime_ns INTEGER
 )
 """
 
@@ -63,6 +69,9 @@ class StateCache:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(verified)")}
         if "boot" not in columns:  # a store made before durability was tracked
             self._db.execute("ALTER TABLE verified ADD COLUMN boot TEXT")
+        if "ctime_ns" not in columns:  # a store made before the ctime was part of the key
+            with contextlib.suppress(sqlite3.OperationalError):  # another process added it
+                self._db.execute("ALTER TABLE verified ADD COLUMN ctime_ns INTEGER")
 
     @property
     def defers_fsync(self) -> bool:
@@ -81,8 +90,8 @@ class StateCache:
         """
         row = self._db.execute(
             "SELECT sha256, boot FROM verified "
-            "WHERE path = ? AND size = ? AND mtime_ns = ? AND inode = ?",
-            (str(path), st.st_size, st.st_mtime_ns, st.st_ino),
+            "WHERE path = ? AND size = ? AND mtime_ns = ? AND ctime_ns = ? AND inode = ?",
+            (str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino),
         ).fetchone()
         if row is None:
             return None
@@ -105,9 +114,30 @@ class StateCache:
         """
         boot = None if on_disk or self.boot is None else self.boot
         self._db.execute(
-            "INSERT OR REPLACE INTO verified (path, size, mtime_ns, inode, sha256, boot) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (str(path), st.st_size, st.st_mtime_ns, st.st_ino, sha256, boot),
+            "INSERT OR REPLACE INTO verified "
+            "(path, size, mtime_ns, ctime_ns, inode, sha256, boot) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, sha256, boot),
+        )
+
+    def rekey(self, path: Path, before: os.stat_result, after: os.stat_result) -> None:
+        """Carry `path`'s record from `before` to `after` when only the ctime moved (our own link
+        or unlink of its inode) and the record matched `before`; pending stays pending."""
+        kept = (after.st_size, after.st_mtime_ns, after.st_ino)
+        if kept != (before.st_size, before.st_mtime_ns, before.st_ino):
+            return
+        if after.st_ctime_ns == before.st_ctime_ns:
+            return
+        self._db.execute(
+            "UPDATE verified SET ctime_ns = ? "
+            "WHERE path = ? AND size = ? AND mtime_ns = ? AND ctime_ns = ? AND inode = ?",
+            (
+                after.st_ctime_ns,
+                str(path),
+                before.st_size,
+                before.st_mtime_ns,
+                before.st_ctime_ns,
+                before.st_ino,
+            ),
         )
 
     def forget(self, path: Path) -> None:

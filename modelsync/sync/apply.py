@@ -1,6 +1,6 @@
 """Execute a SyncPlan (I/O; the caller holds the store lock).
 
-Order: delete bad blobs; adopt missing blobs from local caches (hash-checked); download the
+Order: quarantine bad blobs; adopt missing blobs from local caches (hash-checked); download the
 rest (bounded concurrency, resumable, verified; the aiohttp modules are imported only here, and
 only when something must be downloaded); probe the link mode once per target dir; place each
 file by temp + rename, journaled right before the rename (`sync.placed`); remove stale
@@ -34,7 +34,6 @@ from modelsync.errors import (
 from modelsync.fetch.preflight import check_free_space, free_bytes, human_bytes
 from modelsync.fetch.progress import NoProgress, ProgressSink
 from modelsync.fetch.retry import RetryPolicy
-from modelsync.store.adopt import AdoptionSources
 from modelsync.store.blobs import BlobStore
 from modelsync.sync.gitignore import ignore_first_sync
 from modelsync.sync.link import place, probe, unlink_placed
@@ -62,14 +61,13 @@ def no_progress(_total: int) -> Iterator[ProgressSink]:
 
 @dataclass(frozen=True, slots=True)
 class ApplyOptions:
-    """How to apply: downloads, credentials, adoption, progress."""
+    """How to apply: downloads, credentials, progress."""
 
     jobs: int = 4
     offline: bool = False
     tokens: Mapping[str, str] = field(default_factory=dict)
     """Origin (`scheme://host:port`) → bearer token; never logged."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    environ: Mapping[str, str] = field(default_factory=dict)
     progress: ProgressFactory = no_progress
     gitignore: bool = True
     """settings.gitignore: write `<target>/.gitignore` on the first sync there."""
@@ -111,9 +109,9 @@ async def apply_plan(
         raise _conflict_error(plan)
     failures = _Failures()
     for bad in plan.bad_blobs:
-        log.warning("blob_bad", blob=bad.sha256, found=bad.found)
-        blobs.remove(bad.sha256)
-    adopted = _adopt(plan.fetch, inventory, blobs, options.environ)
+        kept = blobs.quarantine(bad.sha256)
+        log.warning("blob_bad", blob=bad.sha256, found=bad.found, quarantined=str(kept))
+    adopted = _adopt(plan.fetch, blobs)
     adopted_shas = {sha for sha, _label, _src in adopted}
     remaining = tuple(s for s in plan.fetch if s.sha256 not in adopted_shas)
     fetched, bytes_fetched, seconds, resumed = await _download(remaining, blobs, options, failures)
@@ -138,7 +136,7 @@ async def apply_plan(
                 touched=touched,
                 journal=journal,
             )
-        removed = _remove_all(plan, inventory.target_root, record, touched)
+        removed = _remove_all(plan, inventory.target_root, record, touched, blobs)
         for change in plan.record:
             if change.placement is None:
                 record.pop(change.rel, None)
@@ -189,9 +187,11 @@ def _place_all(
     for step in plan.place:
         if blobs.stat(step.sha256) is None:
             continue  # its download failed; that error is already collected
+        old = record.get(step.rel)
         try:
             before_rename = partial(journal.add, step.rel, step.sha256, mode)
-            place(blobs.path(step.sha256), step.target, mode, before_rename)
+            with blobs.relinking(step.sha256, *([old.sha256] if old else [])):
+                place(blobs.path(step.sha256), step.target, mode, before_rename)
             st = os.lstat(step.target)
         except OSError as err:
             failures.add(_place_error(step.rel, step.target, err, mode))
@@ -206,7 +206,7 @@ def _place_all(
 
 
 def _remove_all(
-    plan: SyncPlan, root: Path, record: dict[str, Placement], touched: set[Path]
+    plan: SyncPlan, root: Path, record: dict[str, Placement], touched: set[Path], blobs: BlobStore
 ) -> tuple[str, ...]:
     """Remove the stale placements still as sync left them; returns those that went.
 
@@ -219,7 +219,9 @@ def _remove_all(
         if removal.rel.partition("/")[0] in held:
             log.info("removal_held", file=removal.rel, reason="the model's new files are missing")
             continue
-        if _remove(removal.target, removal.placement, root):
+        with blobs.relinking(removal.placement.sha256):
+            gone = _remove(removal.target, removal.placement, root)
+        if gone:
             removed.append(removal.rel)
             touched.add(removal.target.parent)
             log.info("removed_stale", file=removal.rel)
@@ -233,23 +235,12 @@ def mode_used(modes: Mapping[str, str], inventory: Inventory) -> LinkMode | None
     return LinkMode(used) if used else inventory.recorded_mode
 
 
-def _adopt(
-    steps: tuple[FetchStep, ...],
-    inventory: Inventory,
-    blobs: BlobStore,
-    environ: Mapping[str, str],
-) -> list[tuple[str, str, str]]:
-    """Blobs taken from local files instead of the network: (sha256, label, source)."""
-    if not steps:
-        return []
-    own: dict[str, list[Path]] = {}  # what sync placed and nobody touched since: never users' files
-    for seen in (*inventory.targets.values(), *inventory.stale):
-        if seen.record is not None and seen.untouched:
-            own.setdefault(seen.record.sha256, []).append(seen.target)
-    sources = AdoptionSources.scan(environ, own)
+def _adopt(steps: tuple[FetchStep, ...], blobs: BlobStore) -> list[tuple[str, str, str]]:
+    """Blobs taken from the local files the plan names instead of the network:
+    (sha256, label, source)."""
     adopted = []
     for step in steps:
-        for candidate in sources.candidates(step.sha256):
+        for candidate in step.adopt:
             if blobs.adopt(candidate.path, step.sha256, step.size) is not None:
                 log.info(
                     "adopted",
@@ -280,7 +271,9 @@ async def _download(
             hint="run `modelsync sync` without --offline (and without HF_HUB_OFFLINE=1)",
         )
     needed = sum(s.size for s in steps)
-    check_free_space(needed=needed, free=free_bytes(blobs.layout.root), where=blobs.layout.root)
+    held = sum(s.resume_from for s in steps)  # partial downloads hold these already
+    root = blobs.layout.root
+    check_free_space(needed=needed - held, free=free_bytes(root), where=root, held=held)
     # Imported here so that a sync with nothing to download never loads aiohttp.
     from modelsync.fetch.download import Fetcher, FetchItem, FetchResult, fetch_each  # noqa: PLC0415
     from modelsync.fetch.session import Credentials, create_session  # noqa: PLC0415
@@ -331,7 +324,8 @@ def _link_mode(plan: SyncPlan, inventory: Inventory, blobs: BlobStore) -> LinkMo
         if blobs.stat(step.sha256) is None:
             continue
         try:
-            mode = probe(blob, inventory.target_root)
+            with blobs.relinking(step.sha256):  # the probe may hardlink it for a moment
+                mode = probe(blob, inventory.target_root)
         except OSError as err:
             raise _dir_error(inventory.target_root, err) from err
         log.info("link_mode", target=str(inventory.target_root), mode=mode.value, forced=False)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from modelsync.store.adopt import Candidate
+
 
 class LinkMode(StrEnum):
     """How a target refers to its blob."""
@@ -90,7 +92,13 @@ class BlobSeen:
     actual_sha256: str | None = None
     """Its digest when it had to be (or was asked to be) hashed; else None."""
     trusted: bool = False
-    """The stat cache vouches for it, or it was hashed and matched."""
+    """Its bytes hash to its name: the stat cache vouches for it, or it was hashed and matched
+    (whatever size the lock gives it)."""
+    local: tuple[Candidate, ...] = ()
+    """Where a blob the store lacks (or holds bad) lies on this machine with the wanted size:
+    files to adopt, tried in this order."""
+    partial: int = 0
+    """Bytes of a partial download of it that a download would resume from."""
 
     @property
     def ok(self) -> bool:
@@ -153,13 +161,17 @@ class PlaceReason(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class FetchStep:
-    """A blob to bring into the store (adopted from a local cache, else downloaded)."""
+    """A blob to bring into the store: adopted from a local file when `adopt` names any (each is
+    hashed first; if none matches, it is downloaded after all), else downloaded from
+    `resume_from` on."""
 
     sha256: str
     size: int
     url: str
     registry: str
     label: str
+    adopt: tuple[Candidate, ...] = ()
+    resume_from: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +220,7 @@ class Conflict:
 
 @dataclass(frozen=True, slots=True)
 class BadBlob:
-    """A blob whose size or digest is not its name's: deleted and fetched again."""
+    """A blob whose bytes do not hash to its name: moved to quarantine and fetched again."""
 
     sha256: str
     path: Path
@@ -242,9 +254,29 @@ class SyncPlan:
         )
 
     @property
+    def downloads(self) -> tuple[FetchStep, ...]:
+        """The blobs to download (no local copy to adopt)."""
+        return tuple(step for step in self.fetch if not step.adopt)
+
+    @property
+    def adoptions(self) -> tuple[FetchStep, ...]:
+        """The blobs to adopt from local files."""
+        return tuple(step for step in self.fetch if step.adopt)
+
+    @property
     def bytes_to_fetch(self) -> int:
-        """Bytes of the blobs the store lacks (before any adoption from local caches)."""
-        return sum(step.size for step in self.fetch)
+        """Bytes to download: neither adopted nor already in a partial download."""
+        return sum(step.size - step.resume_from for step in self.downloads)
+
+    @property
+    def bytes_resumed(self) -> int:
+        """Bytes of the downloads that partial downloads already hold."""
+        return sum(step.resume_from for step in self.downloads)
+
+    @property
+    def bytes_to_adopt(self) -> int:
+        """Bytes to adopt from local files instead of downloading them."""
+        return sum(step.size for step in self.adoptions)
 
 
 @dataclass(frozen=True, slots=True)

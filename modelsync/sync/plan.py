@@ -14,7 +14,10 @@ For each wanted target, in this order:
 
 Recorded placements no longer wanted are removed if untouched and no other project sharing the
 target dir lists them, else forgotten (left to the user, or to that project). A blob missing
-from the store, or whose size or digest is wrong, is fetched (the bad one deleted first).
+from the store, or whose bytes do not hash to its name, is fetched (the bad one moved to
+quarantine first): adopted from a local file of the wanted size when the inventory found one,
+else downloaded, resuming a partial download. The plan decides all of this, so `--dry-run` and
+`status` show the bytes apply will download, not more.
 """
 
 from __future__ import annotations
@@ -99,7 +102,13 @@ def plan_sync(
         blob = inventory.blobs[item.sha256]
         if not blob.ok and item.sha256 not in fetch:
             fetch[item.sha256] = FetchStep(
-                item.sha256, item.size, item.url, item.registry, item.rel
+                item.sha256,
+                item.size,
+                item.url,
+                item.registry,
+                item.rel,
+                adopt=blob.local,
+                resume_from=0 if blob.local else blob.partial,
             )
             broken = _bad_blob(blob, item.size)
             if broken is not None:

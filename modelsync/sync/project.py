@@ -20,6 +20,7 @@ from modelsync.hardware.model import HardwareProfile
 from modelsync.lockfile.freshness import Freshness, Origin, freshness
 from modelsync.lockfile.io import read_lock
 from modelsync.lockfile.model import LockedModel, Lockfile
+from modelsync.lockfile.render import locate
 from modelsync.manifest.load import load_manifest
 from modelsync.manifest.model import ModelRequest, Project
 from modelsync.rules import HF_ENDPOINT_ENV, hub_endpoint
@@ -178,10 +179,20 @@ def context_for(loaded: Loaded, lock: Lockfile, request: Selection) -> SyncConte
 
 
 def survey(
-    ctx: SyncContext, blobs: BlobStore, *, scope: tuple[str, ...] | None, full: bool = False
+    ctx: SyncContext,
+    blobs: BlobStore,
+    *,
+    scope: tuple[str, ...] | None,
+    full: bool = False,
+    environ: Mapping[str, str] | None = None,
 ) -> tuple[Inventory, dict[str, Placement]]:
     """The inventory of this project's targets (with what earlier syncs placed in `scope`;
-    None: every model) and the placement record it was taken against."""
+    None: every model) and the placement record it was taken against; with `environ`, where
+    the blobs the store lacks would come from.
+
+    A lock whose size disagrees with a blob whose bytes hash to its name is a lock error
+    (design.md section 10): the lock is wrong, and the blob, maybe another project's, stays.
+    """
     lock = ctx.loaded.lock_path
     record, recorded_mode = read_record(record_path(ctx.target_root, lock))
     inventory = take_inventory(
@@ -194,8 +205,36 @@ def survey(
         scope=scope,
         full=full,
         registered=roots.is_registered(blobs.layout, lock, ctx.target_root),
+        environ=environ,
     )
+    for item in ctx.wanted:
+        blob = inventory.blobs[item.sha256]
+        if blob.ok and blob.stat is not None and blob.stat.size != item.size:
+            raise _lock_disagrees(ctx, item, blob.stat.size, blobs.path(item.sha256))
     return inventory, record
+
+
+def _lock_disagrees(ctx: SyncContext, item: Wanted, size: int, blob: Path) -> LockfileError:
+    lock_path = ctx.loaded.lock_path
+    entry = next(m for m in ctx.models if m.name == item.model)
+    where = (
+        "model",
+        ctx.lock.models.index(entry),
+        "file",
+        [f.path for f in entry.files].index(item.path),
+        "size",
+    )
+    try:
+        line = locate(lock_path.read_text(encoding="utf-8"), where)
+    except OSError:
+        line = 1
+    return LockfileError(
+        f"{lock_path}:{line}: model {item.model}, file {item.path}: size = {item.size}, but the "
+        f"store's blob {blob} holds {size} bytes that hash to its name (sha256 {item.sha256}); "
+        "the blob is kept",
+        hint="fix that size in models.lock (restore it from git, or `modelsync lock --upgrade` "
+        "to regenerate it)",
+    )
 
 
 def context(

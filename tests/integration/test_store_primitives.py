@@ -145,7 +145,8 @@ def test_pending_records_are_trusted_only_in_their_boot(tmp_path: Path) -> None:
 
 
 def test_a_state_db_from_before_boot_tracking_is_upgraded(tmp_path: Path) -> None:
-    """An older state.db without the boot column gains it, and its records stay trusted."""
+    """An older state.db without the boot and ctime columns gains them; its records, which
+    lack the ctime, vouch for nothing (the file is hashed again), and new records work."""
     path = tmp_path / "blob"
     path.write_bytes(b"abc")
     st = path.stat()
@@ -161,6 +162,8 @@ def test_a_state_db_from_before_boot_tracking_is_upgraded(tmp_path: Path) -> Non
         )
     old.close()
     with open_state(db, boot="boot-9") as state:
+        assert state.lookup(path, st) is None
+        state.record(path, st, "b" * 64)
         assert state.lookup(path, st) == "b" * 64
 
 

@@ -12,6 +12,7 @@ import pytest
 from modelsync.errors import ExitCode, LockfileError, UsageError
 from modelsync.lockfile.model import LockedFile, LockedModel, LockedProfile, Lockfile
 from modelsync.resolve.model import Gpu, Machine
+from modelsync.store.adopt import Candidate
 from modelsync.sync.desired import (
     MachineSize,
     choose_profile,
@@ -229,7 +230,8 @@ def test_missing_blob_and_target_are_fetched_and_placed() -> None:
 
 
 def test_blob_of_the_wrong_size_is_bad_and_fetched_again() -> None:
-    """A stored blob whose size is not the pinned one is deleted and fetched again."""
+    """A stored blob whose bytes do not hash to its name (here: 3 bytes, not 10) is reported
+    bad (apply moves it to quarantine) and fetched again."""
     item = wanted()
     seen_blob = BlobSeen(SHA_A, BLOBS / "x", fstat(100, size=3), trusted=False)
     plan = plan_sync(
@@ -237,6 +239,26 @@ def test_blob_of_the_wrong_size_is_bad_and_fetched_again() -> None:
     )
     assert [b.found for b in plan.bad_blobs] == ["3 bytes instead of 10"]
     assert [s.sha256 for s in plan.fetch] == [SHA_A]
+
+
+def test_local_copies_are_adopted_and_partials_resumed_not_counted_as_fetched() -> None:
+    """A blob with a local copy is planned as an adoption and one with a partial download as
+    a resumed fetch: bytes to fetch are only the bytes neither holds."""
+    one, two = wanted("a.gguf", SHA_A, 10), wanted("b.gguf", SHA_B, 30)
+    cached = Candidate(Path("/hf/blobs") / SHA_A, "huggingface")
+    blobs = {
+        SHA_A: BlobSeen(SHA_A, BLOBS / "a", None, local=(cached,), partial=4),
+        SHA_B: BlobSeen(SHA_B, BLOBS / "b", None, partial=12),
+    }
+    targets = {w.rel: TargetSeen(w.rel, w.target, None, None) for w in (one, two)}
+    plan = plan_sync([one, two], Inventory(ROOT, blobs, targets))
+    assert [(s.sha256, s.adopt, s.resume_from) for s in plan.fetch] == [
+        (SHA_A, (cached,), 0),
+        (SHA_B, (), 12),
+    ]
+    assert [s.sha256 for s in plan.adoptions] == [SHA_A]
+    assert [s.sha256 for s in plan.downloads] == [SHA_B]
+    assert (plan.bytes_to_fetch, plan.bytes_resumed, plan.bytes_to_adopt) == (18, 12, 10)
 
 
 def test_outdated_placement_is_replaced() -> None:

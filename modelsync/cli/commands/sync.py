@@ -16,7 +16,7 @@ from modelsync.cli.render import Output
 from modelsync.fetch.preflight import human_bytes
 from modelsync.fetch.progress import ProgressSink
 from modelsync.sync.apply import ProgressFactory
-from modelsync.sync.model import Applied, LinkMode, SyncPlan
+from modelsync.sync.model import Applied, FetchStep, LinkMode, SyncPlan
 
 if TYPE_CHECKING:
     from modelsync.ops.sync import SyncReport
@@ -100,11 +100,24 @@ def run(args: argparse.Namespace, opts: GlobalOptions, out: Output) -> int:
     return 0
 
 
+def _fetch_line(step: FetchStep) -> str:
+    if not step.resume_from:
+        return f"  fetch   {step.label} ({human_bytes(step.size)})"
+    rest = human_bytes(step.size - step.resume_from)
+    held = human_bytes(step.resume_from)
+    return f"  fetch   {step.label} ({rest} of {human_bytes(step.size)}; {held} in a partial)"
+
+
 def plan_lines(plan: SyncPlan) -> list[str]:
     """One line per thing the plan would do (shared with `status`)."""
-    lines = [f"  fetch   {s.label} ({human_bytes(s.size)})" for s in plan.fetch]
+    lines = [_fetch_line(s) for s in plan.downloads]
     lines += [
-        f"  bad     {b.path}: {b.found} (deleted, then fetched again)" for b in plan.bad_blobs
+        f"  adopt   {s.label} ({human_bytes(s.size)}) from {s.adopt[0].source}: {s.adopt[0].path}"
+        for s in plan.adoptions
+    ]
+    lines += [
+        f"  bad     {b.path}: {b.found} (moved to quarantine, then fetched again)"
+        for b in plan.bad_blobs
     ]
     lines += [f"  place   {p.rel} ({p.reason.value})" for p in plan.place]
     lines += [f"  remove  {r.rel} (no longer in the lock)" for r in plan.remove]
@@ -119,12 +132,12 @@ def plan_lines(plan: SyncPlan) -> list[str]:
 
 
 def plan_summary(plan: SyncPlan) -> str:
-    """`2 files to fetch (1.2 GiB), 3 to place, 1 to remove, 4 unchanged`."""
-    parts = [
-        f"{len(plan.fetch)} files to fetch ({human_bytes(plan.bytes_to_fetch)})",
-        f"{len(plan.place)} to place",
-        f"{len(plan.remove)} to remove",
-    ]
+    """`2 files to fetch (1.2 GiB), 1 to adopt (3.0 GiB), 3 to place, 1 to remove, 4 unchanged`
+    (no `to adopt` part when there is nothing to adopt)."""
+    parts = [f"{len(plan.downloads)} files to fetch ({human_bytes(plan.bytes_to_fetch)})"]
+    if plan.adoptions:
+        parts.append(f"{len(plan.adoptions)} to adopt ({human_bytes(plan.bytes_to_adopt)})")
+    parts += [f"{len(plan.place)} to place", f"{len(plan.remove)} to remove"]
     if plan.conflicts:
         parts.append(f"{len(plan.conflicts)} conflicts")
     parts.append(f"{plan.unchanged} unchanged")
@@ -135,7 +148,22 @@ def plan_json(plan: SyncPlan) -> dict[str, object]:
     """The plan as JSON fields (shared with `status`)."""
     return {
         "bytes_to_fetch": plan.bytes_to_fetch,
-        "fetch": [{"file": s.label, "sha256": s.sha256, "size": s.size} for s in plan.fetch],
+        "bytes_resumed": plan.bytes_resumed,
+        "bytes_to_adopt": plan.bytes_to_adopt,
+        "fetch": [
+            {"file": s.label, "sha256": s.sha256, "size": s.size, "resume_from": s.resume_from}
+            for s in plan.downloads
+        ],
+        "adopt": [
+            {
+                "file": s.label,
+                "sha256": s.sha256,
+                "size": s.size,
+                "from": s.adopt[0].source,
+                "path": str(s.adopt[0].path),
+            }
+            for s in plan.adoptions
+        ],
         "place": [{"file": p.rel, "reason": p.reason.value} for p in plan.place],
         "remove": [r.rel for r in plan.remove],
         "conflicts": [
