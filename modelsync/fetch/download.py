@@ -95,9 +95,10 @@ async def fetch_blob(fetcher: Fetcher, item: FetchItem) -> FetchResult:
         return FetchResult(item, 0, 0, 0, 0.0)
     transfer = _Transfer(fetcher, item, claim_partial(fetcher.layout, item.sha256), StreamHasher())
     try:
-        resumed_from = await transfer.resume()
+        await transfer.resume()
         fetcher.progress.start(item.label, item.size, transfer.partial.size)
         received, attempts = await transfer.run()
+        resumed_from = transfer.reused
         await asyncio.to_thread(transfer.partial.finish_into, blob, fsync=fetcher.fsync)
     except BaseException:
         fetcher.progress.finish(item.label, ok=False)
@@ -125,13 +126,17 @@ class _Transfer:
     item: FetchItem
     partial: Partial
     hasher: StreamHasher
+    reused: int = 0
+    """Bytes of an earlier run's partial still part of the result (0 once they are dropped)."""
+    body_from: int = 0
+    """Where the current attempt's body starts in the file (after any discard)."""
 
     def close(self) -> None:
         self.partial.close()
         self.hasher.close()
 
-    async def resume(self) -> int:
-        """Re-hash what an earlier run left (never trusted blindly); returns its length."""
+    async def resume(self) -> None:
+        """Re-hash what an earlier run left (never trusted blindly)."""
         if self.partial.size > self.item.size:
             self.partial.reset()
         if self.partial.size:
@@ -139,12 +144,13 @@ class _Transfer:
             log.info(
                 "fetch_resume", file=self.item.label, bytes=self.partial.size, total=self.item.size
             )
-        return self.partial.size
+        self.reused = self.partial.size
 
     def discard(self) -> None:
         """Drop the bytes received so far and start over from zero."""
         self.partial.reset()
         self.hasher.reset()
+        self.reused = self.body_from = 0
         self.fetcher.progress.restart(self.item.label)
 
     async def run(self) -> tuple[int, int]:
@@ -152,14 +158,22 @@ class _Transfer:
         item, policy = self.item, self.fetcher.policy
         attempts = failures = received = 0
         refetched = False
+        if self.partial.size == item.size:  # killed between the last byte and the rename
+            try:
+                await self.check_digest()
+            except _Mismatch as exc:
+                log.warning("fetch_partial_mismatch", file=item.label, actual=exc.actual)
+                self.discard()
+            else:
+                return 0, 0
         while True:
             attempts += 1
-            before = self.partial.size
+            self.body_from = self.partial.size
             try:
                 await self.attempt()
                 await self.check_digest()
             except _Transient as exc:
-                received += max(0, self.partial.size - before)
+                received += max(0, self.partial.size - self.body_from)
                 failures += 1
                 if failures >= policy.attempts:
                     raise RemoteError(
@@ -181,7 +195,7 @@ class _Transfer:
                 await self.fetcher.sleep(delay)
                 continue
             except _Mismatch as exc:
-                received += self.partial.size - before
+                received += max(0, self.partial.size - self.body_from)
                 self.discard()  # corrupt bytes are never resumed
                 if refetched:
                     raise IntegrityError(
@@ -198,7 +212,7 @@ class _Transfer:
                     actual=exc.actual,
                 )
                 continue
-            received += self.partial.size - before
+            received += self.partial.size - self.body_from
             return received, attempts
 
     async def check_digest(self) -> None:
