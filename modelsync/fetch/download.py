@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 import structlog
+from yarl import URL
 
 from modelsync.errors import AuthError, IntegrityError, ModelsyncError, RemoteError
 from modelsync.fetch.body import BodyCut, BodySink, BodyTooLong, receive
@@ -30,7 +31,7 @@ from modelsync.store.partial import Partial, claim_partial
 
 log = structlog.get_logger(__name__)
 
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_CONTENT_RANGE = re.compile(r"bytes ([0-9]+)-([0-9]+)/([0-9]+|\*)")  # ASCII digits only
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +237,13 @@ class _Transfer:
             raise _Transient(f"connection dropped after {partial.size} bytes") from exc
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
             raise _Transient(f"{type(exc).__name__} after {partial.size} bytes") from exc
+        except (aiohttp.TooManyRedirects, aiohttp.RedirectClientError) as exc:
+            raise RemoteError(
+                f"{self.item.label}: {_redirect_problem(exc)} from {redact_url(self.item.url)}",
+                hint="the registry or its CDN is misconfigured; report it, or pin another source",
+            ) from exc
+        except aiohttp.ClientError as exc:  # a malformed status line or headers, say
+            raise _Transient(f"malformed response ({_first_line(exc)})") from exc
         if partial.size < self.item.size:
             raise _Transient(f"body ended at {partial.size} of {self.item.size} bytes")
 
@@ -297,6 +305,20 @@ class _Transfer:
         finally:
             await sink.settle()  # the partial holds every received byte; the slots are free
             sink.close()
+
+
+def _redirect_problem(exc: aiohttp.ClientError) -> str:
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        return f"redirect loop ({len(exc.history)} redirects)"
+    if isinstance(exc, aiohttp.NonHttpUrlRedirectClientError):
+        return f"redirected to a non-HTTP URL ({URL(str(exc)).scheme}:)"
+    return "redirected to an invalid URL"
+
+
+def _first_line(exc: aiohttp.ClientError) -> str:
+    """aiohttp's parse errors quote the server's bytes over several lines: keep a short head."""
+    text = exc.message if isinstance(exc, aiohttp.ClientResponseError) else str(exc)
+    return (text.strip().splitlines() or [type(exc).__name__])[0][:80].rstrip(":")
 
 
 async def fetch_each(

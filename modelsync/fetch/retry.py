@@ -10,7 +10,8 @@ from email.utils import parsedate_to_datetime
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 # The Hub's rate-limit header: `"api";r=0;t=55` → retry in t seconds.
-_RATELIMIT_T = re.compile(r"(?:^|;)\s*t=(\d+)")
+# ASCII digits only: `\d` and str.isdigit() also take "²", which float() refuses.
+_RATELIMIT_T = re.compile(r"(?:^|;)\s*t=([0-9]+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +47,7 @@ def retry_after_seconds(headers: Mapping[str, str], *, now: datetime | None = No
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = parsedate_to_datetime(value)
