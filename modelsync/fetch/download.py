@@ -9,6 +9,7 @@ digest mismatch discards the bytes and re-fetches once, then fails with exit 4.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import re
 import time
@@ -131,6 +132,10 @@ class _Transfer:
     """Bytes of an earlier run's partial still part of the result (0 once they are dropped)."""
     body_from: int = 0
     """Where the current attempt's body starts in the file (after any discard)."""
+    flushed: int = 0
+    """Bytes received in this run that reached the partial."""
+    sink: BodySink | None = None
+    """The body being received, if any."""
 
     def close(self) -> None:
         self.partial.close()
@@ -221,8 +226,29 @@ class _Transfer:
         if actual != self.item.sha256:
             raise _Mismatch(actual)
 
+    def moved(self) -> int:
+        """Bytes received so far in this run (for the stall check; never read per chunk)."""
+        return self.flushed + (self.sink.pending if self.sink is not None else 0)
+
     async def attempt(self) -> None:
-        """One HTTP request continuing from `partial.size`; raises _Transient to be retried."""
+        """One HTTP request continuing from `partial.size`; raises _Transient to be retried,
+        also when it moves fewer bytes than the policy's minimum speed over one window."""
+        policy = self.fetcher.policy
+        request = asyncio.ensure_future(self.request())
+        try:
+            mark = self.moved()
+            while not (await asyncio.wait({request}, timeout=policy.stall_window))[0]:
+                moved, mark = self.moved() - mark, self.moved()
+                if policy.stalled(moved):
+                    raise _Transient(f"stalled: {moved} bytes in {policy.stall_window:g} s")
+            request.result()
+        finally:
+            if not request.done():
+                request.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await request
+
+    async def request(self) -> None:
         partial = self.partial
         headers = self.fetcher.credentials.headers_for(self.item.url)
         if partial.size:
@@ -290,21 +316,24 @@ class _Transfer:
             raise _Mismatch(f"(size {total} instead of {self.item.size})")
 
     async def stream_body(self, response: aiohttp.ClientResponse) -> None:
-        size, label, progress = self.item.size, self.item.label, self.fetcher.progress
-        sink = BodySink(
-            self.partial,
-            self.hasher,
-            limit=size - self.partial.size,
-            on_bytes=lambda n: progress.advance(label, n),
+        size = self.item.size
+        self.sink = sink = BodySink(
+            self.partial, self.hasher, limit=size - self.partial.size, on_bytes=self.advanced
         )
         try:
             way = await receive(response, sink, read_timeout=self.fetcher.session.timeout.sock_read)
-            log.debug("fetch_body", file=label, way=way, bytes=self.partial.size)
+            log.debug("fetch_body", file=self.item.label, way=way, bytes=self.partial.size)
         except BodyTooLong:
             raise _Mismatch(f"(more than the pinned {size} bytes)") from None
         finally:
+            self.sink = None
             await sink.settle()  # the partial holds every received byte; the slots are free
             sink.close()
+
+    def advanced(self, n: int) -> None:
+        """A slot of `n` bytes reached the partial (about once per MiB)."""
+        self.flushed += n
+        self.fetcher.progress.advance(self.item.label, n)
 
 
 def _redirect_problem(exc: aiohttp.ClientError) -> str:
