@@ -1,4 +1,4 @@
-"""Execute a SyncPlan (I/O; the caller holds the store lock).
+"""Execute a SyncPlan (I/O; the caller holds the store lock, except for `fetch_missing`).
 
 Order: delete bad blobs; adopt missing blobs from local caches (hash-checked); download the
 rest (bounded concurrency, resumable, verified; the aiohttp modules are imported only here, and
@@ -6,6 +6,7 @@ only when something must be downloaded); probe the link mode once per target dir
 file by temp + rename; remove stale placements that are still exactly what sync put there;
 write the placement record. Per-file failures are collected; once everything that could be
 done is done, the worst is raised once (integrity > remote > disk/permission > conflict).
+`fetch_missing` adopts and downloads ahead, without the store lock (design.md section 3).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,9 +34,11 @@ from modelsync.fetch.progress import NoProgress, ProgressSink
 from modelsync.fetch.retry import RetryPolicy
 from modelsync.store.adopt import AdoptionSources
 from modelsync.store.blobs import BlobStore
+from modelsync.store.locking import unguarded
 from modelsync.sync.link import place, probe
 from modelsync.sync.model import (
     Applied,
+    Fetched,
     FetchStep,
     Inventory,
     LinkMode,
@@ -67,6 +70,9 @@ class ApplyOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     environ: Mapping[str, str] = field(default_factory=dict)
     progress: ProgressFactory = no_progress
+    admit: Callable[[], AbstractAsyncContextManager[None]] = unguarded
+    """Held to adopt and around each downloaded blob's rename: the store lock where the
+    caller does not hold it (`fetch_missing`)."""
 
 
 @dataclass(slots=True)
@@ -97,16 +103,25 @@ async def apply_plan(
     blobs: BlobStore,
     record: dict[str, Placement],
     options: ApplyOptions,
+    *,
+    ahead: Fetched | None = None,
 ) -> Applied:
-    """Do what `plan` says; `record` (the target dir's placements) is updated and written."""
+    """Do what `plan` says; `record` (the target dir's placements) is updated and written.
+
+    `ahead` is what `fetch_missing` did: its failures are not tried again here."""
+    ahead = ahead or Fetched()
     failures = _Failures()
     for bad in plan.bad_blobs:
         log.warning("blob_bad", blob=bad.sha256, found=bad.found)
         blobs.remove(bad.sha256)
-    adopted = _adopt(plan.fetch, inventory, blobs, options.environ)
+    failures.errors.extend(ahead.failed[s.sha256] for s in plan.fetch if s.sha256 in ahead.failed)
+    todo = tuple(s for s in plan.fetch if s.sha256 not in ahead.failed)
+    adopted = _adopt(todo, inventory, blobs, options.environ)
     adopted_shas = {sha for sha, _label, _src in adopted}
-    remaining = tuple(s for s in plan.fetch if s.sha256 not in adopted_shas)
-    fetched, bytes_fetched, seconds = await _download(remaining, blobs, options, failures)
+    remaining = tuple(s for s in todo if s.sha256 not in adopted_shas)
+    failed: dict[str, ModelsyncError] = {}
+    fetched, bytes_fetched, seconds = await _download(remaining, blobs, options, failed)
+    failures.errors.extend(failed.values())
     modes: dict[str, str] = {}
     placed = removed = 0
     touched: set[Path] = set()
@@ -141,16 +156,42 @@ async def apply_plan(
     failures.raise_worst()
     if plan.conflicts:
         raise _conflict_error(plan)
+    before = ahead.applied
     return Applied(
-        fetched=fetched,
-        bytes_fetched=bytes_fetched,
-        fetch_seconds=seconds,
-        adopted=tuple((label, src) for _sha, label, src in adopted),
-        bytes_adopted=sum(s.size for s in plan.fetch if s.sha256 in adopted_shas),
+        fetched=before.fetched + fetched,
+        bytes_fetched=before.bytes_fetched + bytes_fetched,
+        fetch_seconds=before.fetch_seconds + seconds,
+        adopted=before.adopted + tuple((label, src) for _sha, label, src in adopted),
+        bytes_adopted=before.bytes_adopted
+        + sum(s.size for s in plan.fetch if s.sha256 in adopted_shas),
         placed=placed,
         removed=removed,
         link_modes=modes,
     )
+
+
+async def fetch_missing(
+    plan: SyncPlan, inventory: Inventory, blobs: BlobStore, options: ApplyOptions
+) -> Fetched:
+    """Adopt or download the blobs `plan` lacks while the caller holds no store lock: only
+    adoption and each blob's admission take `options.admit`, so a slow download blocks no other
+    run. Blobs found bad are left to `apply_plan`, which removes them first."""
+    bad = {b.sha256 for b in plan.bad_blobs}
+    steps = tuple(s for s in plan.fetch if s.sha256 not in bad)
+    async with options.admit():
+        adopted = _adopt(steps, inventory, blobs, options.environ)
+    adopted_shas = {sha for sha, _label, _src in adopted}
+    failed: dict[str, ModelsyncError] = {}
+    remaining = tuple(s for s in steps if s.sha256 not in adopted_shas)
+    fetched, bytes_fetched, seconds = await _download(remaining, blobs, options, failed)
+    applied = Applied(
+        fetched=fetched,
+        bytes_fetched=bytes_fetched,
+        fetch_seconds=seconds,
+        adopted=tuple((label, src) for _sha, label, src in adopted),
+        bytes_adopted=sum(s.size for s in steps if s.sha256 in adopted_shas),
+    )
+    return Fetched(applied, failed)
 
 
 def _place_all(
@@ -236,9 +277,10 @@ async def _download(
     steps: tuple[FetchStep, ...],
     blobs: BlobStore,
     options: ApplyOptions,
-    failures: _Failures,
+    failed: dict[str, ModelsyncError],
 ) -> tuple[int, int, float]:
-    """Download the blobs still missing; returns (files, bytes received, seconds)."""
+    """Download the blobs still missing; returns (files, bytes received, seconds) and puts
+    each failure in `failed` by sha256."""
     if not steps:
         return 0, 0, 0.0
     if options.offline:
@@ -264,6 +306,7 @@ async def _download(
                 policy=options.retry,
                 progress=sink,
                 fsync=not blobs.state.defers_fsync,
+                admit=options.admit,
             )
             items = [FetchItem(s.url, s.size, s.sha256, s.label) for s in steps]
             outcomes = await fetch_each(fetcher, items, jobs=options.jobs)
@@ -272,14 +315,12 @@ async def _download(
             blobs.remember(step.sha256, on_disk=not blobs.state.defers_fsync)
             results.append(outcome)
         elif isinstance(outcome, ModelsyncError):
-            failures.add(outcome)
+            failed[step.sha256] = outcome
         elif isinstance(outcome, OSError):
-            failures.add(
-                UsageError(
-                    f"{blobs.layout.root}: cannot write {step.label} into the store: "
-                    f"{outcome.strerror or outcome}",
-                    hint="free space or fix permissions there (`modelsync gc`), or pass --store",
-                )
+            failed[step.sha256] = UsageError(
+                f"{blobs.layout.root}: cannot write {step.label} into the store: "
+                f"{outcome.strerror or outcome}",
+                hint="free space or fix permissions there (`modelsync gc`), or pass --store",
             )
         else:
             raise outcome

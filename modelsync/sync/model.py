@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from modelsync.errors import ModelsyncError
+
 
 class LinkMode(StrEnum):
     """How a target refers to its blob."""
@@ -262,3 +264,13 @@ class Applied:
     removed: int = 0
     link_modes: Mapping[str, str] = field(default_factory=dict)
     """Target dir → the link mode used there."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """What was adopted and downloaded before the store lock was taken to place."""
+
+    applied: Applied = field(default_factory=Applied)
+    """Its fetch and adoption counts (nothing placed yet)."""
+    failed: Mapping[str, ModelsyncError] = field(default_factory=dict)
+    """sha256 → why that blob is still missing."""
