@@ -112,23 +112,26 @@ async def fetch_blob(fetcher: Fetcher, item: FetchItem) -> FetchResult:
     lock = await _fetch_lock(fetcher.layout, item)
     if lock is None:
         return FetchResult(item, 0, 0, 0, 0.0)
-    transfer = _Transfer(fetcher, item, claim_partial(fetcher.layout, item.sha256), StreamHasher())
     try:
-        await transfer.resume()
-        fetcher.progress.start(item.label, item.size, transfer.partial.size)
-        received, attempts = await transfer.run()
-        resumed_from = transfer.reused
-        if fetcher.fsync:  # before taking the store lock: this part can take seconds
-            await asyncio.to_thread(os.fsync, transfer.partial.fd)
-        async with fetcher.admit():
-            await asyncio.to_thread(transfer.partial.finish_into, blob, fsync=fetcher.fsync)
-    except BaseException:
-        fetcher.progress.finish(item.label, ok=False)
-        raise
+        partial = claim_partial(fetcher.layout, item.sha256)
+        transfer = _Transfer(fetcher, item, partial, StreamHasher())
+        try:
+            await transfer.resume()
+            fetcher.progress.start(item.label, item.size, partial.size)
+            received, attempts = await transfer.run()
+            if fetcher.fsync:  # before taking the store lock: this part can take seconds
+                await asyncio.to_thread(os.fsync, partial.fd)
+            async with fetcher.admit():
+                await asyncio.to_thread(partial.finish_into, blob, fsync=fetcher.fsync)
+        except BaseException:
+            fetcher.progress.finish(item.label, ok=False)
+            raise
+        finally:
+            transfer.close()
     finally:
-        transfer.close()
         release_fetch_lock(fetcher.layout, item.sha256, lock)
     fetcher.progress.finish(item.label, ok=True)
+    resumed_from = transfer.reused
     seconds = time.monotonic() - started
     log.info(
         "fetch_done",

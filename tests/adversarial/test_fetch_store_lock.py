@@ -1,5 +1,6 @@
 """A slow download does not hold the store lock: another project's `sync --no-wait` on the same
-store completes while it is in progress (design.md section 3)."""
+store completes while it is in progress (design.md section 3); two runs still never download
+one blob twice."""
 
 from __future__ import annotations
 
@@ -8,15 +9,20 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
+from hashlib import sha256
 from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from modelsync.fetch.download import Fetcher, FetchItem, FetchResult, fetch_blob
+from modelsync.fetch.session import create_session
 from modelsync.ops.lock import LockRequest, lock_project
 from modelsync.server.runner import ServerHandle
+from modelsync.store.layout import StoreLayout
 from tests.fixtures.cli import CliRunner
 from tests.fixtures.hub import HubRepoFactory
 
@@ -93,3 +99,41 @@ def test_another_projects_sync_completes_during_a_slow_download(
         _out, err = slow.communicate(timeout=60)
     assert slow.returncode == 0, err
     assert (tmp_path / "slow" / "models" / "m" / "slow.bin").read_bytes() == SLOW
+
+
+def test_two_fetches_of_one_blob_at_once_download_it_once(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    """Two fetchers (as two runs would) ask for the same blob while no store lock orders them:
+    one downloads it, the other waits for it and finds it in the store; one GET in all."""
+    data = os.urandom(2_000_000)
+    gets: list[str] = []
+
+    def slowish(request: Request) -> Response:
+        gets.append(request.path)
+
+        def body() -> Iterator[bytes]:
+            for offset in range(0, len(data), 200_000):
+                time.sleep(0.01)
+                yield data[offset : offset + 200_000]
+
+        return Response(body(), headers={"Content-Length": str(len(data))})
+
+    httpserver.expect_request("/blob.bin").respond_with_handler(slowish)
+    layout = StoreLayout(tmp_path / "store")
+    item = FetchItem(httpserver.url_for("/blob.bin"), len(data), sha256(data).hexdigest(), "m/b")
+
+    async def go() -> list[FetchResult]:
+        async with create_session() as one, create_session() as two:
+            return list(
+                await asyncio.gather(
+                    fetch_blob(Fetcher(session=one, layout=layout, fsync=False), item),
+                    fetch_blob(Fetcher(session=two, layout=layout, fsync=False), item),
+                )
+            )
+
+    results = asyncio.run(go())
+    assert gets == ["/blob.bin"]
+    assert sorted(r.received for r in results) == [0, len(data)]
+    assert layout.blob_path(item.sha256).read_bytes() == data
+    assert list(layout.tmp_dir.iterdir()) == []
