@@ -65,6 +65,12 @@ class FetchResult:
     attempts: int
     seconds: float
 
+    @property
+    def admitted(self) -> bool:
+        """Whether this run put the blob into the store (not found it there, e.g. after
+        waiting for another run that fetched it)."""
+        return bool(self.attempts or self.resumed_from)
+
 
 @dataclass(frozen=True, slots=True)
 class Fetcher:

@@ -137,25 +137,11 @@ async def sync_project(request: SyncRequest) -> SyncReport:
     applied = None
     with open_state(layout.state_path) as state:
         blobs = BlobStore(layout, state)
-        plan, inventory, record = _plan(ctx, blobs, request)
+        plan, inventory, _record = _plan(ctx, blobs, request)
         if plan and not request.dry_run:
-            options = _options(request, ctx)
-            ahead = None
-            if plan.fetch:
-                with exclusive(layout.lock_path, wait=request.wait):
-                    roots.register(layout, loaded.lock_path, ctx.target_root)
-                admit = functools.partial(exclusive_async, layout.lock_path, wait=request.wait)
-                ahead = await fetch_missing(
-                    plan, inventory, blobs, dataclasses.replace(options, admit=admit)
-                )
-            with exclusive(layout.lock_path, wait=request.wait):
-                first = plan
-                plan, inventory, record = _plan(ctx, blobs, request)
-                if plan:
-                    roots.register(layout, loaded.lock_path, ctx.target_root)
-                    applied = await apply_plan(plan, inventory, blobs, record, options, ahead=ahead)
-                    if ahead is not None:  # report what this run set out to fetch
-                        plan = dataclasses.replace(plan, fetch=first.fetch)
+            plan, inventory, applied = await _fetch_and_apply(
+                ctx, blobs, request, loaded.lock_path, plan=plan, inventory=inventory
+            )
     mode = None
     if applied is not None:
         mode = applied.link_modes.get(str(ctx.target_root))
@@ -183,6 +169,42 @@ async def sync_project(request: SyncRequest) -> SyncReport:
         seconds=round(report.seconds, 3),
     )
     return report
+
+
+async def _fetch_and_apply(
+    ctx: proj.SyncContext,
+    blobs: BlobStore,
+    request: SyncRequest,
+    lock_path: Path,
+    *,
+    plan: SyncPlan,
+    inventory: Inventory,
+) -> tuple[SyncPlan, Inventory, Applied | None]:
+    """Fetch what `plan` lacks outside the store lock, then plan again and apply under it;
+    returns the plan to report, the inventory and what was done (None: nothing)."""
+    layout = blobs.layout
+    options = _options(request, ctx)
+    ahead = None
+    if plan.fetch:
+        with exclusive(layout.lock_path, wait=request.wait):
+            roots.register(layout, lock_path, ctx.target_root)  # gc keeps what arrives now
+        admit = functools.partial(exclusive_async, layout.lock_path, wait=request.wait)
+        ahead = await fetch_missing(
+            plan, inventory, blobs, dataclasses.replace(options, admit=admit)
+        )
+    applied = None
+    with exclusive(layout.lock_path, wait=request.wait):
+        first = plan
+        plan, inventory, record = _plan(ctx, blobs, request)
+        if plan:
+            roots.register(layout, lock_path, ctx.target_root)
+            applied = await apply_plan(plan, inventory, blobs, record, options, ahead=ahead)
+    if ahead is not None:  # report what this run fetched, even where another run placed it
+        if applied is None and (ahead.applied.fetched or ahead.applied.adopted):
+            applied = ahead.applied
+        if applied is not None:
+            plan = dataclasses.replace(plan, fetch=first.fetch)
+    return plan, inventory, applied
 
 
 def _options(request: SyncRequest, ctx: proj.SyncContext) -> ApplyOptions:

@@ -324,7 +324,8 @@ async def _download(
             )
         else:
             raise outcome
-    return len(results), sum(r.received for r in results), time.monotonic() - started
+    fetched = sum(r.admitted for r in results)
+    return fetched, sum(r.received for r in results), time.monotonic() - started
 
 
 def _link_mode(plan: SyncPlan, inventory: Inventory, blobs: BlobStore) -> LinkMode | None:
