@@ -1,9 +1,13 @@
 """Download one pinned file into the store, or many at once.
 
 Bytes stream into a claimed partial in `<store>/tmp/` while a worker thread hashes them; only a
-file whose size and SHA-256 equal the pin is renamed into `blobs/`. Transient failures (reset,
-timeout, short body, 408/429/5xx) are retried with backoff from the bytes already received; a
-digest mismatch discards the bytes and re-fetches once, then fails with exit 4.
+file whose size and SHA-256 equal the pin is renamed into `blobs/`, under the store lock
+(`Fetcher.admit`), which is never held while bytes arrive. One process fetches a blob at a
+time; others wait for it. Transient failures (reset, timeout, short body, 408/429/5xx, a
+malformed answer, less than the policy's minimum speed) are retried with backoff from the
+bytes already received; a partial that already holds every byte costs no request; a digest
+mismatch discards the bytes and re-fetches once, then fails with exit 4. Every failure is
+one file's ModelsyncError, never an exception that stops the others.
 """
 
 from __future__ import annotations
