@@ -4,6 +4,7 @@ ends such an attempt and retries it from the bytes already received."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import os
 import re
@@ -21,8 +22,8 @@ from modelsync.fetch.retry import RetryPolicy
 from modelsync.fetch.session import create_session
 from modelsync.store.layout import StoreLayout
 
-# A window of 0.3 s instead of 30: a drip of 1 byte per 50 ms is far below 1 KiB/s.
-DRIP_POLICY = RetryPolicy(attempts=2, base_delay=0.01, jitter=0.0, stall_window=0.3)
+# A window of 0.5 s instead of 30: a drip of 1 byte per 50 ms is far below 1 KiB/s.
+DRIP_POLICY = RetryPolicy(attempts=2, base_delay=0.01, jitter=0.0, stall_window=0.5)
 
 
 @pytest.fixture(scope="session")
@@ -71,12 +72,12 @@ def drip_server(
     return ranges
 
 
-def fetch(layout: StoreLayout, item: FetchItem) -> FetchResult:
-    """Fetch with DRIP_POLICY; the outer limit only keeps a hang (the bug) from lasting."""
+def fetch(layout: StoreLayout, item: FetchItem, policy: RetryPolicy = DRIP_POLICY) -> FetchResult:
+    """Fetch with `policy`; the outer limit only keeps a hang (the bug) from lasting."""
 
     async def go() -> list[FetchResult]:
         async with create_session() as session:
-            fetcher = Fetcher(session=session, layout=layout, policy=DRIP_POLICY, fsync=False)
+            fetcher = Fetcher(session=session, layout=layout, policy=policy, fsync=False)
             return await asyncio.wait_for(fetch_all(fetcher, [item]), timeout=60)
 
     return asyncio.run(go())[0]
@@ -113,8 +114,9 @@ def test_a_stalled_attempt_is_retried_from_the_bytes_it_got(
     ranges = drip_server(httpserver, data, stop, drips=1)
     layout = StoreLayout(tmp_path / "store")
     item = FetchItem(httpserver.url_for("/drip.bin"), size, hashlib.sha256(data).hexdigest(), "m/d")
-    result = fetch(layout, item)
-    assert result.attempts == 2
+    # Spare attempts: on a loaded machine even the fast answer may lose a window.
+    result = fetch(layout, item, dataclasses.replace(DRIP_POLICY, attempts=5))
+    assert result.attempts >= 2
+    assert result.received == size  # the dripped bytes were kept, not fetched again
     assert layout.blob_path(item.sha256).read_bytes() == data
     assert ranges[0] == ""
-    assert ranges[1] == "" or ranges[1].startswith("bytes=")
