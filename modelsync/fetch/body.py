@@ -75,6 +75,11 @@ class BodySink:
         self._want_slot = False
         self.on_slot: Callable[[], None] | None = None  # called on the loop when one frees up
 
+    @property
+    def pending(self) -> int:
+        """Bytes in the current slot, not yet in the partial (read by the stall check's timer)."""
+        return self._fill
+
     def take_slot(self, *, block: bool = False) -> bool:
         """Make sure a slot is current; False if none is free (a wake-up via `on_slot` is armed).
 

@@ -1,22 +1,30 @@
 """Download one pinned file into the store, or many at once.
 
 Bytes stream into a claimed partial in `<store>/tmp/` while a worker thread hashes them; only a
-file whose size and SHA-256 equal the pin is renamed into `blobs/`. Transient failures (reset,
-timeout, short body, 408/429/5xx) are retried with backoff from the bytes already received; a
-digest mismatch discards the bytes and re-fetches once, then fails with exit 4.
+file whose size and SHA-256 equal the pin is renamed into `blobs/`, under the store lock
+(`Fetcher.admit`), which is never held while bytes arrive. One process fetches a blob at a
+time; others wait for it. Transient failures (reset, timeout, short body, 408/429/5xx, a
+malformed answer, less than the policy's minimum speed) are retried with backoff from the
+bytes already received; a partial that already holds every byte costs no request; a digest
+mismatch discards the bytes and re-fetches once, then fails with exit 4. Every failure is
+one file's ModelsyncError, never an exception that stops the others.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 import aiohttp
 import structlog
+from yarl import URL
 
 from modelsync.errors import AuthError, IntegrityError, ModelsyncError, RemoteError
 from modelsync.fetch.body import BodyCut, BodySink, BodyTooLong, receive
@@ -26,11 +34,19 @@ from modelsync.fetch.retry import RETRYABLE_STATUS, RetryPolicy, retry_after_sec
 from modelsync.fetch.session import Credentials
 from modelsync.log import redact_url
 from modelsync.store.layout import StoreLayout
-from modelsync.store.partial import Partial, claim_partial
+from modelsync.store.locking import unguarded
+from modelsync.store.partial import (
+    Partial,
+    claim_partial,
+    release_fetch_lock,
+    try_fetch_lock,
+)
 
 log = structlog.get_logger(__name__)
 
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+# How often a run waiting for another's download of the same blob looks again.
+FETCH_LOCK_POLL = 0.1
+_CONTENT_RANGE = re.compile(r"bytes ([0-9]+)-([0-9]+)/([0-9]+|\*)")  # ASCII digits only
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +69,12 @@ class FetchResult:
     attempts: int
     seconds: float
 
+    @property
+    def admitted(self) -> bool:
+        """Whether this run put the blob into the store (not found it there, e.g. after
+        waiting for another run that fetched it)."""
+        return bool(self.attempts or self.resumed_from)
+
 
 @dataclass(frozen=True, slots=True)
 class Fetcher:
@@ -68,6 +90,9 @@ class Fetcher:
     fsync: bool = True
     """Wait for each blob to reach the disk; False where the state cache tracks pending blobs
     (fsync measured 0.9 GiB/s here: 40% of a 2 GiB download's wall time)."""
+    admit: Callable[[], AbstractAsyncContextManager[None]] = unguarded
+    """Held around each blob's rename into `blobs/`: the store lock when the caller does not
+    hold it already (design.md section 3)."""
 
 
 class _Transient(Exception):  # noqa: N818 - internal signal, never leaves this module
@@ -88,23 +113,35 @@ class _Mismatch(Exception):  # noqa: N818 - internal signal
 
 
 async def fetch_blob(fetcher: Fetcher, item: FetchItem) -> FetchResult:
-    """Make `item` a verified blob in the store; a blob already present costs one stat()."""
+    """Make `item` a verified blob in the store; a blob already present costs one stat().
+
+    Another process fetching the same blob is waited for (its result is then found in the
+    store); the store lock, `fetcher.admit`, is held only for the rename into `blobs/`."""
     started = time.monotonic()
     blob = fetcher.layout.blob_path(item.sha256)
-    if blob.exists():
+    lock = await _fetch_lock(fetcher.layout, item)
+    if lock is None:
         return FetchResult(item, 0, 0, 0, 0.0)
-    transfer = _Transfer(fetcher, item, claim_partial(fetcher.layout, item.sha256), StreamHasher())
     try:
-        resumed_from = await transfer.resume()
-        fetcher.progress.start(item.label, item.size, transfer.partial.size)
-        received, attempts = await transfer.run()
-        await asyncio.to_thread(transfer.partial.finish_into, blob, fsync=fetcher.fsync)
-    except BaseException:
-        fetcher.progress.finish(item.label, ok=False)
-        raise
+        partial = claim_partial(fetcher.layout, item.sha256)
+        transfer = _Transfer(fetcher, item, partial, StreamHasher())
+        try:
+            await transfer.resume()
+            fetcher.progress.start(item.label, item.size, partial.size)
+            received, attempts = await transfer.run()
+            if fetcher.fsync:  # before taking the store lock: this part can take seconds
+                await asyncio.to_thread(os.fsync, partial.fd)
+            async with fetcher.admit():
+                await asyncio.to_thread(partial.finish_into, blob, fsync=fetcher.fsync)
+        except BaseException:
+            fetcher.progress.finish(item.label, ok=False)
+            raise
+        finally:
+            transfer.close()
     finally:
-        transfer.close()
+        release_fetch_lock(fetcher.layout, item.sha256, lock)
     fetcher.progress.finish(item.label, ok=True)
+    resumed_from = transfer.reused
     seconds = time.monotonic() - started
     log.info(
         "fetch_done",
@@ -117,6 +154,32 @@ async def fetch_blob(fetcher: Fetcher, item: FetchItem) -> FetchResult:
     return FetchResult(item, received, resumed_from, attempts, seconds)
 
 
+async def _fetch_lock(layout: StoreLayout, item: FetchItem) -> int | None:
+    """This process's right to fetch `item` (an fd), or None once the blob is in the store."""
+    waiting = False
+    while True:
+        present, lock = _blob_or_lock(layout, item.sha256)
+        if present or lock is not None:
+            return lock
+        if not waiting:
+            log.info("fetch_wait", file=item.label, why="another run is fetching this blob")
+            waiting = True
+        await asyncio.sleep(FETCH_LOCK_POLL)
+
+
+def _blob_or_lock(layout: StoreLayout, sha256: str) -> tuple[bool, int | None]:
+    """(True, None) when the blob is in the store, (False, fd) when this process may fetch it,
+    (False, None) while another fetches it."""
+    blob = layout.blob_path(sha256)
+    if blob.exists():
+        return True, None
+    lock = try_fetch_lock(layout, sha256)
+    if lock is not None and blob.exists():  # the holder we waited for has just admitted it
+        release_fetch_lock(layout, sha256, lock)
+        return True, None
+    return False, lock
+
+
 @dataclass(slots=True)
 class _Transfer:
     """One file on its way into the store: the claimed partial and the running digest."""
@@ -125,13 +188,21 @@ class _Transfer:
     item: FetchItem
     partial: Partial
     hasher: StreamHasher
+    reused: int = 0
+    """Bytes of an earlier run's partial still part of the result (0 once they are dropped)."""
+    body_from: int = 0
+    """Where the current attempt's body starts in the file (after any discard)."""
+    flushed: int = 0
+    """Bytes received in this run that reached the partial."""
+    sink: BodySink | None = None
+    """The body being received, if any."""
 
     def close(self) -> None:
         self.partial.close()
         self.hasher.close()
 
-    async def resume(self) -> int:
-        """Re-hash what an earlier run left (never trusted blindly); returns its length."""
+    async def resume(self) -> None:
+        """Re-hash what an earlier run left (never trusted blindly)."""
         if self.partial.size > self.item.size:
             self.partial.reset()
         if self.partial.size:
@@ -139,12 +210,13 @@ class _Transfer:
             log.info(
                 "fetch_resume", file=self.item.label, bytes=self.partial.size, total=self.item.size
             )
-        return self.partial.size
+        self.reused = self.partial.size
 
     def discard(self) -> None:
         """Drop the bytes received so far and start over from zero."""
         self.partial.reset()
         self.hasher.reset()
+        self.reused = self.body_from = 0
         self.fetcher.progress.restart(self.item.label)
 
     async def run(self) -> tuple[int, int]:
@@ -152,14 +224,22 @@ class _Transfer:
         item, policy = self.item, self.fetcher.policy
         attempts = failures = received = 0
         refetched = False
+        if self.partial.size == item.size:  # killed between the last byte and the rename
+            try:
+                await self.check_digest()
+            except _Mismatch as exc:
+                log.warning("fetch_partial_mismatch", file=item.label, actual=exc.actual)
+                self.discard()
+            else:
+                return 0, 0
         while True:
             attempts += 1
-            before = self.partial.size
+            self.body_from = self.partial.size
             try:
                 await self.attempt()
                 await self.check_digest()
             except _Transient as exc:
-                received += max(0, self.partial.size - before)
+                received += max(0, self.partial.size - self.body_from)
                 failures += 1
                 if failures >= policy.attempts:
                     raise RemoteError(
@@ -181,7 +261,7 @@ class _Transfer:
                 await self.fetcher.sleep(delay)
                 continue
             except _Mismatch as exc:
-                received += self.partial.size - before
+                received += max(0, self.partial.size - self.body_from)
                 self.discard()  # corrupt bytes are never resumed
                 if refetched:
                     raise IntegrityError(
@@ -198,7 +278,7 @@ class _Transfer:
                     actual=exc.actual,
                 )
                 continue
-            received += self.partial.size - before
+            received += self.partial.size - self.body_from
             return received, attempts
 
     async def check_digest(self) -> None:
@@ -206,8 +286,29 @@ class _Transfer:
         if actual != self.item.sha256:
             raise _Mismatch(actual)
 
+    def moved(self) -> int:
+        """Bytes received so far in this run (for the stall check; never read per chunk)."""
+        return self.flushed + (self.sink.pending if self.sink is not None else 0)
+
     async def attempt(self) -> None:
-        """One HTTP request continuing from `partial.size`; raises _Transient to be retried."""
+        """One HTTP request continuing from `partial.size`; raises _Transient to be retried,
+        also when it moves fewer bytes than the policy's minimum speed over one window."""
+        policy = self.fetcher.policy
+        request = asyncio.ensure_future(self.request())
+        try:
+            mark = self.moved()
+            while not (await asyncio.wait({request}, timeout=policy.stall_window))[0]:
+                moved, mark = self.moved() - mark, self.moved()
+                if policy.stalled(moved):
+                    raise _Transient(f"stalled: {moved} bytes in {policy.stall_window:g} s")
+            request.result()
+        finally:
+            if not request.done():
+                request.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await request
+
+    async def request(self) -> None:
         partial = self.partial
         headers = self.fetcher.credentials.headers_for(self.item.url)
         if partial.size:
@@ -222,6 +323,13 @@ class _Transfer:
             raise _Transient(f"connection dropped after {partial.size} bytes") from exc
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
             raise _Transient(f"{type(exc).__name__} after {partial.size} bytes") from exc
+        except (aiohttp.TooManyRedirects, aiohttp.RedirectClientError) as exc:
+            raise RemoteError(
+                f"{self.item.label}: {_redirect_problem(exc)} from {redact_url(self.item.url)}",
+                hint="the registry or its CDN is misconfigured; report it, or pin another source",
+            ) from exc
+        except aiohttp.ClientError as exc:  # a malformed status line or headers, say
+            raise _Transient(f"malformed response ({_first_line(exc)})") from exc
         if partial.size < self.item.size:
             raise _Transient(f"body ended at {partial.size} of {self.item.size} bytes")
 
@@ -268,21 +376,38 @@ class _Transfer:
             raise _Mismatch(f"(size {total} instead of {self.item.size})")
 
     async def stream_body(self, response: aiohttp.ClientResponse) -> None:
-        size, label, progress = self.item.size, self.item.label, self.fetcher.progress
-        sink = BodySink(
-            self.partial,
-            self.hasher,
-            limit=size - self.partial.size,
-            on_bytes=lambda n: progress.advance(label, n),
+        size = self.item.size
+        self.sink = sink = BodySink(
+            self.partial, self.hasher, limit=size - self.partial.size, on_bytes=self.advanced
         )
         try:
             way = await receive(response, sink, read_timeout=self.fetcher.session.timeout.sock_read)
-            log.debug("fetch_body", file=label, way=way, bytes=self.partial.size)
+            log.debug("fetch_body", file=self.item.label, way=way, bytes=self.partial.size)
         except BodyTooLong:
             raise _Mismatch(f"(more than the pinned {size} bytes)") from None
         finally:
+            self.sink = None
             await sink.settle()  # the partial holds every received byte; the slots are free
             sink.close()
+
+    def advanced(self, n: int) -> None:
+        """A slot of `n` bytes reached the partial (about once per MiB)."""
+        self.flushed += n
+        self.fetcher.progress.advance(self.item.label, n)
+
+
+def _redirect_problem(exc: aiohttp.ClientError) -> str:
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        return f"redirect loop ({len(exc.history)} redirects)"
+    if isinstance(exc, aiohttp.NonHttpUrlRedirectClientError):
+        return f"redirected to a non-HTTP URL ({URL(str(exc)).scheme}:)"
+    return "redirected to an invalid URL"
+
+
+def _first_line(exc: aiohttp.ClientError) -> str:
+    """aiohttp's parse errors quote the server's bytes over several lines: keep a short head."""
+    text = exc.message if isinstance(exc, aiohttp.ClientResponseError) else str(exc)
+    return (text.strip().splitlines() or [type(exc).__name__])[0][:80].rstrip(":")
 
 
 async def fetch_each(

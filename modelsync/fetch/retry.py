@@ -10,7 +10,8 @@ from email.utils import parsedate_to_datetime
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 # The Hub's rate-limit header: `"api";r=0;t=55` → retry in t seconds.
-_RATELIMIT_T = re.compile(r"(?:^|;)\s*t=(\d+)")
+# ASCII digits only: `\d` and str.isdigit() also take "²", which float() refuses.
+_RATELIMIT_T = re.compile(r"(?:^|;)\s*t=([0-9]+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,15 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 30.0
     jitter: float = 0.25  # fraction of the delay added at random, so a fleet does not stampede
+    stall_window: float = 30.0
+    """Seconds over which an attempt must move `min_speed` bytes per second, or it is retried."""
+    min_speed: int = 1024
+    """Bytes per second: a server that drips less (1 byte every 5 s never trips a read
+    timeout) counts as stalled."""
+
+    def stalled(self, moved: int) -> bool:
+        """Whether `moved` bytes in one `stall_window` are too few."""
+        return moved < self.min_speed * self.stall_window
 
     def delay(self, attempt: int, *, retry_after: float | None, rand: float) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based).
@@ -46,7 +56,7 @@ def retry_after_seconds(headers: Mapping[str, str], *, now: datetime | None = No
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = parsedate_to_datetime(value)

@@ -1,13 +1,18 @@
-"""`modelsync sync`: lock (if stale) → inventory → plan → apply under the store lock.
+"""`modelsync sync`: lock (if stale) → inventory → plan → fetch → apply under the store lock.
 
 The plan is first built without the store lock: when there is nothing to do (the common case)
 the run ends there, having made stat() calls and stat-cache lookups only, no HTTP request and
-no content read. Otherwise it takes the store lock (waiting, or exit 6 with `--no-wait`),
+no content read. Blobs to download are fetched without the store lock, which is taken only to
+register the project (so gc keeps what arrives), to adopt, and to admit each blob: a slow
+file blocks no other project (design.md section 3); a blob another run is fetching is waited
+for, never fetched twice. Then it takes the store lock (waiting, or exit 6 with `--no-wait`),
 builds the plan again (a run it waited for may have done the work) and applies it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,10 +25,17 @@ from modelsync.fetch.retry import RetryPolicy
 from modelsync.store import roots
 from modelsync.store.blobs import BlobStore
 from modelsync.store.layout import StoreLayout
-from modelsync.store.locking import exclusive
+from modelsync.store.locking import exclusive, exclusive_async
 from modelsync.store.state import open_state
 from modelsync.sync import project as proj
-from modelsync.sync.apply import ApplyOptions, ProgressFactory, apply_plan, no_progress
+from modelsync.sync.apply import (
+    ApplyOptions,
+    ProgressFactory,
+    apply_plan,
+    conflict_error,
+    fetch_missing,
+    no_progress,
+)
 from modelsync.sync.desired import ProfileChoice, machine_of, misfits
 from modelsync.sync.model import Applied, Inventory, LinkMode, Placement, SyncPlan
 from modelsync.sync.plan import plan_sync
@@ -143,15 +155,11 @@ async def sync_project(request: SyncRequest) -> SyncReport:
     applied = None
     with open_state(layout.state_path) as state:
         blobs = BlobStore(layout, state)
-        plan, inventory, record = _plan(ctx, blobs, request)
+        plan, inventory, _record = _plan(ctx, blobs, request)
         if plan and not request.dry_run:
-            with exclusive(layout.lock_path, wait=request.wait):
-                plan, inventory, record = _plan(ctx, blobs, request)
-                if plan:
-                    roots.register(layout, loaded.lock_path, ctx.target_root, ctx.lock)
-                    applied = await apply_plan(
-                        plan, inventory, blobs, record, _options(request, ctx)
-                    )
+            plan, inventory, applied = await _fetch_and_apply(
+                ctx, blobs, request, loaded.lock_path, plan=plan, inventory=inventory
+            )
     mode = None
     if applied is not None:
         mode = applied.link_modes.get(str(ctx.target_root))
@@ -195,6 +203,44 @@ def _fit_check(ctx: proj.SyncContext, request: SyncRequest) -> tuple[str, ...]:
     for item in found:
         log.warning("sync.does_not_fit", model=item.model, problem=item.problem, fix=item.fix)
     return tuple(item.line() for item in found)
+
+
+async def _fetch_and_apply(
+    ctx: proj.SyncContext,
+    blobs: BlobStore,
+    request: SyncRequest,
+    lock_path: Path,
+    *,
+    plan: SyncPlan,
+    inventory: Inventory,
+) -> tuple[SyncPlan, Inventory, Applied | None]:
+    """Fetch what `plan` lacks outside the store lock, then plan again and apply under it;
+    returns the plan to report, the inventory and what was done (None: nothing)."""
+    layout = blobs.layout
+    options = _options(request, ctx)
+    ahead = None
+    if plan.conflicts:  # refused before anything is fetched or changed
+        raise conflict_error(plan)
+    if plan.fetch:
+        with exclusive(layout.lock_path, wait=request.wait):
+            roots.register(layout, lock_path, ctx.target_root, ctx.lock)  # gc keeps what arrives
+        admit = functools.partial(exclusive_async, layout.lock_path, wait=request.wait)
+        ahead = await fetch_missing(
+            plan, inventory, blobs, dataclasses.replace(options, admit=admit)
+        )
+    applied = None
+    with exclusive(layout.lock_path, wait=request.wait):
+        first = plan
+        plan, inventory, record = _plan(ctx, blobs, request)
+        if plan:
+            roots.register(layout, lock_path, ctx.target_root, ctx.lock)
+            applied = await apply_plan(plan, inventory, blobs, record, options, ahead=ahead)
+    if ahead is not None:  # report what this run fetched, even where another run placed it
+        if applied is None and (ahead.applied.fetched or ahead.applied.adopted):
+            applied = ahead.applied
+        if applied is not None:
+            plan = dataclasses.replace(plan, fetch=first.fetch)
+    return plan, inventory, applied
 
 
 def _options(request: SyncRequest, ctx: proj.SyncContext) -> ApplyOptions:

@@ -24,7 +24,12 @@ from modelsync.errors import LockfileError, UsageError
 from modelsync.lockfile.io import read_lock
 from modelsync.lockfile.model import Lockfile
 from modelsync.store import roots
-from modelsync.store.layout import PARTIAL_SUFFIX, PLACE_TEMP_SUFFIX, StoreLayout
+from modelsync.store.layout import (
+    FETCH_LOCK_SUFFIX,
+    PARTIAL_SUFFIX,
+    PLACE_TEMP_SUFFIX,
+    StoreLayout,
+)
 from modelsync.store.partial import is_in_use
 from modelsync.store.state import StateCache
 
@@ -176,6 +181,8 @@ def _temp_items(layout: StoreLayout, now: float, grace_s: float) -> tuple[list[G
         if entry.name.endswith(PARTIAL_SUFFIX) and is_in_use(path):
             in_use += 1
             continue
+        if entry.name.endswith(FETCH_LOCK_SUFFIX) and is_in_use(path):
+            continue  # a download in progress; its partial is counted above
         if not _old(st, now, grace_s):
             continue
         if entry.name.endswith(PARTIAL_SUFFIX + ".json") and is_in_use(
@@ -267,7 +274,7 @@ def apply_gc(plan: GcPlan, layout: StoreLayout, state: StateCache) -> int:
         with contextlib.suppress(OSError):
             item.path.parent.rmdir()  # only when the shard folder became empty
     for item in plan.temps:
-        if item.path.name.endswith(PARTIAL_SUFFIX) and is_in_use(item.path):
+        if item.path.name.endswith((PARTIAL_SUFFIX, FETCH_LOCK_SUFFIX)) and is_in_use(item.path):
             continue
         with contextlib.suppress(FileNotFoundError):
             item.path.unlink()

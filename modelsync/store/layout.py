@@ -16,6 +16,7 @@ from pathlib import Path
 from modelsync.digest import is_sha256
 
 PARTIAL_SUFFIX = ".part"
+FETCH_LOCK_SUFFIX = ".fetching"
 PLACE_TEMP_SUFFIX = ".modelsync-tmp"
 """Suffix of a placement being built beside its target (`.<name>.<8 hex>.modelsync-tmp`)."""
 
@@ -65,6 +66,10 @@ class StoreLayout:
     def partial_pattern(self, sha256: str) -> str:
         """Glob (inside tmp_dir) matching every process's partial download of one blob."""
         return f"{sha256}.*{PARTIAL_SUFFIX}"
+
+    def fetch_lock_path(self, sha256: str) -> Path:
+        """Held (flock) by the one process downloading `sha256` (store/partial.py)."""
+        return self.tmp_dir / f"{sha256}{FETCH_LOCK_SUFFIX}"
 
     def partial_name(self, sha256: str, owner: str) -> str:
         """A partial's file name: the blob it becomes, then the owning process's tag."""

@@ -1,16 +1,18 @@
-"""The inter-process store lock: one mutating run at a time per store (design.md section 10).
+"""The inter-process store lock: one mutation of the store at a time (design.md section 10).
 
+It is held only to admit blobs and to place, never for a download (design.md section 3).
 A second run waits, saying who holds the lock (pid and command), or with `--no-wait` exits 6.
 The lock is an OS-level lock via filelock, so a crashed holder never leaves it stuck.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import structlog
@@ -33,6 +35,30 @@ def _describe_holder(lock_path: Path) -> str:
     return f"pid {info.get('pid')} ({info.get('command', '?')})"
 
 
+@contextlib.asynccontextmanager
+async def unguarded() -> AsyncIterator[None]:
+    """In place of the store lock where the caller holds it already (or there is no store)."""
+    yield
+
+
+def _busy(lock_path: Path, holder: str) -> BusyError:
+    return BusyError(
+        f"{lock_path}: held by {holder}",
+        hint="wait for it to finish, or run again without --no-wait to queue behind it",
+    )
+
+
+@contextlib.contextmanager
+def _holding(lock_path: Path, lock: FileLock) -> Iterator[None]:
+    try:
+        command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+        _holder_file(lock_path).write_text(json.dumps({"pid": os.getpid(), "command": command}))
+        yield
+    finally:
+        _holder_file(lock_path).unlink(missing_ok=True)
+        lock.release()
+
+
 @contextlib.contextmanager
 def exclusive(lock_path: Path, *, wait: bool, poll: float = 0.25) -> Iterator[None]:
     """Hold `lock_path` for the block; wait for it (logging the holder) or raise BusyError."""
@@ -43,16 +69,32 @@ def exclusive(lock_path: Path, *, wait: bool, poll: float = 0.25) -> Iterator[No
     except Timeout:
         holder = _describe_holder(lock_path)
         if not wait:
-            raise BusyError(
-                f"{lock_path}: held by {holder}",
-                hint="wait for it to finish, or run again without --no-wait to queue behind it",
-            ) from None
+            raise _busy(lock_path, holder) from None
         log.info("lock_wait", lock=str(lock_path), holder=holder)
         lock.acquire(poll_interval=poll)
-    try:
-        command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
-        _holder_file(lock_path).write_text(json.dumps({"pid": os.getpid(), "command": command}))
+    with _holding(lock_path, lock):
         yield
-    finally:
-        _holder_file(lock_path).unlink(missing_ok=True)
-        lock.release()
+
+
+@contextlib.asynccontextmanager
+async def exclusive_async(
+    lock_path: Path, *, wait: bool, poll: float = 0.05
+) -> AsyncIterator[None]:
+    """`exclusive` for the event loop: it waits in asyncio.sleep, so transfers keep running
+    (also other tasks of this process, which hold the lock through their own FileLock)."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(lock_path)
+    logged = False
+    while True:
+        try:
+            lock.acquire(timeout=0)
+            break
+        except Timeout:
+            if not wait:
+                raise _busy(lock_path, _describe_holder(lock_path)) from None
+            if not logged:
+                log.info("lock_wait", lock=str(lock_path), holder=_describe_holder(lock_path))
+                logged = True
+            await asyncio.sleep(poll)
+    with _holding(lock_path, lock):
+        yield

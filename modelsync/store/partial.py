@@ -4,6 +4,10 @@ A partial is named `<sha256>.<owner>.part`. Its owner holds an exclusive `flock`
 as it writes; the kernel drops that lock when the process dies, even by `kill -9`. A later run
 claims an orphan by locking it and renaming it to its own name, so two processes never append
 to the same file, and `gc` can tell live partials (locked) from dead ones.
+
+Downloads run outside the store lock, so one blob is fetched by one process at a time: the
+fetcher first holds `tmp/<sha256>.fetching` (`try_fetch_lock`); another run needing the same
+blob waits for it and then finds the blob in the store instead of fetching it again.
 """
 
 from __future__ import annotations
@@ -150,6 +154,29 @@ def resumable(layout: StoreLayout, sha256: str, size: int) -> int:
         if not is_in_use(path):
             return held if held <= size else 0
     return 0
+
+
+def try_fetch_lock(layout: StoreLayout, sha256: str) -> int | None:
+    """Become the one process fetching `sha256`: a locked fd, or None while another holds it.
+
+    The file is removed on release; a waiter that locked a removed file sees its inode differ
+    from the path's and tries again later (the usual flock-and-unlink protocol)."""
+    path = layout.fetch_lock_path(sha256)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if _try_lock(fd) and path.stat().st_ino == os.fstat(fd).st_ino:
+            return fd
+    except FileNotFoundError:
+        pass
+    os.close(fd)
+    return None
+
+
+def release_fetch_lock(layout: StoreLayout, sha256: str, fd: int) -> None:
+    """Remove the fetch lock of `sha256` (still holding it, so no waiter keeps a stale one)."""
+    layout.fetch_lock_path(sha256).unlink(missing_ok=True)
+    os.close(fd)
 
 
 def claim_partial(layout: StoreLayout, sha256: str) -> Partial:

@@ -72,6 +72,9 @@ class StateCache:
         if "ctime_ns" not in columns:  # a store made before the ctime was part of the key
             with contextlib.suppress(sqlite3.OperationalError):  # another process added it
                 self._db.execute("ALTER TABLE verified ADD COLUMN ctime_ns INTEGER")
+        # Pending records made by this cache: a look at them in the same run (sync plans again
+        # after downloading) trusts them as they are instead of waiting for the writeback.
+        self._fresh: set[str] = set()
 
     @property
     def defers_fsync(self) -> bool:
@@ -85,8 +88,8 @@ class StateCache:
     def lookup(self, path: Path, st: os.stat_result) -> str | None:
         """The digest recorded for `path` if its stat still matches and it can be trusted.
 
-        A pending record of this boot is settled here (fsync, then marked on disk); one from an
-        earlier boot is not trusted: the caller hashes the file again.
+        A pending record of this boot is settled here (fsync, then marked on disk) unless this
+        cache made it; one from an earlier boot is not trusted: the caller hashes the file again.
         """
         row = self._db.execute(
             "SELECT sha256, boot FROM verified "
@@ -100,6 +103,8 @@ class StateCache:
             return sha256
         if boot != self.boot:
             return None
+        if str(path) in self._fresh:
+            return sha256
         try:
             fsync_path(path)
         except OSError:
@@ -113,6 +118,10 @@ class StateCache:
         `on_disk=False`: the bytes may still be only in the page cache (no fsync yet).
         """
         boot = None if on_disk or self.boot is None else self.boot
+        if boot is None:
+            self._fresh.discard(str(path))
+        else:
+            self._fresh.add(str(path))
         self._db.execute(
             "INSERT OR REPLACE INTO verified "
             "(path, size, mtime_ns, ctime_ns, inode, sha256, boot) VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -1,4 +1,4 @@
-"""Execute a SyncPlan (I/O; the caller holds the store lock).
+"""Execute a SyncPlan (I/O; the caller holds the store lock, except for `fetch_missing`).
 
 Order: quarantine bad blobs; adopt missing blobs from local caches (hash-checked); download the
 rest (bounded concurrency, resumable, verified; the aiohttp modules are imported only here, and
@@ -7,7 +7,8 @@ file by temp + rename, journaled right before the rename (`sync.placed`); remove
 placements that are still exactly what sync put there (never through a symlinked folder);
 write the placement record. Per-file failures are collected; once everything that could be
 done is done, the worst is raised once (integrity > remote > disk/permission). A plan with
-conflicts is refused before anything is changed.
+conflicts is refused before anything is changed. `fetch_missing` adopts and downloads ahead,
+without the store lock (design.md section 3).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -35,10 +36,12 @@ from modelsync.fetch.preflight import check_free_space, free_bytes, human_bytes
 from modelsync.fetch.progress import NoProgress, ProgressSink
 from modelsync.fetch.retry import RetryPolicy
 from modelsync.store.blobs import BlobStore
+from modelsync.store.locking import unguarded
 from modelsync.sync.gitignore import ignore_first_sync
 from modelsync.sync.link import place, probe, unlink_placed
 from modelsync.sync.model import (
     Applied,
+    Fetched,
     FetchStep,
     Inventory,
     LinkMode,
@@ -71,6 +74,9 @@ class ApplyOptions:
     progress: ProgressFactory = no_progress
     gitignore: bool = True
     """settings.gitignore: write `<target>/.gitignore` on the first sync there."""
+    admit: Callable[[], AbstractAsyncContextManager[None]] = unguarded
+    """Held to adopt and around each downloaded blob's rename: the store lock where the
+    caller does not hold it (`fetch_missing`)."""
 
 
 @dataclass(slots=True)
@@ -101,20 +107,29 @@ async def apply_plan(
     blobs: BlobStore,
     record: dict[str, Placement],
     options: ApplyOptions,
+    *,
+    ahead: Fetched | None = None,
 ) -> Applied:
-    """Do what `plan` says; `record` (the target dir's placements) is updated and written."""
+    """Do what `plan` says; `record` (the target dir's placements) is updated and written.
+
+    `ahead` is what `fetch_missing` did: its failures are not tried again here."""
     if plan.conflicts:
         # Refused before any change: removing the previous quant's file and then stopping at
         # the user's file in the new one's place would leave the model folder empty.
-        raise _conflict_error(plan)
+        raise conflict_error(plan)
+    ahead = ahead or Fetched()
     failures = _Failures()
     for bad in plan.bad_blobs:
         kept = blobs.quarantine(bad.sha256)
         log.warning("blob_bad", blob=bad.sha256, found=bad.found, quarantined=str(kept))
-    adopted = _adopt(plan.fetch, blobs)
+    failures.errors.extend(ahead.failed[s.sha256] for s in plan.fetch if s.sha256 in ahead.failed)
+    todo = tuple(s for s in plan.fetch if s.sha256 not in ahead.failed)
+    adopted = _adopt(todo, blobs)
     adopted_shas = {sha for sha, _label, _src in adopted}
-    remaining = tuple(s for s in plan.fetch if s.sha256 not in adopted_shas)
-    fetched, bytes_fetched, seconds, resumed = await _download(remaining, blobs, options, failures)
+    remaining = tuple(s for s in todo if s.sha256 not in adopted_shas)
+    failed: dict[str, ModelsyncError] = {}
+    fetched, bytes_fetched, seconds, resumed = await _download(remaining, blobs, options, failed)
+    failures.errors.extend(failed.values())
     modes: dict[str, str] = {}
     placed = 0
     removed: tuple[str, ...] = ()
@@ -158,17 +173,44 @@ async def apply_plan(
             if folder.exists():
                 fsync_dir(folder)
     failures.raise_worst()
+    before = ahead.applied
     return Applied(
-        fetched=fetched,
-        bytes_fetched=bytes_fetched,
-        fetch_seconds=seconds,
-        adopted=tuple((label, src) for _sha, label, src in adopted),
-        bytes_adopted=sum(s.size for s in plan.fetch if s.sha256 in adopted_shas),
-        resumed=resumed,
+        fetched=before.fetched + fetched,
+        bytes_fetched=before.bytes_fetched + bytes_fetched,
+        fetch_seconds=before.fetch_seconds + seconds,
+        adopted=before.adopted + tuple((label, src) for _sha, label, src in adopted),
+        bytes_adopted=before.bytes_adopted
+        + sum(s.size for s in plan.fetch if s.sha256 in adopted_shas),
+        resumed=before.resumed + resumed,
         placed=placed,
         removed=removed,
         link_modes=modes,
     )
+
+
+async def fetch_missing(
+    plan: SyncPlan, inventory: Inventory, blobs: BlobStore, options: ApplyOptions
+) -> Fetched:
+    """Adopt or download the blobs `plan` lacks while the caller holds no store lock: only
+    adoption and each blob's admission take `options.admit`, so a slow download blocks no other
+    run. Blobs found bad are left to `apply_plan`, which quarantines them first."""
+    bad = {b.sha256 for b in plan.bad_blobs}
+    steps = tuple(s for s in plan.fetch if s.sha256 not in bad)
+    async with options.admit():
+        adopted = _adopt(steps, blobs)
+    adopted_shas = {sha for sha, _label, _src in adopted}
+    failed: dict[str, ModelsyncError] = {}
+    remaining = tuple(s for s in steps if s.sha256 not in adopted_shas)
+    fetched, bytes_fetched, seconds, resumed = await _download(remaining, blobs, options, failed)
+    applied = Applied(
+        fetched=fetched,
+        bytes_fetched=bytes_fetched,
+        fetch_seconds=seconds,
+        adopted=tuple((label, src) for _sha, label, src in adopted),
+        bytes_adopted=sum(s.size for s in steps if s.sha256 in adopted_shas),
+        resumed=resumed,
+    )
+    return Fetched(applied, failed)
 
 
 def _place_all(
@@ -258,10 +300,11 @@ async def _download(
     steps: tuple[FetchStep, ...],
     blobs: BlobStore,
     options: ApplyOptions,
-    failures: _Failures,
+    failed: dict[str, ModelsyncError],
 ) -> tuple[int, int, float, tuple[tuple[str, int], ...]]:
-    """Download the blobs still missing; returns (files, bytes received, seconds, and the
-    label and reused bytes of each download continued from an earlier run's partial)."""
+    """Download the blobs still missing; returns (files admitted, bytes received, seconds, and
+    the label and reused bytes of each download continued from an earlier run's partial) and
+    puts each failure in `failed` by sha256."""
     if not steps:
         return 0, 0, 0.0, ()
     if options.offline:
@@ -289,6 +332,7 @@ async def _download(
                 policy=options.retry,
                 progress=sink,
                 fsync=not blobs.state.defers_fsync,
+                admit=options.admit,
             )
             items = [FetchItem(s.url, s.size, s.sha256, s.label) for s in steps]
             outcomes = await fetch_each(fetcher, items, jobs=options.jobs)
@@ -297,19 +341,18 @@ async def _download(
             blobs.remember(step.sha256, on_disk=not blobs.state.defers_fsync)
             results.append(outcome)
         elif isinstance(outcome, ModelsyncError):
-            failures.add(outcome)
+            failed[step.sha256] = outcome
         elif isinstance(outcome, OSError):
-            failures.add(
-                UsageError(
-                    f"{blobs.layout.root}: cannot write {step.label} into the store: "
-                    f"{outcome.strerror or outcome}",
-                    hint="free space or fix permissions there (`modelsync gc`), or pass --store",
-                )
+            failed[step.sha256] = UsageError(
+                f"{blobs.layout.root}: cannot write {step.label} into the store: "
+                f"{outcome.strerror or outcome}",
+                hint="free space or fix permissions there (`modelsync gc`), or pass --store",
             )
         else:
             raise outcome
     resumed = tuple((r.item.label, r.resumed_from) for r in results if r.resumed_from)
-    return len(results), sum(r.received for r in results), time.monotonic() - started, resumed
+    fetched = sum(r.admitted for r in results)
+    return fetched, sum(r.received for r in results), time.monotonic() - started, resumed
 
 
 def _link_mode(plan: SyncPlan, inventory: Inventory, blobs: BlobStore) -> LinkMode | None:
@@ -357,7 +400,7 @@ def _remove(target: Path, placement: Placement, root: Path) -> bool:
         return False
 
 
-def _conflict_error(plan: SyncPlan) -> StaleError:
+def conflict_error(plan: SyncPlan) -> StaleError:
     parts = []
     for c in plan.conflicts:
         how = "changed since modelsync placed it" if c.modified else "not placed by modelsync"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from modelsync.errors import ModelsyncError
 from modelsync.store.adopt import Candidate
 
 
@@ -296,3 +297,13 @@ class Applied:
     """`<model>/<path>` of every stale placement removed."""
     link_modes: Mapping[str, str] = field(default_factory=dict)
     """Target dir → the link mode used there."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """What was adopted and downloaded before the store lock was taken to place."""
+
+    applied: Applied = field(default_factory=Applied)
+    """Its fetch and adoption counts (nothing placed yet)."""
+    failed: Mapping[str, ModelsyncError] = field(default_factory=dict)
+    """sha256 → why that blob is still missing."""

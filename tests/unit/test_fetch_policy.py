@@ -43,13 +43,24 @@ def test_retry_after_wins_when_longer() -> None:
         ({"Retry-After": "Wed, 25 Nov 2026 10:00:05 GMT"}, 5.0),
         ({"RateLimit": '"api";r=0;t=55', "Retry-After": "3"}, 55.0),
         ({"Retry-After": "soon"}, None),
+        ({"Retry-After": "\u00b2"}, None),  # "²".isdigit() is true
+        ({"RateLimit": '"api";r=0;t=\u0663'}, None),  # an Arabic-Indic three matches \d
         ({}, None),
     ],
 )
 def test_retry_after_forms(headers: dict[str, str], seconds: float | None) -> None:
-    """Integer seconds, HTTP dates and the Hub's RateLimit header are all understood."""
+    """Integer seconds, HTTP dates and the Hub's RateLimit header are all understood; digits
+    other than ASCII ones are not a number of seconds."""
     now = datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC)
     assert retry_after_seconds(headers, now=now) == seconds
+
+
+def test_stall_is_under_the_minimum_speed_over_one_window() -> None:
+    """1 KiB/s over 30 s by default: 30 KiB in a window is enough, one byte less is a stall."""
+    policy = RetryPolicy()
+    assert not policy.stalled(30 * 1024)
+    assert policy.stalled(30 * 1024 - 1)
+    assert RetryPolicy(stall_window=1.0, min_speed=10).stalled(9)
 
 
 def test_blob_path_layout() -> None:
