@@ -29,7 +29,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -170,14 +170,32 @@ class ModelSpec(_Table):
     quality_floor: str | None = None
 
 
+class PublishSpec(_Table):
+    """`[publish.NAME]`: a Hub repository to push local files or a locked model to."""
+
+    repo: str
+    registry: str | None = None
+    files: Globs | None = None
+    """Globs relative to the manifest's folder; the files land at the repo's top level."""
+    model: str | None = None
+    """A locked model to re-host (its files from the store)."""
+    private: bool = False
+    delete_extra: bool = False
+    license: str | None = None
+    base_model: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    quantized_by: str | None = None
+    description: str | None = None
+
+
 class Manifest(_Table):
-    """The whole document. `[publish.*]` tables are the publish feature's, checked there."""
+    """The whole document."""
 
     settings: Settings = Settings()
     registries: dict[str, RegistrySpec] = Field(default_factory=dict)
     profiles: dict[str, ProfileSpec] = Field(default_factory=dict)
     models: dict[str, ModelSpec] = Field(default_factory=dict)
-    publish: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    publish: dict[str, PublishSpec] = Field(default_factory=dict)
 
 
 _TARGET_LOC: Loc = ("settings", "target")
@@ -335,13 +353,32 @@ class ModelRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class PublishTarget:
+    """One publish target, normalized: its registry resolved, exactly one of `files`/`model`."""
+
+    name: str
+    registry: RegistryRef
+    repo: str
+    files: tuple[str, ...] = ()
+    model: str | None = None
+    private: bool = False
+    delete_extra: bool = False
+    license: str | None = None
+    base_model: str | None = None
+    tags: tuple[str, ...] = ()
+    quantized_by: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Project:
-    """A validated manifest: what `lock` works from."""
+    """A validated manifest: what `lock` works from (publish targets are not part of its digest)."""
 
     settings: Settings
     registries: Mapping[str, RegistryRef]
     profiles: tuple[ProfileRequest, ...]
     models: tuple[ModelRequest, ...]
+    publish: tuple[PublishTarget, ...] = ()
 
     def model(self, name: str) -> ModelRequest | None:
         """The model of that name, or None."""
@@ -386,7 +423,14 @@ def build_project(
         except ManifestProblem as problem:
             problems.append(problem)
     models.sort(key=lambda m: m.name)
-    return Project(manifest.settings, registries, profiles, tuple(models)), problems
+    targets = []
+    for name, spec in sorted(manifest.publish.items()):
+        try:
+            targets.append(_publish(name, spec, registries, set(manifest.models)))
+        except ManifestProblem as problem:
+            problems.append(problem)
+    project = Project(manifest.settings, registries, profiles, tuple(models), tuple(targets))
+    return project, problems
 
 
 def _registries(manifest: Manifest, problems: list[ManifestProblem]) -> dict[str, RegistryRef]:
@@ -401,6 +445,62 @@ def _registries(manifest: Manifest, problems: list[ManifestProblem]) -> dict[str
         except ManifestProblem as problem:
             problems.append(problem)
     return found
+
+
+def _publish(
+    name: str, spec: PublishSpec, registries: Mapping[str, RegistryRef], models: set[str]
+) -> PublishTarget:
+    loc: Loc = ("publish", name)
+    if not is_safe_name(name):
+        raise ManifestProblem(
+            loc, f'invalid publish target name "{name}"', "use letters, digits, '.', '_' and '-'"
+        )
+    _check_repo(spec.repo, spec.repo, (*loc, "repo"))
+    registry_name = spec.registry or DEFAULT_REGISTRY
+    registry = registries.get(registry_name)
+    if registry is None or registry.type != "huggingface":
+        hubs = ", ".join(sorted(n for n, r in registries.items() if r.type == "huggingface"))
+        what = "unknown registry" if registry is None else f"registry of type {registry.type}"
+        raise ManifestProblem(
+            (*loc, "registry"),
+            f'{what} "{registry_name}": publish pushes to a Hub-compatible registry',
+            f'use one of: {hubs}, or declare [registries.{registry_name}] type = "huggingface"',
+        )
+    if (spec.files is None) == (spec.model is None):
+        raise ManifestProblem(
+            loc,
+            "a publish target needs exactly one of files (local globs) or model (a locked model)",
+            'add files = ["out/*.gguf"] or model = "<name from [models]>"',
+        )
+    if spec.model is not None and spec.model not in models:
+        known = ", ".join(sorted(models)) or "none declared"
+        raise ManifestProblem(
+            (*loc, "model"), f'unknown model "{spec.model}"', f"use one of [models]: {known}"
+        )
+    for index, pattern in enumerate(spec.files or ()):
+        if not is_safe_path(pattern):
+            raise ManifestProblem(
+                (*loc, "files", index),
+                f"unsafe glob {pattern!r}",
+                "use a pattern relative to the manifest's folder, without '..' or backslashes",
+            )
+    for index, tag in enumerate(spec.tags):
+        if not tag.strip() or any(ord(c) < 0x20 for c in tag):
+            raise ManifestProblem((*loc, "tags", index), f"invalid tag {tag!r}", "use plain words")
+    return PublishTarget(
+        name=name,
+        registry=registry,
+        repo=spec.repo,
+        files=tuple(spec.files or ()),
+        model=spec.model,
+        private=spec.private,
+        delete_extra=spec.delete_extra,
+        license=spec.license,
+        base_model=spec.base_model,
+        tags=tuple(spec.tags),
+        quantized_by=spec.quantized_by,
+        description=spec.description,
+    )
 
 
 def _registry(name: str, spec: RegistrySpec, loc: Loc) -> RegistryRef:
