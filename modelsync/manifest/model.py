@@ -455,7 +455,13 @@ def _publish(
         raise ManifestProblem(
             loc, f'invalid publish target name "{name}"', "use letters, digits, '.', '_' and '-'"
         )
-    _check_repo(spec.repo, spec.repo, (*loc, "repo"))
+    parts = spec.repo.split("/")
+    if len(parts) != 2 or not all(is_repo_part(p) for p in parts):
+        raise ManifestProblem(
+            (*loc, "repo"),
+            f'invalid repository id "{spec.repo}"',
+            'expected "namespace/name", like "team/gemma-3-1b-it-GGUF"',
+        )
     registry_name = spec.registry or DEFAULT_REGISTRY
     registry = registries.get(registry_name)
     if registry is None or registry.type != "huggingface":

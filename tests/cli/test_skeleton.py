@@ -48,7 +48,6 @@ GLOBAL_FLAGS = [
 NOT_BUILT = [
     "outdated",
     "bench",
-    "publish",
     "search",
     "export",
 ]
