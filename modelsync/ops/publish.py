@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import structlog
@@ -149,15 +149,10 @@ def _publish(gathered: _Gathered, request: PublishRequest) -> Published:
 
 def _with_git_id(item: LocalFile) -> LocalFile:
     """`item` with its git blob id (a file the same size as a regular remote one: small)."""
-    data = item.content if item.content is not None else _read(item)
-    return LocalFile(
-        item.path, item.size, item.sha256, item.source, item.content, git_blob_id(data)
-    )
-
-
-def _read(item: LocalFile) -> bytes:
+    if item.content is not None:
+        return replace(item, git_id=git_blob_id(item.content))
     assert item.source is not None
-    return item.source.read_bytes()
+    return replace(item, git_id=git_blob_id(item.source.read_bytes()))
 
 
 def _bench(manifest: Path) -> dict[str, tuple[BenchLine, ...]]:
@@ -247,9 +242,14 @@ def _hashed(name: str, path: Path, state: StateCache) -> LocalFile:
     digest = state.lookup(path, before)
     if digest is None:
         digest = sha256_file(path)
-        if path.stat() == before:  # not written to while it was read
+        if _key(path.stat()) == _key(before):  # not written to while it was read
             state.record(path, before, digest)
     return LocalFile(name, before.st_size, digest, source=path)
+
+
+def _key(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What the stat cache keys on (reading the file may move only the atime)."""
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
 
 
 def _locked_files(

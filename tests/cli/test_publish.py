@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from huggingface_hub import HfApi, ModelCard, hf_hub_download
+from huggingface_hub.errors import RepositoryNotFoundError
 
 from modelsync.server.runner import ServerHandle
 from modelsync.store.state import open_state
@@ -307,3 +308,14 @@ def test_unknown_target_names_the_known_ones(run_cli: CliRunner, project: dict[s
     assert result.stderr == (
         "modelsync: error: models.toml: no [publish.nope] table; use one of: quants\n"
     )
+
+
+def test_private_target_creates_a_private_repo(
+    run_cli: CliRunner, project: dict[str, str], hub: ServerHandle, hub_tokens: HubTokens
+) -> None:
+    """`private = true` creates the repository private: the writer sees it, a reader does not."""
+    Path("models.toml").write_text(_manifest(hub.endpoint, "private = true\n"))
+    assert run_cli("publish", env=project).exit_code == 0
+    assert HfApi(endpoint=hub.endpoint, token=hub_tokens.writer).model_info(REPO).private
+    with pytest.raises(RepositoryNotFoundError):
+        HfApi(endpoint=hub.endpoint, token=hub_tokens.reader).model_info(REPO)
