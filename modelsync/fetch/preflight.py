@@ -6,16 +6,7 @@ import shutil
 from pathlib import Path
 
 from modelsync.errors import UsageError
-
-
-def human_bytes(n: int) -> str:
-    """1536 → '1.5 KiB'."""
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
+from modelsync.units import human_bytes
 
 
 def check_free_space(*, needed: int, free: int, where: Path, held: int = 0) -> None:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from modelsync.errors import ExitCode
 from modelsync.lockfile.freshness import Freshness
+from modelsync.ops import project as proj
 from modelsync.store.blobs import BlobStore
 from modelsync.store.layout import StoreLayout
 from modelsync.store.state import open_state
-from modelsync.sync import project as proj
 from modelsync.sync.desired import ProfileChoice
 from modelsync.sync.model import SyncPlan
 from modelsync.sync.plan import plan_sync

@@ -21,13 +21,14 @@ from pathlib import Path
 import structlog
 
 from modelsync.errors import StaleError, UsageError
+from modelsync.fetch.progress import ProgressSink
 from modelsync.fetch.retry import RetryPolicy
+from modelsync.ops import project as proj
 from modelsync.store import roots
 from modelsync.store.blobs import BlobStore
 from modelsync.store.layout import StoreLayout
 from modelsync.store.locking import exclusive, exclusive_async
 from modelsync.store.state import open_state
-from modelsync.sync import project as proj
 from modelsync.sync.apply import (
     ApplyOptions,
     ProgressFactory,
@@ -37,8 +38,21 @@ from modelsync.sync.apply import (
     no_progress,
 )
 from modelsync.sync.desired import ProfileChoice, machine_of, misfits
-from modelsync.sync.model import Applied, Inventory, LinkMode, Placement, SyncPlan
+from modelsync.sync.model import Applied, FetchStep, Inventory, LinkMode, Placement, SyncPlan
 from modelsync.sync.plan import plan_sync
+
+__all__ = [
+    "Applied",
+    "FetchStep",
+    "LinkMode",
+    "ProgressFactory",
+    "ProgressSink",
+    "SyncPlan",
+    "SyncReport",
+    "SyncRequest",
+    "sync_project",
+]
+"""The request, the report and the values it carries, for the command that renders them."""
 
 log = structlog.get_logger(__name__)
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import structlog
 
 from modelsync.errors import IntegrityError
+from modelsync.ops import project as proj
 from modelsync.store.blobs import BlobStore
 from modelsync.store.layout import StoreLayout
 from modelsync.store.state import open_state
-from modelsync.sync import project as proj
 from modelsync.sync.desired import ProfileChoice
 from modelsync.sync.verify import VerifyReport, verify_inventory
 

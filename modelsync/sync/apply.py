@@ -32,7 +32,7 @@ from modelsync.errors import (
     StaleError,
     UsageError,
 )
-from modelsync.fetch.preflight import check_free_space, free_bytes, human_bytes
+from modelsync.fetch.preflight import check_free_space, free_bytes
 from modelsync.fetch.progress import NoProgress, ProgressSink
 from modelsync.fetch.retry import RetryPolicy
 from modelsync.store.blobs import BlobStore
@@ -49,6 +49,7 @@ from modelsync.sync.model import (
     SyncPlan,
 )
 from modelsync.sync.placed import Journal, record_path, write_record
+from modelsync.units import human_bytes
 
 log = structlog.get_logger(__name__)
 

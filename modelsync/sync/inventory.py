@@ -22,12 +22,13 @@ from pathlib import Path
 
 from modelsync.digest import sha256_file
 from modelsync.errors import UsageError
-from modelsync.store.adopt import AdoptionSources, Candidate
 from modelsync.store.blobs import BlobStore
 from modelsync.store.partial import resumable
+from modelsync.sync.adopt import AdoptionSources
 from modelsync.sync.desired import target_of
 from modelsync.sync.model import (
     BlobSeen,
+    Candidate,
     FileStat,
     Inventory,
     LinkMode,

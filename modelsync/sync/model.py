@@ -16,7 +16,6 @@ from enum import StrEnum
 from pathlib import Path
 
 from modelsync.errors import ModelsyncError
-from modelsync.store.adopt import Candidate
 
 
 class LinkMode(StrEnum):
@@ -26,6 +25,15 @@ class LinkMode(StrEnum):
     HARDLINK = "hardlink"
     SYMLINK = "symlink"
     COPY = "copy"
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A file that may hold a blob's bytes, and which cache it is in (`sync.adopt`)."""
+
+    path: Path
+    source: str
+    """"huggingface", "ollama" or "placed"."""
 
 
 @dataclass(frozen=True, slots=True)
