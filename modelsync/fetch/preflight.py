@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from modelsync.errors import UsageError
+from modelsync.paths import existing_part
 from modelsync.units import human_bytes
 
 
@@ -27,7 +28,4 @@ def check_free_space(*, needed: int, free: int, where: Path, held: int = 0) -> N
 
 def free_bytes(path: Path) -> int:
     """Free bytes on the filesystem that holds `path` (or its nearest existing parent)."""
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    return shutil.disk_usage(probe).free
+    return shutil.disk_usage(existing_part(path)).free

@@ -95,7 +95,7 @@ class SyncReport:
     applied: Applied | None
     """None for a dry run or when there was nothing to do."""
     link_mode: str | None
-    """The mode used (or recorded before) in the target dir."""
+    """The mode used (a dry run: the one it would place by), else the one recorded before."""
     relocked: bool = False
     stale: str | None = None
     """Why the lock is stale, when a dry run planned from it anyway."""
@@ -174,7 +174,7 @@ async def sync_project(request: SyncRequest) -> SyncReport:
             plan, inventory, applied = await _fetch_and_apply(
                 ctx, blobs, request, loaded.lock_path, plan=plan, inventory=inventory
             )
-    mode = None
+    mode = plan.link_mode.value if plan.link_mode else None  # what a dry run would place by
     if applied is not None:
         mode = applied.link_modes.get(str(ctx.target_root))
     report = SyncReport(

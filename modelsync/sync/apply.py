@@ -2,13 +2,13 @@
 
 Order: quarantine bad blobs; adopt missing blobs from local caches (hash-checked); download the
 rest (bounded concurrency, resumable, verified; the aiohttp modules are imported only here, and
-only when something must be downloaded); probe the link mode once per target dir; place each
-file by temp + rename, journaled right before the rename (`sync.placed`); remove stale
-placements that are still exactly what sync put there (never through a symlinked folder);
-write the placement record. Per-file failures are collected; once everything that could be
-done is done, the worst is raised once (integrity > remote > disk/permission). A plan with
-conflicts is refused before anything is changed. `fetch_missing` adopts and downloads ahead,
-without the store lock (design.md section 3).
+only when something must be downloaded); place each file by the plan's link mode (its next
+one where the first placement fails), by temp + rename, journaled right before the rename
+(`sync.placed`); remove stale placements that are still exactly what sync put there (never
+through a symlinked folder); write the placement record. Per-file failures are collected; once
+everything that could be done is done, the worst is raised once (integrity > remote >
+disk/permission). A plan with conflicts is refused before anything is changed.
+`fetch_missing` adopts and downloads ahead, without the store lock (design.md section 3).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from modelsync.fetch.retry import RetryPolicy
 from modelsync.store.blobs import BlobStore
 from modelsync.store.locking import unguarded
 from modelsync.sync.gitignore import ignore_first_sync
-from modelsync.sync.link import place, probe, unlink_placed
+from modelsync.sync.link import place, unlink_placed
 from modelsync.sync.model import (
     Applied,
     Fetched,
@@ -46,6 +46,7 @@ from modelsync.sync.model import (
     Inventory,
     LinkMode,
     Placement,
+    PlaceStep,
     SyncPlan,
 )
 from modelsync.sync.placed import Journal, record_path, write_record
@@ -138,20 +139,21 @@ async def apply_plan(
     where = record_path(inventory.target_root, inventory.lock)
     journal = Journal(where)
     try:
-        mode = _link_mode(plan, inventory, blobs)
-        if mode is not None:
-            modes[str(inventory.target_root)] = mode.value
+        placing = tuple(s for s in plan.place if blobs.stat(s.sha256) is not None)
+        if placing:  # the others' downloads failed; those errors are already collected
             if options.gitignore:
                 ignore_first_sync(inventory.target_root)
-            placed = _place_all(
+            mode, placed = _place_all(
                 plan,
-                mode,
+                placing,
+                inventory.target_root,
                 blobs=blobs,
                 record=record,
                 failures=failures,
                 touched=touched,
                 journal=journal,
             )
+            modes[str(inventory.target_root)] = mode.value
         removed = _remove_all(plan, inventory.target_root, record, touched, blobs)
         for change in plan.record:
             if change.placement is None:
@@ -216,36 +218,59 @@ async def fetch_missing(
 
 def _place_all(
     plan: SyncPlan,
-    mode: LinkMode,
+    steps: tuple[PlaceStep, ...],
+    root: Path,
     *,
     blobs: BlobStore,
     record: dict[str, Placement],
     failures: _Failures,
     touched: set[Path],
     journal: Journal,
-) -> int:
-    """Place every file whose blob is in the store, journaling each before its rename; returns
-    how many were placed."""
+) -> tuple[LinkMode, int]:
+    """Place `steps` by the plan's link mode, journaling each before its rename; returns the
+    mode used and how many were placed.
+
+    Until one placement works, a failure moves on to the plan's next mode (the look at the
+    filesystem can be wrong: XFS without reflinks, a bind mount), and one with no mode left
+    means the target dir takes no file at all; after that, a failure is that file's."""
+    modes = list(plan.links)
+    forced = plan.link is not None
+    log.info("link_mode", target=str(root), mode=modes[0].value, forced=forced)
+    proven = forced  # a forced mode has nothing to fall back to
     placed = 0
-    for step in plan.place:
-        if blobs.stat(step.sha256) is None:
-            continue  # its download failed; that error is already collected
+    for step in steps:
         old = record.get(step.rel)
-        try:
-            before_rename = partial(journal.add, step.rel, step.sha256, mode)
-            with blobs.relinking(step.sha256, *([old.sha256] if old else [])):
-                place(blobs.path(step.sha256), step.target, mode, before_rename)
-            st = os.lstat(step.target)
-        except OSError as err:
-            failures.add(_place_error(step.rel, step.target, err, mode))
-            continue
-        record[step.rel] = Placement(step.sha256, st.st_size, mode, st.st_ino, st.st_mtime_ns)
-        if mode in (LinkMode.COPY, LinkMode.REFLINK):
-            blobs.state.record(step.target, step.target.stat(), step.sha256)
-        touched.add(step.target.parent)
-        placed += 1
-        log.debug("placed", file=step.rel, mode=mode.value, reason=step.reason.value)
-    return placed
+        while True:
+            mode = modes[0]
+            try:
+                before_rename = partial(journal.add, step.rel, step.sha256, mode)
+                with blobs.relinking(step.sha256, *([old.sha256] if old else [])):
+                    place(blobs.path(step.sha256), step.target, mode, before_rename)
+                st = os.lstat(step.target)
+            except OSError as err:
+                if proven:
+                    failures.add(_place_error(step.rel, step.target, err, mode))
+                    break
+                if len(modes) == 1:
+                    raise _dir_error(root, err) from err
+                modes.pop(0)
+                log.warning(
+                    "sync.link_fallback",
+                    target=str(root),
+                    planned=mode.value,
+                    used=modes[0].value,
+                    error=err.strerror or str(err),
+                )
+                continue
+            proven = True
+            record[step.rel] = Placement(step.sha256, st.st_size, mode, st.st_ino, st.st_mtime_ns)
+            if mode in (LinkMode.COPY, LinkMode.REFLINK):
+                blobs.state.record(step.target, step.target.stat(), step.sha256)
+            touched.add(step.target.parent)
+            placed += 1
+            log.debug("placed", file=step.rel, mode=mode.value, reason=step.reason.value)
+            break
+    return modes[0], placed
 
 
 def _remove_all(
@@ -354,27 +379,6 @@ async def _download(
     resumed = tuple((r.item.label, r.resumed_from) for r in results if r.resumed_from)
     fetched = sum(r.admitted for r in results)
     return fetched, sum(r.received for r in results), time.monotonic() - started, resumed
-
-
-def _link_mode(plan: SyncPlan, inventory: Inventory, blobs: BlobStore) -> LinkMode | None:
-    """The forced mode, else the best mode probed once for this target dir."""
-    if not plan.place:
-        return None
-    if plan.link is not None:
-        log.info("link_mode", target=str(inventory.target_root), mode=plan.link.value, forced=True)
-        return plan.link
-    for step in plan.place:
-        blob = blobs.path(step.sha256)
-        if blobs.stat(step.sha256) is None:
-            continue
-        try:
-            with blobs.relinking(step.sha256):  # the probe may hardlink it for a moment
-                mode = probe(blob, inventory.target_root)
-        except OSError as err:
-            raise _dir_error(inventory.target_root, err) from err
-        log.info("link_mode", target=str(inventory.target_root), mode=mode.value, forced=False)
-        return mode
-    return None
 
 
 def _dir_error(folder: Path, err: OSError) -> UsageError:

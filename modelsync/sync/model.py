@@ -27,6 +27,10 @@ class LinkMode(StrEnum):
     COPY = "copy"
 
 
+AUTO_ORDER = (LinkMode.REFLINK, LinkMode.HARDLINK, LinkMode.SYMLINK, LinkMode.COPY)
+"""The modes `auto` tries, best first."""
+
+
 @dataclass(frozen=True, slots=True)
 class Candidate:
     """A file that may hold a blob's bytes, and which cache it is in (`sync.adopt`)."""
@@ -156,6 +160,9 @@ class Inventory:
     recorded_mode: LinkMode | None = None
     """The mode of the latest placement recorded in this target dir."""
     root_registered: bool = True
+    links: tuple[LinkMode, ...] = AUTO_ORDER
+    """The modes the target dir's filesystem should take from the store, best first, as a
+    read-only look judged them (`sync.link.supported`)."""
 
 
 class PlaceReason(StrEnum):
@@ -249,7 +256,10 @@ class SyncPlan:
     register_root: bool = False
     unchanged: int = 0
     link: LinkMode | None = None
-    """The forced link mode; None probes the target dir."""
+    """The forced link mode; None: the best the target dir takes."""
+    links: tuple[LinkMode, ...] = ()
+    """What apply places by: the first mode, and until a placement works, the next where one
+    fails (the look at the filesystem can be wrong); empty when nothing is placed."""
 
     def __bool__(self) -> bool:
         return bool(
@@ -261,6 +271,11 @@ class SyncPlan:
             or self.bad_blobs
             or self.register_root
         )
+
+    @property
+    def link_mode(self) -> LinkMode | None:
+        """The mode files will be placed by (None: nothing to place)."""
+        return self.links[0] if self.links else None
 
     @property
     def downloads(self) -> tuple[FetchStep, ...]:

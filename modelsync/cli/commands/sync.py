@@ -154,6 +154,7 @@ def plan_json(plan: SyncPlan) -> dict[str, object]:
         "bytes_to_fetch": plan.bytes_to_fetch,
         "bytes_resumed": plan.bytes_resumed,
         "bytes_to_adopt": plan.bytes_to_adopt,
+        "link_mode": plan.link_mode.value if plan.link_mode else None,
         "fetch": [
             {"file": s.label, "sha256": s.sha256, "size": s.size, "resume_from": s.resume_from}
             for s in plan.downloads
