@@ -123,7 +123,7 @@ async def apply_plan(
     failures = _Failures()
     for bad in plan.bad_blobs:
         kept = blobs.quarantine(bad.sha256)
-        log.warning("blob_bad", blob=bad.sha256, found=bad.found, quarantined=str(kept))
+        log.warning("sync.blob_bad", blob=bad.sha256, found=bad.found, quarantined=str(kept))
     failures.errors.extend(ahead.failed[s.sha256] for s in plan.fetch if s.sha256 in ahead.failed)
     todo = tuple(s for s in plan.fetch if s.sha256 not in ahead.failed)
     adopted = _adopt(todo, blobs)
@@ -158,7 +158,7 @@ async def apply_plan(
         for change in plan.record:
             if change.placement is None:
                 record.pop(change.rel, None)
-                log.info("record_forget", file=change.rel, note=change.note)
+                log.info("sync.record_forget", file=change.rel, note=change.note)
             else:
                 record[change.rel] = change.placement
     finally:
@@ -235,7 +235,7 @@ def _place_all(
     means the target dir takes no file at all; after that, a failure is that file's."""
     modes = list(plan.links)
     forced = plan.link is not None
-    log.info("link_mode", target=str(root), mode=modes[0].value, forced=forced)
+    log.info("sync.link_mode", target=str(root), mode=modes[0].value, forced=forced)
     proven = forced  # a forced mode has nothing to fall back to
     placed = 0
     for step in steps:
@@ -268,7 +268,7 @@ def _place_all(
                 blobs.state.record(step.target, step.target.stat(), step.sha256)
             touched.add(step.target.parent)
             placed += 1
-            log.debug("placed", file=step.rel, mode=mode.value, reason=step.reason.value)
+            log.debug("sync.placed", file=step.rel, mode=mode.value, reason=step.reason.value)
             break
     return modes[0], placed
 
@@ -285,14 +285,16 @@ def _remove_all(
     removed = []
     for removal in plan.remove:
         if removal.rel.partition("/")[0] in held:
-            log.info("removal_held", file=removal.rel, reason="the model's new files are missing")
+            log.info(
+                "sync.removal_held", file=removal.rel, reason="the model's new files are missing"
+            )
             continue
         with blobs.relinking(removal.placement.sha256):
             gone = _remove(removal.target, removal.placement, root)
         if gone:
             removed.append(removal.rel)
             touched.add(removal.target.parent)
-            log.info("removed_stale", file=removal.rel)
+            log.info("sync.removed_stale", file=removal.rel)
         record.pop(removal.rel, None)
     return tuple(removed)
 
@@ -311,7 +313,7 @@ def _adopt(steps: tuple[FetchStep, ...], blobs: BlobStore) -> list[tuple[str, st
         for candidate in step.adopt:
             if blobs.adopt(candidate.path, step.sha256, step.size) is not None:
                 log.info(
-                    "adopted",
+                    "sync.adopted",
                     file=step.label,
                     source=candidate.source,
                     path=str(candidate.path),
@@ -401,7 +403,7 @@ def _remove(target: Path, placement: Placement, root: Path) -> bool:
     try:
         return unlink_placed(root, target, (placement.size, placement.inode, placement.mtime_ns))
     except OSError as err:
-        log.warning("stale_kept", file=str(target), error=err.strerror or str(err))
+        log.warning("sync.stale_kept", file=str(target), error=err.strerror or str(err))
         return False
 
 

@@ -112,6 +112,6 @@ def test_event_progress_is_rate_limited() -> None:
         progress.advance("m/f", 10)
         progress.finish("m/f", ok=True)
     assert [(e["event"], e["bytes"]) for e in logs] == [
-        ("fetch_progress", 0),
-        ("fetch_progress", 20),
+        ("fetch.progress", 0),
+        ("fetch.progress", 20),
     ]
