@@ -26,7 +26,7 @@ import aiohttp
 import structlog
 from yarl import URL
 
-from modelsync.errors import AuthError, IntegrityError, ModelsyncError, RemoteError
+from modelsync.errors import AuthError, IntegrityError, RemoteError
 from modelsync.fetch.body import BodyCut, BodySink, BodyTooLong, receive
 from modelsync.fetch.hashing import StreamHasher
 from modelsync.fetch.progress import NoProgress, ProgressSink
@@ -422,26 +422,3 @@ async def fetch_each(
             return await fetch_blob(fetcher, item)
 
     return await asyncio.gather(*(one(item) for item in items), return_exceptions=True)
-
-
-async def fetch_all(
-    fetcher: Fetcher, items: Sequence[FetchItem], *, jobs: int = 4
-) -> list[FetchResult]:
-    """`fetch_each`, then the worst error (integrity over remote over the rest) is raised once,
-    naming how many failed."""
-    outcomes = await fetch_each(fetcher, items, jobs=jobs)
-    results: list[FetchResult] = []
-    errors: list[ModelsyncError] = []
-    for outcome in outcomes:
-        if isinstance(outcome, FetchResult):
-            results.append(outcome)
-        elif isinstance(outcome, ModelsyncError):
-            errors.append(outcome)
-        else:
-            raise outcome
-    if errors:
-        worst = max(errors, key=lambda e: (isinstance(e, IntegrityError), int(e.exit_code)))
-        if len(errors) > 1:
-            worst.message = f"{worst.message} (and {len(errors) - 1} more files failed)"
-        raise worst
-    return results
