@@ -8,7 +8,7 @@ holds per-profile entries and no `--profile` was given, or for sync's fit check 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -166,18 +166,6 @@ class Selection(Protocol):
         """Hardware detection (tests pass a fixed profile)."""
 
 
-def context_for(loaded: Loaded, lock: Lockfile, request: Selection) -> SyncContext:
-    """`context` with the selection a request carries."""
-    return context(
-        loaded,
-        lock,
-        profile=request.profile,
-        models=request.models,
-        environ=request.environ,
-        detector=request.detector,
-    )
-
-
 def survey(
     ctx: SyncContext,
     blobs: BlobStore,
@@ -237,24 +225,17 @@ def _lock_disagrees(ctx: SyncContext, item: Wanted, size: int, blob: Path) -> Lo
     )
 
 
-def context(
-    loaded: Loaded,
-    lock: Lockfile,
-    *,
-    profile: str | None,
-    models: Sequence[str],
-    environ: Mapping[str, str],
-    detector: Detector | None = None,
-) -> SyncContext:
-    """Choose the profile and list every wanted file (validating each target path)."""
+def context_for(loaded: Loaded, lock: Lockfile, request: Selection) -> SyncContext:
+    """Choose the profile the request names (else by this machine) and list every wanted file
+    of the models it names (validating each target path)."""
     hardware = machine = None
-    if profile is None and len(lock.declared) > 1 and profile_specific(lock):
-        hardware = detect_hardware(detector)
+    if request.profile is None and len(lock.declared) > 1 and profile_specific(lock):
+        hardware = detect_hardware(request.detector)
         machine = MachineSize(hardware.ram_total, hardware.vram_total)
-    choice = choose_profile(lock, profile, machine)
-    chosen = select_models(lock, choice.name, models)
+    choice = choose_profile(lock, request.profile, machine)
+    chosen = select_models(lock, choice.name, request.models)
     root = target_root(loaded.manifest, loaded.project)
-    found = sources(loaded.project, environ)
+    found = sources(loaded.project, request.environ)
     link = loaded.project.settings.link
     return SyncContext(
         loaded=loaded,

@@ -14,6 +14,7 @@ disk/permission). A plan with conflicts is refused before anything is changed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -125,13 +126,8 @@ async def apply_plan(
         kept = blobs.quarantine(bad.sha256)
         log.warning("sync.blob_bad", blob=bad.sha256, found=bad.found, quarantined=str(kept))
     failures.errors.extend(ahead.failed[s.sha256] for s in plan.fetch if s.sha256 in ahead.failed)
-    todo = tuple(s for s in plan.fetch if s.sha256 not in ahead.failed)
-    adopted = _adopt(todo, blobs)
-    adopted_shas = {sha for sha, _label, _src in adopted}
-    remaining = tuple(s for s in todo if s.sha256 not in adopted_shas)
-    failed: dict[str, ModelsyncError] = {}
-    fetched, bytes_fetched, seconds, resumed = await _download(remaining, blobs, options, failed)
-    failures.errors.extend(failed.values())
+    own = await _bring(tuple(s for s in plan.fetch if s.sha256 not in ahead.failed), blobs, options)
+    failures.errors.extend(own.failed.values())
     modes: dict[str, str] = {}
     placed = 0
     removed: tuple[str, ...] = ()
@@ -176,19 +172,7 @@ async def apply_plan(
             if folder.exists():
                 fsync_dir(folder)
     failures.raise_worst()
-    before = ahead.applied
-    return Applied(
-        fetched=before.fetched + fetched,
-        bytes_fetched=before.bytes_fetched + bytes_fetched,
-        fetch_seconds=before.fetch_seconds + seconds,
-        adopted=before.adopted + tuple((label, src) for _sha, label, src in adopted),
-        bytes_adopted=before.bytes_adopted
-        + sum(s.size for s in plan.fetch if s.sha256 in adopted_shas),
-        resumed=before.resumed + resumed,
-        placed=placed,
-        removed=removed,
-        link_modes=modes,
-    )
+    return ahead.applied + own.applied + Applied(placed=placed, removed=removed, link_modes=modes)
 
 
 async def fetch_missing(
@@ -198,22 +182,24 @@ async def fetch_missing(
     adoption and each blob's admission take `options.admit`, so a slow download blocks no other
     run. Blobs found bad are left to `apply_plan`, which quarantines them first."""
     bad = {b.sha256 for b in plan.bad_blobs}
-    steps = tuple(s for s in plan.fetch if s.sha256 not in bad)
+    return await _bring(tuple(s for s in plan.fetch if s.sha256 not in bad), blobs, options)
+
+
+async def _bring(steps: tuple[FetchStep, ...], blobs: BlobStore, options: ApplyOptions) -> Fetched:
+    """Adopt the blobs local files hold (under `options.admit`), then download the rest."""
     async with options.admit():
         adopted = _adopt(steps, blobs)
-    adopted_shas = {sha for sha, _label, _src in adopted}
     failed: dict[str, ModelsyncError] = {}
-    remaining = tuple(s for s in steps if s.sha256 not in adopted_shas)
-    fetched, bytes_fetched, seconds, resumed = await _download(remaining, blobs, options, failed)
-    applied = Applied(
-        fetched=fetched,
-        bytes_fetched=bytes_fetched,
-        fetch_seconds=seconds,
-        adopted=tuple((label, src) for _sha, label, src in adopted),
-        bytes_adopted=sum(s.size for s in steps if s.sha256 in adopted_shas),
-        resumed=resumed,
+    rest = tuple(s for s in steps if s not in adopted)
+    downloaded = await _download(rest, blobs, options, failed)
+    return Fetched(
+        dataclasses.replace(
+            downloaded,
+            adopted=tuple((step.label, source) for step, source in adopted.items()),
+            bytes_adopted=sum(step.size for step in adopted),
+        ),
+        failed,
     )
-    return Fetched(applied, failed)
 
 
 def _place_all(
@@ -305,10 +291,10 @@ def mode_used(modes: Mapping[str, str], inventory: Inventory) -> LinkMode | None
     return LinkMode(used) if used else inventory.recorded_mode
 
 
-def _adopt(steps: tuple[FetchStep, ...], blobs: BlobStore) -> list[tuple[str, str, str]]:
-    """Blobs taken from the local files the plan names instead of the network:
-    (sha256, label, source)."""
-    adopted = []
+def _adopt(steps: tuple[FetchStep, ...], blobs: BlobStore) -> dict[FetchStep, str]:
+    """Blobs taken from the local files the plan names instead of the network, and which
+    cache each came from."""
+    adopted = {}
     for step in steps:
         for candidate in step.adopt:
             if blobs.adopt(candidate.path, step.sha256, step.size) is not None:
@@ -319,7 +305,7 @@ def _adopt(steps: tuple[FetchStep, ...], blobs: BlobStore) -> list[tuple[str, st
                     path=str(candidate.path),
                     bytes=step.size,
                 )
-                adopted.append((step.sha256, step.label, candidate.source))
+                adopted[step] = candidate.source
                 break
     return adopted
 
@@ -329,12 +315,12 @@ async def _download(
     blobs: BlobStore,
     options: ApplyOptions,
     failed: dict[str, ModelsyncError],
-) -> tuple[int, int, float, tuple[tuple[str, int], ...]]:
-    """Download the blobs still missing; returns (files admitted, bytes received, seconds, and
-    the label and reused bytes of each download continued from an earlier run's partial) and
-    puts each failure in `failed` by sha256."""
+) -> Applied:
+    """Download the blobs still missing: files admitted, bytes received, seconds, and the label
+    and reused bytes of each download continued from an earlier run's partial; each failure
+    goes into `failed` by sha256."""
     if not steps:
-        return 0, 0, 0.0, ()
+        return Applied()
     if options.offline:
         listed = ", ".join(f"{s.label} ({human_bytes(s.size)})" for s in steps)
         raise RemoteError(
@@ -378,9 +364,12 @@ async def _download(
             )
         else:
             raise outcome
-    resumed = tuple((r.item.label, r.resumed_from) for r in results if r.resumed_from)
-    fetched = sum(r.admitted for r in results)
-    return fetched, sum(r.received for r in results), time.monotonic() - started, resumed
+    return Applied(
+        fetched=sum(r.admitted for r in results),
+        bytes_fetched=sum(r.received for r in results),
+        fetch_seconds=time.monotonic() - started,
+        resumed=tuple((r.item.label, r.resumed_from) for r in results if r.resumed_from),
+    )
 
 
 def _dir_error(folder: Path, err: OSError) -> UsageError:

@@ -11,9 +11,10 @@ when there is nothing to do.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from modelsync.errors import ModelsyncError
 
@@ -320,6 +321,15 @@ class Applied:
     """`<model>/<path>` of every stale placement removed."""
     link_modes: Mapping[str, str] = field(default_factory=dict)
     """Target dir → the link mode used there."""
+
+    def __add__(self, other: Applied) -> Applied:
+        """Two stages' work together: what was fetched ahead, then what apply did."""
+        summed: dict[str, Any] = {
+            f.name: getattr(self, f.name) + getattr(other, f.name)
+            for f in fields(self)
+            if f.name != "link_modes"  # counts, seconds and tuples add up
+        }
+        return Applied(**summed, link_modes={**self.link_modes, **other.link_modes})
 
 
 @dataclass(frozen=True, slots=True)
