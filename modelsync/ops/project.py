@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from modelsync import paths
 from modelsync.credentials import grant
@@ -146,24 +145,21 @@ def detect_hardware(detector: Detector | None) -> HardwareProfile:
     return detector()
 
 
-class Selection(Protocol):
-    """The part of a sync, status or verify request that picks the profile and models."""
+@dataclass(frozen=True, slots=True)
+class ProjectRequest:
+    """What every sync, status or verify request names: the project, the store, and the
+    profile and models to look at."""
 
-    @property
-    def profile(self) -> str | None:
-        """`--profile`, or None to choose by the machine."""
-
-    @property
-    def models(self) -> tuple[str, ...]:
-        """`--model` names; empty: all."""
-
-    @property
-    def environ(self) -> Mapping[str, str]:
-        """Where registry tokens are read from."""
-
-    @property
-    def detector(self) -> Detector | None:
-        """Hardware detection (tests pass a fixed profile)."""
+    manifest: Path
+    store: Path
+    models: tuple[str, ...] = ()
+    """`--model` names; empty: all."""
+    profile: str | None = None
+    """`--profile`, or None to choose by the machine."""
+    environ: Mapping[str, str] = field(default_factory=dict)
+    """Where the target's variables, the caches and registry tokens are read from."""
+    detector: Detector | None = None
+    """Hardware detection (None: this machine's)."""
 
 
 def survey(
@@ -225,7 +221,7 @@ def _lock_disagrees(ctx: SyncContext, item: Wanted, size: int, blob: Path) -> Lo
     )
 
 
-def context_for(loaded: Loaded, lock: Lockfile, request: Selection) -> SyncContext:
+def context_for(loaded: Loaded, lock: Lockfile, request: ProjectRequest) -> SyncContext:
     """Choose the profile the request names (else by this machine) and list every wanted file
     of the models it names (validating each target path)."""
     hardware = machine = None

@@ -5,8 +5,7 @@ Read-only and offline: the same inventory and plan as `sync --dry-run`, without 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from modelsync.errors import ExitCode
@@ -21,15 +20,8 @@ from modelsync.sync.plan import plan_sync
 
 
 @dataclass(frozen=True, slots=True)
-class StatusRequest:
+class StatusRequest(proj.ProjectRequest):
     """What `status` looks at."""
-
-    manifest: Path
-    store: Path
-    models: tuple[str, ...] = ()
-    profile: str | None = None
-    environ: Mapping[str, str] = field(default_factory=dict)
-    detector: proj.Detector | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,16 +57,12 @@ log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class SyncRequest:
+class SyncRequest(proj.ProjectRequest):
     """What the user asked `sync` (or `sync --dry-run`) for."""
 
-    manifest: Path
-    store: Path
     frozen: bool = False
     locked: bool = False
     dry_run: bool = False
-    models: tuple[str, ...] = ()
-    profile: str | None = None
     jobs: int = 4
     link: LinkMode | None = None
     """Forced by `--link`; None: settings.link, whose default `auto` probes."""
@@ -76,10 +71,8 @@ class SyncRequest:
     """A locked choice that does not fit this machine is an error, not a warning."""
     offline: bool = False
     wait: bool = True
-    environ: Mapping[str, str] = field(default_factory=dict)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     progress: ProgressFactory = no_progress
-    detector: proj.Detector | None = None
 
 
 @dataclass(frozen=True, slots=True)
