@@ -29,7 +29,7 @@ _REFLINK_FS = frozenset({"btrfs", "xfs", "bcachefs", "ocfs2"})
 """Filesystems where FICLONE may work (XFS only when made with reflink=1: apply falls back)."""
 _MOUNTINFO = Path("/proc/self/mountinfo")
 
-__all__ = ["LinkMode", "place", "supported", "unlink_placed"]
+__all__ = ["LinkMode", "mount_of", "place", "supported", "unlink_placed"]
 
 
 def _temp_beside(target: Path) -> Path:
@@ -97,7 +97,7 @@ def _unescape(field: str) -> str:
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)
 
 
-def _mount(path: Path, mountinfo: str) -> tuple[str, str, str]:
+def mount_of(path: Path, mountinfo: str) -> tuple[str, str, str]:
     """(mount id, fs type, source) of the mount holding `path`; empty strings where unknown."""
     best, found = "", ("", "", "")
     for line in mountinfo.splitlines():
@@ -120,8 +120,8 @@ def supported(store_dir: Path, target_dir: Path) -> tuple[LinkMode, ...]:
         mountinfo = _MOUNTINFO.read_text(encoding="utf-8", errors="replace")
     except OSError:
         mountinfo = ""  # not Linux: FICLONE is Linux's, and the device number decides the rest
-    store_id, kind, source = _mount(store, mountinfo)
-    target_id, _, target_source = _mount(target, mountinfo)
+    store_id, kind, source = mount_of(store, mountinfo)
+    target_id, _, target_source = mount_of(target, mountinfo)
     modes = []
     if kind in _REFLINK_FS and source == target_source:
         modes.append(LinkMode.REFLINK)  # btrfs clones across subvolumes and mounts of one disk

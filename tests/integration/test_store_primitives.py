@@ -17,7 +17,7 @@ from modelsync.store.layout import StoreLayout
 from modelsync.store.locking import exclusive
 from modelsync.store.state import open_state
 from modelsync.sync.inventory import file_stat
-from modelsync.sync.link import LinkMode, place, supported
+from modelsync.sync.link import LinkMode, mount_of, place, supported
 from modelsync.sync.model import BlobSeen
 from modelsync.sync.plan import refers_to_blob
 
@@ -48,6 +48,25 @@ def test_probe_finds_hardlinks_on_one_filesystem(blob: Path, tmp_path: Path) -> 
     assert modes[0] in (LinkMode.REFLINK, LinkMode.HARDLINK)
     assert modes[-2:] == (LinkMode.SYMLINK, LinkMode.COPY)
     assert not target_dir.exists()  # the probe writes nothing
+
+
+MOUNTS = "\n".join(
+    [
+        "22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw",
+        "30 22 0:40 / /srv/my\\040disk rw shared:5 - btrfs /dev/sdb rw",
+        "31 22 0:41 /sub /srv/other rw - btrfs /dev/sdb rw",
+        "broken line",
+    ]
+)
+
+
+def test_the_mount_table_names_the_mount_holding_a_path() -> None:
+    """The longest mount point that holds the path wins, `\\040` is a space, and a name that
+    merely starts like a mount point is not inside it."""
+    assert mount_of(Path("/srv/my disk/models"), MOUNTS) == ("30", "btrfs", "/dev/sdb")
+    assert mount_of(Path("/srv/my diskette"), MOUNTS) == ("22", "ext4", "/dev/sda1")
+    assert mount_of(Path("/srv/other"), MOUNTS) == ("31", "btrfs", "/dev/sdb")
+    assert mount_of(Path("/x"), "") == ("", "", "")
 
 
 @pytest.mark.parametrize("mode", [LinkMode.HARDLINK, LinkMode.SYMLINK, LinkMode.COPY])
