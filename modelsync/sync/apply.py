@@ -128,7 +128,7 @@ async def apply_plan(
     failures.errors.extend(ahead.failed[s.sha256] for s in plan.fetch if s.sha256 in ahead.failed)
     own = await _bring(tuple(s for s in plan.fetch if s.sha256 not in ahead.failed), blobs, options)
     failures.errors.extend(own.failed.values())
-    modes: dict[str, str] = {}
+    mode = None
     placed = 0
     removed: tuple[str, ...] = ()
     touched: set[Path] = set()
@@ -149,7 +149,6 @@ async def apply_plan(
                 touched=touched,
                 journal=journal,
             )
-            modes[str(inventory.target_root)] = mode.value
         removed = _remove_all(plan, inventory.target_root, record, touched, blobs)
         for change in plan.record:
             if change.placement is None:
@@ -160,7 +159,7 @@ async def apply_plan(
     finally:
         journal.close()
         try:
-            write_record(where, inventory.lock, record, mode_used(modes, inventory))
+            write_record(where, inventory.lock, record, mode or inventory.recorded_mode)
         except OSError as err:
             failures.add(
                 UsageError(
@@ -172,6 +171,7 @@ async def apply_plan(
             if folder.exists():
                 fsync_dir(folder)
     failures.raise_worst()
+    modes = {str(inventory.target_root): mode.value} if mode else {}
     return ahead.applied + own.applied + Applied(placed=placed, removed=removed, link_modes=modes)
 
 
@@ -283,12 +283,6 @@ def _remove_all(
             log.info("sync.removed_stale", file=removal.rel)
         record.pop(removal.rel, None)
     return tuple(removed)
-
-
-def mode_used(modes: Mapping[str, str], inventory: Inventory) -> LinkMode | None:
-    """The mode this run used in the target dir, else the one recorded before."""
-    used = modes.get(str(inventory.target_root))
-    return LinkMode(used) if used else inventory.recorded_mode
 
 
 def _adopt(steps: tuple[FetchStep, ...], blobs: BlobStore) -> dict[FetchStep, str]:
