@@ -37,3 +37,11 @@ def hf_home(environ: Mapping[str, str]) -> Path:
     home = environ.get("HOME")
     cache = Path(xdg).expanduser() if xdg else (Path(home) if home else Path.home()) / ".cache"
     return cache / "huggingface"
+
+
+def existing_part(path: Path) -> Path:
+    """`path` resolved, or its nearest existing parent: the folder that holds it once made."""
+    found = Path(os.path.realpath(path))
+    while not found.exists() and found != found.parent:
+        found = found.parent
+    return found

@@ -26,7 +26,7 @@ import aiohttp
 import structlog
 from yarl import URL
 
-from modelsync.errors import AuthError, IntegrityError, ModelsyncError, RemoteError
+from modelsync.errors import AuthError, IntegrityError, RemoteError
 from modelsync.fetch.body import BodyCut, BodySink, BodyTooLong, receive
 from modelsync.fetch.hashing import StreamHasher
 from modelsync.fetch.progress import NoProgress, ProgressSink
@@ -144,7 +144,7 @@ async def fetch_blob(fetcher: Fetcher, item: FetchItem) -> FetchResult:
     resumed_from = transfer.reused
     seconds = time.monotonic() - started
     log.info(
-        "fetch_done",
+        "fetch.done",
         file=item.label,
         bytes=received,
         resumed_from=resumed_from,
@@ -162,7 +162,7 @@ async def _fetch_lock(layout: StoreLayout, item: FetchItem) -> int | None:
         if present or lock is not None:
             return lock
         if not waiting:
-            log.info("fetch_wait", file=item.label, why="another run is fetching this blob")
+            log.info("fetch.wait", file=item.label, why="another run is fetching this blob")
             waiting = True
         await asyncio.sleep(FETCH_LOCK_POLL)
 
@@ -208,7 +208,7 @@ class _Transfer:
         if self.partial.size:
             await self.hasher.hash_prefix(self.partial.fd, self.partial.size)
             log.info(
-                "fetch_resume", file=self.item.label, bytes=self.partial.size, total=self.item.size
+                "fetch.resume", file=self.item.label, bytes=self.partial.size, total=self.item.size
             )
         self.reused = self.partial.size
 
@@ -228,7 +228,7 @@ class _Transfer:
             try:
                 await self.check_digest()
             except _Mismatch as exc:
-                log.warning("fetch_partial_mismatch", file=item.label, actual=exc.actual)
+                log.warning("fetch.partial_mismatch", file=item.label, actual=exc.actual)
                 self.discard()
             else:
                 return 0, 0
@@ -251,7 +251,7 @@ class _Transfer:
                     failures, retry_after=exc.retry_after, rand=self.fetcher.rand()
                 )
                 log.warning(
-                    "fetch_retry",
+                    "fetch.retry",
                     file=item.label,
                     reason=exc.reason,
                     attempt=failures,
@@ -272,7 +272,7 @@ class _Transfer:
                     ) from None
                 refetched = True
                 log.warning(
-                    "fetch_digest_mismatch",
+                    "fetch.digest_mismatch",
                     file=item.label,
                     expected=item.sha256,
                     actual=exc.actual,
@@ -349,7 +349,7 @@ class _Transfer:
             raise _Transient("HTTP 416 for the resumed range")
         if status == 200:
             if partial.size:
-                log.info("fetch_range_ignored", file=item.label, dropped=partial.size)
+                log.info("fetch.range_ignored", file=item.label, dropped=partial.size)
                 await self.hasher.drain()
                 self.discard()
         elif status == 206:
@@ -382,7 +382,7 @@ class _Transfer:
         )
         try:
             way = await receive(response, sink, read_timeout=self.fetcher.session.timeout.sock_read)
-            log.debug("fetch_body", file=self.item.label, way=way, bytes=self.partial.size)
+            log.debug("fetch.body", file=self.item.label, way=way, bytes=self.partial.size)
         except BodyTooLong:
             raise _Mismatch(f"(more than the pinned {size} bytes)") from None
         finally:
@@ -422,26 +422,3 @@ async def fetch_each(
             return await fetch_blob(fetcher, item)
 
     return await asyncio.gather(*(one(item) for item in items), return_exceptions=True)
-
-
-async def fetch_all(
-    fetcher: Fetcher, items: Sequence[FetchItem], *, jobs: int = 4
-) -> list[FetchResult]:
-    """`fetch_each`, then the worst error (integrity over remote over the rest) is raised once,
-    naming how many failed."""
-    outcomes = await fetch_each(fetcher, items, jobs=jobs)
-    results: list[FetchResult] = []
-    errors: list[ModelsyncError] = []
-    for outcome in outcomes:
-        if isinstance(outcome, FetchResult):
-            results.append(outcome)
-        elif isinstance(outcome, ModelsyncError):
-            errors.append(outcome)
-        else:
-            raise outcome
-    if errors:
-        worst = max(errors, key=lambda e: (isinstance(e, IntegrityError), int(e.exit_code)))
-        if len(errors) > 1:
-            worst.message = f"{worst.message} (and {len(errors) - 1} more files failed)"
-        raise worst
-    return results

@@ -6,16 +6,8 @@ import shutil
 from pathlib import Path
 
 from modelsync.errors import UsageError
-
-
-def human_bytes(n: int) -> str:
-    """1536 → '1.5 KiB'."""
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
+from modelsync.paths import existing_part
+from modelsync.units import human_bytes
 
 
 def check_free_space(*, needed: int, free: int, where: Path, held: int = 0) -> None:
@@ -36,7 +28,4 @@ def check_free_space(*, needed: int, free: int, where: Path, held: int = 0) -> N
 
 def free_bytes(path: Path) -> int:
     """Free bytes on the filesystem that holds `path` (or its nearest existing parent)."""
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    return shutil.disk_usage(probe).free
+    return shutil.disk_usage(existing_part(path)).free

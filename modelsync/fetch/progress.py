@@ -55,7 +55,7 @@ class EventProgress:
     def start(self, label: str, total: int, done: int) -> None:
         """Emit the first event for a file."""
         self._state[label] = (total, done, self._clock())
-        log.info("fetch_progress", file=label, bytes=done, total=total)
+        log.info("fetch.progress", file=label, bytes=done, total=total)
 
     def advance(self, label: str, n: int) -> None:
         """Count bytes; emit when the interval has passed."""
@@ -63,7 +63,7 @@ class EventProgress:
         done += n
         now = self._clock()
         if now - last >= self._interval:
-            log.info("fetch_progress", file=label, bytes=done, total=total)
+            log.info("fetch.progress", file=label, bytes=done, total=total)
             last = now
         self._state[label] = (total, done, last)
 

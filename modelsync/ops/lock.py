@@ -42,6 +42,7 @@ from modelsync.lockfile.model import LOCK_VERSION, LockedFile, LockedModel, Lock
 from modelsync.lockfile.render import render_lock
 from modelsync.manifest.load import load_manifest
 from modelsync.manifest.model import ModelRequest, Project, RegistryRef, canonical_digest
+from modelsync.ops.project import origin_of, origins, profile_names
 from modelsync.registry.errors import RegistryProtocolError, RevisionNotFoundError
 from modelsync.registry.hf import HubRegistry
 from modelsync.registry.http import Http, Rules
@@ -52,7 +53,6 @@ from modelsync.resolve.model import Choice, Machine, ModelShape, RepoFile, Want
 from modelsync.resolve.select import select
 from modelsync.rules import HF_ENDPOINT_ENV
 from modelsync.sync.desired import machine_of
-from modelsync.sync.project import origin_of, origins, profile_names
 
 log = structlog.get_logger(__name__)
 

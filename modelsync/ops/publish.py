@@ -24,6 +24,7 @@ from modelsync.errors import StaleError, UsageError
 from modelsync.lockfile.model import LockedModel
 from modelsync.manifest.load import load_manifest
 from modelsync.manifest.model import Project, PublishTarget
+from modelsync.ops import project as proj
 from modelsync.publish.card import (
     BENCH_NAME,
     CARD_PATH,
@@ -40,7 +41,6 @@ from modelsync.rules import HF_ENDPOINT_ENV
 from modelsync.store.blobs import BlobStore
 from modelsync.store.layout import StoreLayout
 from modelsync.store.state import StateCache, open_state
-from modelsync.sync import project as proj
 
 log = structlog.get_logger(__name__)
 
@@ -266,13 +266,16 @@ def _locked_files(
             f"cannot trust its files for model {model}",
             hint="run `modelsync sync` first",
         )
-    ctx = proj.context(
+    ctx = proj.context_for(
         loaded,
         loaded.lock,
-        profile=None,
-        models=(model,),
-        environ=request.environ,
-        detector=request.detector,
+        proj.ProjectRequest(
+            request.manifest,
+            request.store,
+            models=(model,),
+            environ=request.environ,
+            detector=request.detector,
+        ),
     )
     entry = ctx.models[0]
     files = []

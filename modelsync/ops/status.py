@@ -5,31 +5,23 @@ Read-only and offline: the same inventory and plan as `sync --dry-run`, without 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from modelsync.errors import ExitCode
 from modelsync.lockfile.freshness import Freshness
+from modelsync.ops import project as proj
 from modelsync.store.blobs import BlobStore
 from modelsync.store.layout import StoreLayout
 from modelsync.store.state import open_state
-from modelsync.sync import project as proj
 from modelsync.sync.desired import ProfileChoice
 from modelsync.sync.model import SyncPlan
 from modelsync.sync.plan import plan_sync
 
 
 @dataclass(frozen=True, slots=True)
-class StatusRequest:
+class StatusRequest(proj.ProjectRequest):
     """What `status` looks at."""
-
-    manifest: Path
-    store: Path
-    models: tuple[str, ...] = ()
-    profile: str | None = None
-    environ: Mapping[str, str] = field(default_factory=dict)
-    detector: proj.Detector | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,20 +14,20 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
 
 from modelsync.errors import StaleError, UsageError
+from modelsync.fetch.progress import ProgressSink
 from modelsync.fetch.retry import RetryPolicy
+from modelsync.ops import project as proj
 from modelsync.store import roots
 from modelsync.store.blobs import BlobStore
 from modelsync.store.layout import StoreLayout
 from modelsync.store.locking import exclusive, exclusive_async
 from modelsync.store.state import open_state
-from modelsync.sync import project as proj
 from modelsync.sync.apply import (
     ApplyOptions,
     ProgressFactory,
@@ -37,23 +37,32 @@ from modelsync.sync.apply import (
     no_progress,
 )
 from modelsync.sync.desired import ProfileChoice, machine_of, misfits
-from modelsync.sync.model import Applied, Inventory, LinkMode, Placement, SyncPlan
+from modelsync.sync.model import Applied, FetchStep, Inventory, LinkMode, Placement, SyncPlan
 from modelsync.sync.plan import plan_sync
+
+__all__ = [
+    "Applied",
+    "FetchStep",
+    "LinkMode",
+    "ProgressFactory",
+    "ProgressSink",
+    "SyncPlan",
+    "SyncReport",
+    "SyncRequest",
+    "sync_project",
+]
+"""The request, the report and the values it carries, for the command that renders them."""
 
 log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class SyncRequest:
+class SyncRequest(proj.ProjectRequest):
     """What the user asked `sync` (or `sync --dry-run`) for."""
 
-    manifest: Path
-    store: Path
     frozen: bool = False
     locked: bool = False
     dry_run: bool = False
-    models: tuple[str, ...] = ()
-    profile: str | None = None
     jobs: int = 4
     link: LinkMode | None = None
     """Forced by `--link`; None: settings.link, whose default `auto` probes."""
@@ -62,10 +71,8 @@ class SyncRequest:
     """A locked choice that does not fit this machine is an error, not a warning."""
     offline: bool = False
     wait: bool = True
-    environ: Mapping[str, str] = field(default_factory=dict)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     progress: ProgressFactory = no_progress
-    detector: proj.Detector | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +88,7 @@ class SyncReport:
     applied: Applied | None
     """None for a dry run or when there was nothing to do."""
     link_mode: str | None
-    """The mode used (or recorded before) in the target dir."""
+    """The mode used (a dry run: the one it would place by), else the one recorded before."""
     relocked: bool = False
     stale: str | None = None
     """Why the lock is stale, when a dry run planned from it anyway."""
@@ -160,7 +167,7 @@ async def sync_project(request: SyncRequest) -> SyncReport:
             plan, inventory, applied = await _fetch_and_apply(
                 ctx, blobs, request, loaded.lock_path, plan=plan, inventory=inventory
             )
-    mode = None
+    mode = plan.link_mode.value if plan.link_mode else None  # what a dry run would place by
     if applied is not None:
         mode = applied.link_modes.get(str(ctx.target_root))
     report = SyncReport(

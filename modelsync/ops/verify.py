@@ -3,17 +3,16 @@ mismatch, naming each file with expected and actual size and digest."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
 from modelsync.errors import IntegrityError
+from modelsync.ops import project as proj
 from modelsync.store.blobs import BlobStore
 from modelsync.store.layout import StoreLayout
 from modelsync.store.state import open_state
-from modelsync.sync import project as proj
 from modelsync.sync.desired import ProfileChoice
 from modelsync.sync.verify import VerifyReport, verify_inventory
 
@@ -21,16 +20,10 @@ log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class VerifyRequest:
+class VerifyRequest(proj.ProjectRequest):
     """What `verify` checks, and how deeply."""
 
-    manifest: Path
-    store: Path
     full: bool = False
-    models: tuple[str, ...] = ()
-    profile: str | None = None
-    environ: Mapping[str, str] = field(default_factory=dict)
-    detector: proj.Detector | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelsync.errors import UsageError
-from modelsync.fetch.preflight import human_bytes
 from modelsync.rules import is_sha256
+from modelsync.units import human_bytes
 
 CARD_PATH = "README.md"
 BENCH_NAME = "models.bench.json"

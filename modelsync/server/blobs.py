@@ -1,7 +1,8 @@
 """The server's content-addressed blob store under `<root>/.hub/blobs`, and hashing while copying.
 
-Blobs are named by SHA-256, written to a temp file, fsynced, renamed into place and made
-read-only. Nothing else lives in the blob folders, so no `.gz`/`.br` sibling can ever be served.
+Blobs are named by SHA-256, written to a temp file, fsynced, made read-only and renamed into
+place (the folder fsynced too). Nothing else lives in the blob folders, so no `.gz`/`.br`
+sibling can ever be served.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from modelsync.atomic import fsync_dir
+from modelsync.digest import CHUNK
 from modelsync.server import gitobj
-
-CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +120,7 @@ class BlobStore:
         target.parent.mkdir(exist_ok=True)
         temp_path.chmod(0o444)
         temp_path.replace(target)
+        fsync_dir(target.parent)  # the rename too survives a crash (atomic.py's rule)
         return target
 
     def put_bytes(self, data: bytes) -> Hashed:

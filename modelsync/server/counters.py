@@ -63,11 +63,6 @@ class Counters:
         with self._lock:
             return [r for r in self._records if route is None or r.route == route]
 
-    def requests_by_route(self) -> dict[str, int]:
-        """A copy of the per-route request counts."""
-        with self._lock:
-            return dict(self._requests)
-
     def bytes_sent(self, repo_id: str | None = None, path: str | None = None) -> int:
         """File bytes sent: of one file, of one repository, or in total."""
         with self._lock:
@@ -85,11 +80,3 @@ class Counters:
                 for e in self._events
                 if (name is None or e.name == name) and (repo_id is None or e.repo_id == repo_id)
             ]
-
-    def reset(self) -> None:
-        """Forget all counts and events (e.g. between the phases of a test)."""
-        with self._lock:
-            self._requests.clear()
-            self._bytes.clear()
-            self._events.clear()
-            self._records.clear()

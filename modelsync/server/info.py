@@ -98,7 +98,6 @@ _FIELDS: dict[str, Callable[[RepoView, bool], object]] = {
     "spaces": lambda v, _: [],
     "usedStorage": lambda v, _: v.used_storage,
 }
-EXPANDABLE = frozenset(_FIELDS) - {"id", "modelId"}
 
 INFO_FIELDS = (
     "id", "modelId", "author", "sha", "lastModified", "createdAt", "private", "gated", "disabled",

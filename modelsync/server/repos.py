@@ -112,14 +112,6 @@ class RepoStore:
                 return commits[revision]
         raise RevisionNotFoundError(repo_id, revision)
 
-    def get_commit(self, repo_id: str, commit_id: str) -> Commit:
-        """A commit by id; `RevisionNotFoundError` if this repository has none of that id."""
-        with self._lock:
-            commit = self._commits.get(repo_id, {}).get(commit_id)
-        if commit is None:
-            raise RevisionNotFoundError(repo_id, commit_id)
-        return commit
-
     def list_commits(self, repo_id: str, revision: str = DEFAULT_BRANCH) -> list[Commit]:
         """The history of a revision, newest first."""
         with self._lock:

@@ -72,6 +72,10 @@ async def hub_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         log.exception("request.failed", method=request.method, route=route, path=request.path)
         response = error_answer(HubError(500, "Internal server error"))
     log.debug(
-        "request", method=request.method, route=route, path=request.path, status=response.status
+        "server.request",
+        method=request.method,
+        route=route,
+        path=request.path,
+        status=response.status,
     )
     return response

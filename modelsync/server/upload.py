@@ -12,9 +12,10 @@ import structlog
 from aiohttp import web
 
 from modelsync import digest
+from modelsync.digest import CHUNK
 from modelsync.server import bodies, gitobj, names
 from modelsync.server.auth import TokenInfo, can_read, check_write
-from modelsync.server.blobs import CHUNK, Hasher, SizeMismatchError
+from modelsync.server.blobs import Hasher, SizeMismatchError
 from modelsync.server.context import context, visible_repo
 from modelsync.server.counters import Counters
 from modelsync.server.hub_errors import BadRequestError, ForbiddenError, NotFoundError

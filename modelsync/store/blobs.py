@@ -135,7 +135,9 @@ class BlobStore:
                 how = "copy"
                 actual = _copy_hashing(source, temp)
             if actual != sha256:
-                log.warning("adopt_mismatch", source=str(source), expected=sha256, actual=actual)
+                log.warning(
+                    "store.adopt_mismatch", source=str(source), expected=sha256, actual=actual
+                )
                 return None
             with contextlib.suppress(OSError):  # another user's hardlinked file: leave its mode
                 temp.chmod(0o444)
@@ -144,7 +146,7 @@ class BlobStore:
             temp.replace(blob)
             fsync_dir(blob.parent)
         except OSError as err:
-            log.warning("adopt_failed", source=str(source), error=str(err))
+            log.warning("store.adopt_failed", source=str(source), error=str(err))
             return None
         finally:
             with contextlib.suppress(FileNotFoundError):

@@ -70,7 +70,7 @@ def exclusive(lock_path: Path, *, wait: bool, poll: float = 0.25) -> Iterator[No
         holder = _describe_holder(lock_path)
         if not wait:
             raise _busy(lock_path, holder) from None
-        log.info("lock_wait", lock=str(lock_path), holder=holder)
+        log.info("store.lock_wait", lock=str(lock_path), holder=holder)
         lock.acquire(poll_interval=poll)
     with _holding(lock_path, lock):
         yield
@@ -93,7 +93,7 @@ async def exclusive_async(
             if not wait:
                 raise _busy(lock_path, _describe_holder(lock_path)) from None
             if not logged:
-                log.info("lock_wait", lock=str(lock_path), holder=_describe_holder(lock_path))
+                log.info("store.lock_wait", lock=str(lock_path), holder=_describe_holder(lock_path))
                 logged = True
             await asyncio.sleep(poll)
     with _holding(lock_path, lock):

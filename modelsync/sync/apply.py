@@ -2,18 +2,19 @@
 
 Order: quarantine bad blobs; adopt missing blobs from local caches (hash-checked); download the
 rest (bounded concurrency, resumable, verified; the aiohttp modules are imported only here, and
-only when something must be downloaded); probe the link mode once per target dir; place each
-file by temp + rename, journaled right before the rename (`sync.placed`); remove stale
-placements that are still exactly what sync put there (never through a symlinked folder);
-write the placement record. Per-file failures are collected; once everything that could be
-done is done, the worst is raised once (integrity > remote > disk/permission). A plan with
-conflicts is refused before anything is changed. `fetch_missing` adopts and downloads ahead,
-without the store lock (design.md section 3).
+only when something must be downloaded); place each file by the plan's link mode (its next
+one where the first placement fails), by temp + rename, journaled right before the rename
+(`sync.placed`); remove stale placements that are still exactly what sync put there (never
+through a symlinked folder); write the placement record. Per-file failures are collected; once
+everything that could be done is done, the worst is raised once (integrity > remote >
+disk/permission). A plan with conflicts is refused before anything is changed.
+`fetch_missing` adopts and downloads ahead, without the store lock (design.md section 3).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -32,13 +33,13 @@ from modelsync.errors import (
     StaleError,
     UsageError,
 )
-from modelsync.fetch.preflight import check_free_space, free_bytes, human_bytes
+from modelsync.fetch.preflight import check_free_space, free_bytes
 from modelsync.fetch.progress import NoProgress, ProgressSink
 from modelsync.fetch.retry import RetryPolicy
 from modelsync.store.blobs import BlobStore
 from modelsync.store.locking import unguarded
 from modelsync.sync.gitignore import ignore_first_sync
-from modelsync.sync.link import place, probe, unlink_placed
+from modelsync.sync.link import place, unlink_placed
 from modelsync.sync.model import (
     Applied,
     Fetched,
@@ -46,9 +47,11 @@ from modelsync.sync.model import (
     Inventory,
     LinkMode,
     Placement,
+    PlaceStep,
     SyncPlan,
 )
 from modelsync.sync.placed import Journal, record_path, write_record
+from modelsync.units import human_bytes
 
 log = structlog.get_logger(__name__)
 
@@ -121,30 +124,25 @@ async def apply_plan(
     failures = _Failures()
     for bad in plan.bad_blobs:
         kept = blobs.quarantine(bad.sha256)
-        log.warning("blob_bad", blob=bad.sha256, found=bad.found, quarantined=str(kept))
+        log.warning("sync.blob_bad", blob=bad.sha256, found=bad.found, quarantined=str(kept))
     failures.errors.extend(ahead.failed[s.sha256] for s in plan.fetch if s.sha256 in ahead.failed)
-    todo = tuple(s for s in plan.fetch if s.sha256 not in ahead.failed)
-    adopted = _adopt(todo, blobs)
-    adopted_shas = {sha for sha, _label, _src in adopted}
-    remaining = tuple(s for s in todo if s.sha256 not in adopted_shas)
-    failed: dict[str, ModelsyncError] = {}
-    fetched, bytes_fetched, seconds, resumed = await _download(remaining, blobs, options, failed)
-    failures.errors.extend(failed.values())
-    modes: dict[str, str] = {}
+    own = await _bring(tuple(s for s in plan.fetch if s.sha256 not in ahead.failed), blobs, options)
+    failures.errors.extend(own.failed.values())
+    mode = None
     placed = 0
     removed: tuple[str, ...] = ()
     touched: set[Path] = set()
     where = record_path(inventory.target_root, inventory.lock)
     journal = Journal(where)
     try:
-        mode = _link_mode(plan, inventory, blobs)
-        if mode is not None:
-            modes[str(inventory.target_root)] = mode.value
+        placing = tuple(s for s in plan.place if blobs.stat(s.sha256) is not None)
+        if placing:  # the others' downloads failed; those errors are already collected
             if options.gitignore:
                 ignore_first_sync(inventory.target_root)
-            placed = _place_all(
+            mode, placed = _place_all(
                 plan,
-                mode,
+                placing,
+                inventory.target_root,
                 blobs=blobs,
                 record=record,
                 failures=failures,
@@ -155,13 +153,13 @@ async def apply_plan(
         for change in plan.record:
             if change.placement is None:
                 record.pop(change.rel, None)
-                log.info("record_forget", file=change.rel, note=change.note)
+                log.info("sync.record_forget", file=change.rel, note=change.note)
             else:
                 record[change.rel] = change.placement
     finally:
         journal.close()
         try:
-            write_record(where, inventory.lock, record, mode_used(modes, inventory))
+            write_record(where, inventory.lock, record, mode or inventory.recorded_mode)
         except OSError as err:
             failures.add(
                 UsageError(
@@ -173,19 +171,8 @@ async def apply_plan(
             if folder.exists():
                 fsync_dir(folder)
     failures.raise_worst()
-    before = ahead.applied
-    return Applied(
-        fetched=before.fetched + fetched,
-        bytes_fetched=before.bytes_fetched + bytes_fetched,
-        fetch_seconds=before.fetch_seconds + seconds,
-        adopted=before.adopted + tuple((label, src) for _sha, label, src in adopted),
-        bytes_adopted=before.bytes_adopted
-        + sum(s.size for s in plan.fetch if s.sha256 in adopted_shas),
-        resumed=before.resumed + resumed,
-        placed=placed,
-        removed=removed,
-        link_modes=modes,
-    )
+    modes = {str(inventory.target_root): mode.value} if mode else {}
+    return ahead.applied + own.applied + Applied(placed=placed, removed=removed, link_modes=modes)
 
 
 async def fetch_missing(
@@ -195,56 +182,81 @@ async def fetch_missing(
     adoption and each blob's admission take `options.admit`, so a slow download blocks no other
     run. Blobs found bad are left to `apply_plan`, which quarantines them first."""
     bad = {b.sha256 for b in plan.bad_blobs}
-    steps = tuple(s for s in plan.fetch if s.sha256 not in bad)
+    return await _bring(tuple(s for s in plan.fetch if s.sha256 not in bad), blobs, options)
+
+
+async def _bring(steps: tuple[FetchStep, ...], blobs: BlobStore, options: ApplyOptions) -> Fetched:
+    """Adopt the blobs local files hold (under `options.admit`), then download the rest."""
     async with options.admit():
         adopted = _adopt(steps, blobs)
-    adopted_shas = {sha for sha, _label, _src in adopted}
     failed: dict[str, ModelsyncError] = {}
-    remaining = tuple(s for s in steps if s.sha256 not in adopted_shas)
-    fetched, bytes_fetched, seconds, resumed = await _download(remaining, blobs, options, failed)
-    applied = Applied(
-        fetched=fetched,
-        bytes_fetched=bytes_fetched,
-        fetch_seconds=seconds,
-        adopted=tuple((label, src) for _sha, label, src in adopted),
-        bytes_adopted=sum(s.size for s in steps if s.sha256 in adopted_shas),
-        resumed=resumed,
+    rest = tuple(s for s in steps if s not in adopted)
+    downloaded = await _download(rest, blobs, options, failed)
+    return Fetched(
+        dataclasses.replace(
+            downloaded,
+            adopted=tuple((step.label, source) for step, source in adopted.items()),
+            bytes_adopted=sum(step.size for step in adopted),
+        ),
+        failed,
     )
-    return Fetched(applied, failed)
 
 
 def _place_all(
     plan: SyncPlan,
-    mode: LinkMode,
+    steps: tuple[PlaceStep, ...],
+    root: Path,
     *,
     blobs: BlobStore,
     record: dict[str, Placement],
     failures: _Failures,
     touched: set[Path],
     journal: Journal,
-) -> int:
-    """Place every file whose blob is in the store, journaling each before its rename; returns
-    how many were placed."""
+) -> tuple[LinkMode, int]:
+    """Place `steps` by the plan's link mode, journaling each before its rename; returns the
+    mode used and how many were placed.
+
+    Until one placement works, a failure moves on to the plan's next mode (the look at the
+    filesystem can be wrong: XFS without reflinks, a bind mount), and one with no mode left
+    means the target dir takes no file at all; after that, a failure is that file's."""
+    modes = list(plan.links)
+    forced = plan.link is not None
+    log.info("sync.link_mode", target=str(root), mode=modes[0].value, forced=forced)
+    proven = forced  # a forced mode has nothing to fall back to
     placed = 0
-    for step in plan.place:
-        if blobs.stat(step.sha256) is None:
-            continue  # its download failed; that error is already collected
+    for step in steps:
         old = record.get(step.rel)
-        try:
-            before_rename = partial(journal.add, step.rel, step.sha256, mode)
-            with blobs.relinking(step.sha256, *([old.sha256] if old else [])):
-                place(blobs.path(step.sha256), step.target, mode, before_rename)
-            st = os.lstat(step.target)
-        except OSError as err:
-            failures.add(_place_error(step.rel, step.target, err, mode))
-            continue
-        record[step.rel] = Placement(step.sha256, st.st_size, mode, st.st_ino, st.st_mtime_ns)
-        if mode in (LinkMode.COPY, LinkMode.REFLINK):
-            blobs.state.record(step.target, step.target.stat(), step.sha256)
-        touched.add(step.target.parent)
-        placed += 1
-        log.debug("placed", file=step.rel, mode=mode.value, reason=step.reason.value)
-    return placed
+        while True:
+            mode = modes[0]
+            try:
+                before_rename = partial(journal.add, step.rel, step.sha256, mode)
+                with blobs.relinking(step.sha256, *([old.sha256] if old else [])):
+                    place(blobs.path(step.sha256), step.target, mode, before_rename)
+                st = os.lstat(step.target)
+            except OSError as err:
+                if proven:
+                    failures.add(_place_error(step.rel, step.target, err, mode))
+                    break
+                if len(modes) == 1:
+                    raise _dir_error(root, err) from err
+                modes.pop(0)
+                log.warning(
+                    "sync.link_fallback",
+                    target=str(root),
+                    planned=mode.value,
+                    used=modes[0].value,
+                    error=err.strerror or str(err),
+                )
+                continue
+            proven = True
+            record[step.rel] = Placement(step.sha256, st.st_size, mode, st.st_ino, st.st_mtime_ns)
+            if mode in (LinkMode.COPY, LinkMode.REFLINK):
+                blobs.state.record(step.target, step.target.stat(), step.sha256)
+            touched.add(step.target.parent)
+            placed += 1
+            log.debug("sync.placed", file=step.rel, mode=mode.value, reason=step.reason.value)
+            break
+    return modes[0], placed
 
 
 def _remove_all(
@@ -259,39 +271,35 @@ def _remove_all(
     removed = []
     for removal in plan.remove:
         if removal.rel.partition("/")[0] in held:
-            log.info("removal_held", file=removal.rel, reason="the model's new files are missing")
+            log.info(
+                "sync.removal_held", file=removal.rel, reason="the model's new files are missing"
+            )
             continue
         with blobs.relinking(removal.placement.sha256):
             gone = _remove(removal.target, removal.placement, root)
         if gone:
             removed.append(removal.rel)
             touched.add(removal.target.parent)
-            log.info("removed_stale", file=removal.rel)
+            log.info("sync.removed_stale", file=removal.rel)
         record.pop(removal.rel, None)
     return tuple(removed)
 
 
-def mode_used(modes: Mapping[str, str], inventory: Inventory) -> LinkMode | None:
-    """The mode this run used in the target dir, else the one recorded before."""
-    used = modes.get(str(inventory.target_root))
-    return LinkMode(used) if used else inventory.recorded_mode
-
-
-def _adopt(steps: tuple[FetchStep, ...], blobs: BlobStore) -> list[tuple[str, str, str]]:
-    """Blobs taken from the local files the plan names instead of the network:
-    (sha256, label, source)."""
-    adopted = []
+def _adopt(steps: tuple[FetchStep, ...], blobs: BlobStore) -> dict[FetchStep, str]:
+    """Blobs taken from the local files the plan names instead of the network, and which
+    cache each came from."""
+    adopted = {}
     for step in steps:
         for candidate in step.adopt:
             if blobs.adopt(candidate.path, step.sha256, step.size) is not None:
                 log.info(
-                    "adopted",
+                    "sync.adopted",
                     file=step.label,
                     source=candidate.source,
                     path=str(candidate.path),
                     bytes=step.size,
                 )
-                adopted.append((step.sha256, step.label, candidate.source))
+                adopted[step] = candidate.source
                 break
     return adopted
 
@@ -301,12 +309,12 @@ async def _download(
     blobs: BlobStore,
     options: ApplyOptions,
     failed: dict[str, ModelsyncError],
-) -> tuple[int, int, float, tuple[tuple[str, int], ...]]:
-    """Download the blobs still missing; returns (files admitted, bytes received, seconds, and
-    the label and reused bytes of each download continued from an earlier run's partial) and
-    puts each failure in `failed` by sha256."""
+) -> Applied:
+    """Download the blobs still missing: files admitted, bytes received, seconds, and the label
+    and reused bytes of each download continued from an earlier run's partial; each failure
+    goes into `failed` by sha256."""
     if not steps:
-        return 0, 0, 0.0, ()
+        return Applied()
     if options.offline:
         listed = ", ".join(f"{s.label} ({human_bytes(s.size)})" for s in steps)
         raise RemoteError(
@@ -350,30 +358,12 @@ async def _download(
             )
         else:
             raise outcome
-    resumed = tuple((r.item.label, r.resumed_from) for r in results if r.resumed_from)
-    fetched = sum(r.admitted for r in results)
-    return fetched, sum(r.received for r in results), time.monotonic() - started, resumed
-
-
-def _link_mode(plan: SyncPlan, inventory: Inventory, blobs: BlobStore) -> LinkMode | None:
-    """The forced mode, else the best mode probed once for this target dir."""
-    if not plan.place:
-        return None
-    if plan.link is not None:
-        log.info("link_mode", target=str(inventory.target_root), mode=plan.link.value, forced=True)
-        return plan.link
-    for step in plan.place:
-        blob = blobs.path(step.sha256)
-        if blobs.stat(step.sha256) is None:
-            continue
-        try:
-            with blobs.relinking(step.sha256):  # the probe may hardlink it for a moment
-                mode = probe(blob, inventory.target_root)
-        except OSError as err:
-            raise _dir_error(inventory.target_root, err) from err
-        log.info("link_mode", target=str(inventory.target_root), mode=mode.value, forced=False)
-        return mode
-    return None
+    return Applied(
+        fetched=sum(r.admitted for r in results),
+        bytes_fetched=sum(r.received for r in results),
+        fetch_seconds=time.monotonic() - started,
+        resumed=tuple((r.item.label, r.resumed_from) for r in results if r.resumed_from),
+    )
 
 
 def _dir_error(folder: Path, err: OSError) -> UsageError:
@@ -396,7 +386,7 @@ def _remove(target: Path, placement: Placement, root: Path) -> bool:
     try:
         return unlink_placed(root, target, (placement.size, placement.inode, placement.mtime_ns))
     except OSError as err:
-        log.warning("stale_kept", file=str(target), error=err.strerror or str(err))
+        log.warning("sync.stale_kept", file=str(target), error=err.strerror or str(err))
         return False
 
 

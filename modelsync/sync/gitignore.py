@@ -51,12 +51,12 @@ def ignore_first_sync(target_root: Path) -> bool:
     if (target_root / RECORD_DIR).exists() or os.path.lexists(path):
         return False
     if git_tracks_files_in(target_root):
-        log.info("gitignore_skipped", target=str(target_root), reason="git tracks files there")
+        log.info("sync.gitignore_skipped", target=str(target_root), reason="git tracks files there")
         return False
     try:
         atomic.write_text(path, TEXT)
     except OSError as err:  # the placements matter; this file is a courtesy
-        log.warning("gitignore_failed", path=str(path), error=err.strerror or str(err))
+        log.warning("sync.gitignore_failed", path=str(path), error=err.strerror or str(err))
         return False
-    log.info("gitignore_written", path=str(path))
+    log.info("sync.gitignore_written", path=str(path))
     return True

@@ -7,9 +7,11 @@ ctime shows a write even when the mtime was put back), a regular file at a targe
 not place (or that changed since) but has the wanted size, a blob whose size is not the lock's
 (its bytes decide whether the blob or the lock is wrong), and everything with `full`.
 
-For a blob the store lacks or holds bad, it also finds what apply would start from (no content
-read): local files to adopt (the Hugging Face and Ollama caches, untouched placements of it)
-and the partial download a fetch would resume, so the plan, and so `--dry-run`, can say so.
+It judges, without writing, which link modes the target dir takes from the store
+(`sync.link.supported`). For a blob the store lacks or holds bad, it also finds what apply
+would start from (no content read): local files to adopt (the Hugging Face and Ollama caches,
+untouched placements of it) and the partial download a fetch would resume, so the plan, and so
+`--dry-run`, can say so.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from pathlib import Path
 
 from modelsync.digest import sha256_file
 from modelsync.errors import UsageError
-from modelsync.store.adopt import AdoptionSources, Candidate
 from modelsync.store.blobs import BlobStore
 from modelsync.store.partial import resumable
+from modelsync.sync.adopt import AdoptionSources
 from modelsync.sync.desired import target_of
+from modelsync.sync.link import supported
 from modelsync.sync.model import (
     BlobSeen,
+    Candidate,
     FileStat,
     Inventory,
     LinkMode,
@@ -207,4 +211,5 @@ def take_inventory(
         lock=lock,
         recorded_mode=recorded_mode,
         root_registered=registered,
+        links=supported(blobs.layout.blobs_dir, target_root),
     )

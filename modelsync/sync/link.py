@@ -1,8 +1,10 @@
 """Placing a blob at a target path: reflink > hardlink > symlink > copy, always temp + rename.
 
-The mode is probed once per target directory (design.md section 3); a reader of the target never
-sees a half-written file, because every placement is built under a temporary name beside the
-target and renamed over it.
+Which modes a target dir takes is judged without writing there (`supported`: the same mount as
+the store for a hardlink, one filesystem of a kind that shares extents for a reflink), so
+`status` and `--dry-run` show the mode apply will use; apply falls back to the next mode if the
+first placement proves the judgement wrong. A reader of the target never sees a half-written
+file: every placement is built under a temporary name beside the target and renamed over it.
 """
 
 from __future__ import annotations
@@ -11,36 +13,27 @@ import contextlib
 import errno
 import fcntl
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from modelsync.paths import existing_part
 from modelsync.store.layout import PLACE_TEMP_SUFFIX
 from modelsync.sync.model import LinkMode
 
 # linux/fs.h: _IOW(0x94, 9, int) — share the source's extents (btrfs, XFS, bcachefs).
 _FICLONE = 0x40049409
+_REFLINK_FS = frozenset({"btrfs", "xfs", "bcachefs", "ocfs2"})
+"""Filesystems where FICLONE may work (XFS only when made with reflink=1: apply falls back)."""
+_MOUNTINFO = Path("/proc/self/mountinfo")
 
-
-__all__ = [
-    "AUTO_ORDER",
-    "TEMP_SUFFIX",
-    "LinkMode",
-    "place",
-    "probe",
-    "refers_to",
-    "unlink_placed",
-]
-
-TEMP_SUFFIX = PLACE_TEMP_SUFFIX
-"""Placements are built as `.<name>.<8 hex>.modelsync-tmp` beside the target, then renamed."""
-
-AUTO_ORDER = (LinkMode.REFLINK, LinkMode.HARDLINK, LinkMode.SYMLINK, LinkMode.COPY)
+__all__ = ["LinkMode", "mount_of", "place", "supported", "unlink_placed"]
 
 
 def _temp_beside(target: Path) -> Path:
-    return target.with_name(f".{target.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+    return target.with_name(f".{target.name}.{secrets.token_hex(4)}{PLACE_TEMP_SUFFIX}")
 
 
 def _reflink(blob: Path, dest: Path) -> None:
@@ -99,35 +92,42 @@ def place(
         raise
 
 
-def probe(blob: Path, target_dir: Path) -> LinkMode:
-    """The best mode that works from the store to `target_dir`, found by trying each once."""
-    target_dir.mkdir(parents=True, exist_ok=True)
-    for mode in AUTO_ORDER:
-        temp = _temp_beside(target_dir / "probe")
-        try:
-            _make(blob, temp, mode)
-        except OSError:
-            if mode is LinkMode.COPY:
-                raise  # nothing left to fall back to: a read-only or full target dir
+def _unescape(field: str) -> str:
+    """The kernel writes a space in a mount point as `\\040`."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)
+
+
+def mount_of(path: Path, mountinfo: str) -> tuple[str, str, str]:
+    """(mount id, fs type, source) of the mount holding `path`; empty strings where unknown."""
+    best, found = "", ("", "", "")
+    for line in mountinfo.splitlines():
+        head, _, tail = line.partition(" - ")
+        fields, rest = head.split(" "), tail.split(" ")
+        if len(fields) < 5 or len(rest) < 2:
             continue
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                temp.unlink()
-        return mode
-    raise AssertionError("copy always works or raises")
+        point = _unescape(fields[4])
+        inside = point == "/" or str(path) == point or str(path).startswith(point + "/")
+        if inside and len(point) > len(best):
+            best, found = point, (fields[0], rest[0], rest[1])
+    return found
 
 
-def refers_to(target: Path, blob_stat: os.stat_result, mode: LinkMode, blob: Path) -> bool:
-    """Whether `target` is still the placement of `blob` made by `mode` (stat only, no read)."""
+def supported(store_dir: Path, target_dir: Path) -> tuple[LinkMode, ...]:
+    """The modes from the store to `target_dir`, best first, judged by stat() and the mount
+    table only: nothing is written, so `status` may ask too."""
+    store, target = existing_part(store_dir), existing_part(target_dir)
     try:
-        if mode is LinkMode.SYMLINK:
-            return target.is_symlink() and target.readlink() == blob.resolve()
-        st = target.stat(follow_symlinks=False)
+        mountinfo = _MOUNTINFO.read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return False
-    if mode is LinkMode.HARDLINK:
-        return st.st_ino == blob_stat.st_ino and st.st_dev == blob_stat.st_dev
-    return st.st_size == blob_stat.st_size
+        mountinfo = ""  # not Linux: FICLONE is Linux's, and the device number decides the rest
+    store_id, kind, source = mount_of(store, mountinfo)
+    target_id, _, target_source = mount_of(target, mountinfo)
+    modes = []
+    if kind in _REFLINK_FS and source == target_source:
+        modes.append(LinkMode.REFLINK)  # btrfs clones across subvolumes and mounts of one disk
+    if store.stat().st_dev == target.stat().st_dev and store_id == target_id:
+        modes.append(LinkMode.HARDLINK)  # link(2) refuses another mount, even of the same disk
+    return (*modes, LinkMode.SYMLINK, LinkMode.COPY)
 
 
 def _open_folder(root: Path, parts: list[str], parent_fd: int) -> int:

@@ -11,12 +11,12 @@ when there is nothing to do.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from modelsync.errors import ModelsyncError
-from modelsync.store.adopt import Candidate
 
 
 class LinkMode(StrEnum):
@@ -26,6 +26,19 @@ class LinkMode(StrEnum):
     HARDLINK = "hardlink"
     SYMLINK = "symlink"
     COPY = "copy"
+
+
+AUTO_ORDER = (LinkMode.REFLINK, LinkMode.HARDLINK, LinkMode.SYMLINK, LinkMode.COPY)
+"""The modes `auto` tries, best first."""
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A file that may hold a blob's bytes, and which cache it is in (`sync.adopt`)."""
+
+    path: Path
+    source: str
+    """"huggingface", "ollama" or "placed"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +161,9 @@ class Inventory:
     recorded_mode: LinkMode | None = None
     """The mode of the latest placement recorded in this target dir."""
     root_registered: bool = True
+    links: tuple[LinkMode, ...] = AUTO_ORDER
+    """The modes the target dir's filesystem should take from the store, best first, as a
+    read-only look judged them (`sync.link.supported`)."""
 
 
 class PlaceReason(StrEnum):
@@ -241,7 +257,10 @@ class SyncPlan:
     register_root: bool = False
     unchanged: int = 0
     link: LinkMode | None = None
-    """The forced link mode; None probes the target dir."""
+    """The forced link mode; None: the best the target dir takes."""
+    links: tuple[LinkMode, ...] = ()
+    """What apply places by: the first mode, and until a placement works, the next where one
+    fails (the look at the filesystem can be wrong); empty when nothing is placed."""
 
     def __bool__(self) -> bool:
         return bool(
@@ -253,6 +272,11 @@ class SyncPlan:
             or self.bad_blobs
             or self.register_root
         )
+
+    @property
+    def link_mode(self) -> LinkMode | None:
+        """The mode files will be placed by (None: nothing to place)."""
+        return self.links[0] if self.links else None
 
     @property
     def downloads(self) -> tuple[FetchStep, ...]:
@@ -297,6 +321,15 @@ class Applied:
     """`<model>/<path>` of every stale placement removed."""
     link_modes: Mapping[str, str] = field(default_factory=dict)
     """Target dir → the link mode used there."""
+
+    def __add__(self, other: Applied) -> Applied:
+        """Two stages' work together: what was fetched ahead, then what apply did."""
+        summed: dict[str, Any] = {
+            f.name: getattr(self, f.name) + getattr(other, f.name)
+            for f in fields(self)
+            if f.name != "link_modes"  # counts, seconds and tuples add up
+        }
+        return Applied(**summed, link_modes={**self.link_modes, **other.link_modes})
 
 
 @dataclass(frozen=True, slots=True)

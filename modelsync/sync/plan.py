@@ -16,8 +16,10 @@ Recorded placements no longer wanted are removed if untouched and no other proje
 target dir lists them, else forgotten (left to the user, or to that project). A blob missing
 from the store, or whose bytes do not hash to its name, is fetched (the bad one moved to
 quarantine first): adopted from a local file of the wanted size when the inventory found one,
-else downloaded, resuming a partial download. The plan decides all of this, so `--dry-run` and
-`status` show the bytes apply will download, not more.
+else downloaded, resuming a partial download. Files are placed by the forced link mode, else
+by the best the inventory found the target dir takes (falling back to the next where a
+placement proves it wrong). The plan decides all of this, so `--dry-run` and `status` show the
+bytes apply will download, not more, and the link mode it will use.
 """
 
 from __future__ import annotations
@@ -158,6 +160,7 @@ def plan_sync(
         register_root=not inventory.root_registered,
         unchanged=unchanged,
         link=link,
+        links=((link,) if link else inventory.links) if place else (),
     )
 
 

@@ -13,7 +13,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from modelsync.fetch.download import Fetcher, FetchItem, FetchResult, fetch_all
+from modelsync.fetch.download import Fetcher, FetchItem, FetchResult, fetch_blob
 from modelsync.fetch.session import create_session
 from modelsync.store.layout import StoreLayout
 
@@ -35,11 +35,11 @@ def leave_partial(layout: StoreLayout, sha: str, data: bytes) -> Path:
 
 
 def fetch(layout: StoreLayout, item: FetchItem) -> FetchResult:
-    async def go() -> list[FetchResult]:
+    async def go() -> FetchResult:
         async with create_session() as session:
-            return await fetch_all(Fetcher(session=session, layout=layout, fsync=False), [item])
+            return await fetch_blob(Fetcher(session=session, layout=layout, fsync=False), item)
 
-    return asyncio.run(go())[0]
+    return asyncio.run(go())
 
 
 def strict_server(httpserver: HTTPServer, data: bytes, *, honour_range: bool) -> list[str]:

@@ -17,7 +17,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from modelsync.errors import RemoteError
-from modelsync.fetch.download import Fetcher, FetchItem, FetchResult, fetch_all
+from modelsync.fetch.download import Fetcher, FetchItem, FetchResult, fetch_blob
 from modelsync.fetch.retry import RetryPolicy
 from modelsync.fetch.session import create_session
 from modelsync.store.layout import StoreLayout
@@ -75,12 +75,12 @@ def drip_server(
 def fetch(layout: StoreLayout, item: FetchItem, policy: RetryPolicy = DRIP_POLICY) -> FetchResult:
     """Fetch with `policy`; the outer limit only keeps a hang (the bug) from lasting."""
 
-    async def go() -> list[FetchResult]:
+    async def go() -> FetchResult:
         async with create_session() as session:
             fetcher = Fetcher(session=session, layout=layout, policy=policy, fsync=False)
-            return await asyncio.wait_for(fetch_all(fetcher, [item]), timeout=60)
+            return await asyncio.wait_for(fetch_blob(fetcher, item), timeout=60)
 
-    return asyncio.run(go())[0]
+    return asyncio.run(go())
 
 
 # Under fetch.body.DIRECT_MIN (aiohttp's stream path) and over it (the direct socket path).

@@ -16,8 +16,8 @@ from modelsync.fetch.retry import RetryPolicy
 from modelsync.ops.lock import LockRequest, lock_project
 from modelsync.ops.sync import SyncReport, SyncRequest, sync_project
 from modelsync.server.runner import ServerHandle
-from modelsync.store.adopt import hf_hub_cache, ollama_models
 from modelsync.store.layout import StoreLayout
+from modelsync.sync.adopt import hf_hub_cache, ollama_models
 from modelsync.sync.model import LinkMode
 from tests.fixtures.hub import HubRepoFactory, RepoRef
 

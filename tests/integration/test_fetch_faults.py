@@ -17,7 +17,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from modelsync.errors import AuthError, IntegrityError, RemoteError
-from modelsync.fetch.download import Fetcher, FetchItem, FetchResult, fetch_all
+from modelsync.fetch.download import Fetcher, FetchItem, FetchResult, fetch_each
 from modelsync.fetch.retry import RetryPolicy
 from modelsync.fetch.session import Credentials, Timeouts, create_session
 from modelsync.store.layout import StoreLayout
@@ -126,7 +126,7 @@ def run_fetch(
     timeouts: Timeouts | None = None,
     attempts: int = 5,
 ) -> list[FetchResult]:
-    """Fetch with a fresh session, as one CLI run would."""
+    """Fetch with a fresh session, as one CLI run would; the first failure is raised."""
 
     async def go() -> list[FetchResult]:
         async with create_session(timeouts=timeouts) as session:
@@ -138,7 +138,11 @@ def run_fetch(
                 sleep=sleeps or Sleeps(),
                 rand=lambda: 0.0,
             )
-            return await fetch_all(fetcher, items, jobs=4)
+            outcomes = await fetch_each(fetcher, items, jobs=4)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return [o for o in outcomes if isinstance(o, FetchResult)]
 
     return asyncio.run(go())
 

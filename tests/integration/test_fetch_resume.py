@@ -24,7 +24,7 @@ STEP = 256 << 10
 CHILD = """
 import asyncio, sys
 from pathlib import Path
-from modelsync.fetch.download import Fetcher, FetchItem, fetch_all
+from modelsync.fetch.download import Fetcher, FetchItem, fetch_blob
 from modelsync.fetch.session import create_session
 from modelsync.store.layout import StoreLayout
 
@@ -32,7 +32,7 @@ async def main() -> None:
     url, size, sha, store = sys.argv[1], int(sys.argv[2]), sys.argv[3], Path(sys.argv[4])
     async with create_session() as session:
         fetcher = Fetcher(session=session, layout=StoreLayout(store))
-        await fetch_all(fetcher, [FetchItem(url, size, sha, "m/big.bin")])
+        await fetch_blob(fetcher, FetchItem(url, size, sha, "m/big.bin"))
 
 asyncio.run(main())
 """

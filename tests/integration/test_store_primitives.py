@@ -16,7 +16,10 @@ from modelsync.store.blobs import BlobStore
 from modelsync.store.layout import StoreLayout
 from modelsync.store.locking import exclusive
 from modelsync.store.state import open_state
-from modelsync.sync.link import LinkMode, place, probe, refers_to
+from modelsync.sync.inventory import file_stat
+from modelsync.sync.link import LinkMode, mount_of, place, supported
+from modelsync.sync.model import BlobSeen
+from modelsync.sync.plan import refers_to_blob
 
 
 @pytest.fixture
@@ -29,12 +32,41 @@ def blob(tmp_path: Path) -> Path:
     return path
 
 
+def refers_to(target: Path, blob: Path, mode: LinkMode) -> bool:
+    """What the inventory and plan conclude from stat() alone: a link of the blob, or (for a
+    copy) a regular file of its size."""
+    seen, blob_stat = file_stat(target), file_stat(blob)
+    if seen is None or mode is LinkMode.COPY:
+        return seen is not None and blob_stat is not None and seen.size == blob_stat.size
+    return refers_to_blob(seen, BlobSeen("sha", Path(os.path.realpath(blob)), blob_stat))
+
+
 def test_probe_finds_hardlinks_on_one_filesystem(blob: Path, tmp_path: Path) -> None:
     """Within one ext4/tmpfs filesystem without reflinks, auto probing picks hardlinks."""
     target_dir = tmp_path / "models"
-    mode = probe(blob, target_dir)
-    assert mode in (LinkMode.REFLINK, LinkMode.HARDLINK)
-    assert list(target_dir.iterdir()) == []  # the probe leaves nothing behind
+    modes = supported(blob.parent, target_dir)
+    assert modes[0] in (LinkMode.REFLINK, LinkMode.HARDLINK)
+    assert modes[-2:] == (LinkMode.SYMLINK, LinkMode.COPY)
+    assert not target_dir.exists()  # the probe writes nothing
+
+
+MOUNTS = "\n".join(
+    [
+        "22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw",
+        "30 22 0:40 / /srv/my\\040disk rw shared:5 - btrfs /dev/sdb rw",
+        "31 22 0:41 /sub /srv/other rw - btrfs /dev/sdb rw",
+        "broken line",
+    ]
+)
+
+
+def test_the_mount_table_names_the_mount_holding_a_path() -> None:
+    """The longest mount point that holds the path wins, `\\040` is a space, and a name that
+    merely starts like a mount point is not inside it."""
+    assert mount_of(Path("/srv/my disk/models"), MOUNTS) == ("30", "btrfs", "/dev/sdb")
+    assert mount_of(Path("/srv/my diskette"), MOUNTS) == ("22", "ext4", "/dev/sda1")
+    assert mount_of(Path("/srv/other"), MOUNTS) == ("31", "btrfs", "/dev/sdb")
+    assert mount_of(Path("/x"), "") == ("", "", "")
 
 
 @pytest.mark.parametrize("mode", [LinkMode.HARDLINK, LinkMode.SYMLINK, LinkMode.COPY])
@@ -43,7 +75,7 @@ def test_place_each_mode_gives_the_blob_bytes(blob: Path, tmp_path: Path, mode: 
     target = tmp_path / "models" / "m" / "sub" / "file.gguf"
     place(blob, target, mode)
     assert target.read_bytes() == blob.read_bytes()
-    assert refers_to(target, blob.stat(), mode, blob)
+    assert refers_to(target, blob, mode)
     assert [p.name for p in target.parent.iterdir()] == ["file.gguf"]
 
 
@@ -63,7 +95,7 @@ def test_modified_copy_is_not_the_placement(blob: Path, tmp_path: Path) -> None:
     place(blob, target, LinkMode.HARDLINK)
     target.unlink()
     target.write_bytes(blob.read_bytes())
-    assert not refers_to(target, blob.stat(), LinkMode.HARDLINK, blob)
+    assert not refers_to(target, blob, LinkMode.HARDLINK)
 
 
 def test_place_where_the_rename_fails_leaves_nothing(blob: Path, tmp_path: Path) -> None:

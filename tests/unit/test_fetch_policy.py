@@ -9,11 +9,12 @@ import pytest
 from structlog.testing import capture_logs
 
 from modelsync.errors import UsageError
-from modelsync.fetch.preflight import check_free_space, free_bytes, human_bytes
+from modelsync.fetch.preflight import check_free_space, free_bytes
 from modelsync.fetch.progress import EventProgress
 from modelsync.fetch.retry import RetryPolicy, retry_after_seconds
 from modelsync.fetch.session import Credentials
 from modelsync.store.layout import StoreLayout
+from modelsync.units import human_bytes
 
 
 def test_backoff_doubles_up_to_the_cap_with_jitter() -> None:
@@ -111,6 +112,6 @@ def test_event_progress_is_rate_limited() -> None:
         progress.advance("m/f", 10)
         progress.finish("m/f", ok=True)
     assert [(e["event"], e["bytes"]) for e in logs] == [
-        ("fetch_progress", 0),
-        ("fetch_progress", 20),
+        ("fetch.progress", 0),
+        ("fetch.progress", 20),
     ]

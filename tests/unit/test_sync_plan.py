@@ -12,7 +12,6 @@ import pytest
 from modelsync.errors import ExitCode, LockfileError, UsageError
 from modelsync.lockfile.model import LockedFile, LockedModel, LockedProfile, Lockfile
 from modelsync.resolve.model import Gpu, Machine
-from modelsync.store.adopt import Candidate
 from modelsync.sync.desired import (
     MachineSize,
     choose_profile,
@@ -23,6 +22,7 @@ from modelsync.sync.desired import (
 )
 from modelsync.sync.model import (
     BlobSeen,
+    Candidate,
     FileStat,
     Inventory,
     LinkMode,

@@ -39,6 +39,13 @@ def not_built(name: str) -> Runner:
     return run
 
 
+def unbuilt(
+    name: str, text: str, add_arguments: Callable[[argparse.ArgumentParser], None]
+) -> Command:
+    """A command whose flags are defined but whose work is not: its help says so first."""
+    return Command(name, f"not built yet: {text}", add_arguments, not_built(name))
+
+
 def add_model_filter(parser: argparse.ArgumentParser) -> None:
     """`--model NAME`, repeatable: limit the command to these models."""
     parser.add_argument(

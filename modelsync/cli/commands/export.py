@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from modelsync.cli.commands.base import Command, add_model_filter, not_built
+from modelsync.cli.commands.base import add_model_filter, unbuilt
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,4 +14,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_filter(parser)
 
 
-COMMAND = Command("export", "hand locked models to other tools", add_arguments, not_built("export"))
+COMMAND = unbuilt("export", "hand locked models to other tools", add_arguments)

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from modelsync.cli.commands.base import Command, add_model_filter, not_built
+from modelsync.cli.commands.base import add_model_filter, unbuilt
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_filter(parser)
 
 
-COMMAND = Command(
-    "outdated",
-    "show locked revisions that moved upstream; exit 3 if any",
-    add_arguments,
-    not_built("outdated"),
+COMMAND = unbuilt(
+    "outdated", "show locked revisions that moved upstream; exit 3 if any", add_arguments
 )

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from modelsync.cli.commands.base import Command
 from modelsync.cli.options import GlobalOptions
 from modelsync.cli.render import Output
-from modelsync.fetch.preflight import human_bytes
+from modelsync.units import human_bytes
 
 if TYPE_CHECKING:
     from modelsync.ops.publish import Published, PublishReport

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from modelsync.cli.commands.base import Command, not_built
+from modelsync.cli.commands.base import unbuilt
 
 SORT_KEYS = ("downloads", "likes", "updated", "created")
 
@@ -25,4 +25,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-COMMAND = Command("search", "find GGUF repos on a registry", add_arguments, not_built("search"))
+COMMAND = unbuilt("search", "find GGUF repos on a registry", add_arguments)

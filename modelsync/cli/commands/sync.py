@@ -13,13 +13,17 @@ from typing import TYPE_CHECKING
 from modelsync.cli.commands.base import Command, add_model_filter
 from modelsync.cli.options import GlobalOptions
 from modelsync.cli.render import Output
-from modelsync.fetch.preflight import human_bytes
-from modelsync.fetch.progress import ProgressSink
-from modelsync.sync.apply import ProgressFactory
-from modelsync.sync.model import Applied, FetchStep, LinkMode, SyncPlan
+from modelsync.units import human_bytes
 
 if TYPE_CHECKING:
-    from modelsync.ops.sync import SyncReport
+    from modelsync.ops.sync import (
+        Applied,
+        FetchStep,
+        ProgressFactory,
+        ProgressSink,
+        SyncPlan,
+        SyncReport,
+    )
 
 LINK_MODES = ("auto", "reflink", "hardlink", "symlink", "copy")
 
@@ -76,7 +80,7 @@ def progress_factory(opts: GlobalOptions) -> ProgressFactory:
 
 
 def run(args: argparse.Namespace, opts: GlobalOptions, out: Output) -> int:
-    from modelsync.ops.sync import SyncRequest, sync_project  # noqa: PLC0415 - see base.LAZY_OPS
+    from modelsync.ops.sync import LinkMode, SyncRequest, sync_project  # noqa: PLC0415 - see base.LAZY_OPS
 
     request = SyncRequest(
         manifest=opts.manifest,
@@ -150,6 +154,7 @@ def plan_json(plan: SyncPlan) -> dict[str, object]:
         "bytes_to_fetch": plan.bytes_to_fetch,
         "bytes_resumed": plan.bytes_resumed,
         "bytes_to_adopt": plan.bytes_to_adopt,
+        "link_mode": plan.link_mode.value if plan.link_mode else None,
         "fetch": [
             {"file": s.label, "sha256": s.sha256, "size": s.size, "resume_from": s.resume_from}
             for s in plan.downloads

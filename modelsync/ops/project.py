@@ -8,10 +8,9 @@ holds per-profile entries and no `--profile` was given, or for sync's fit check 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from modelsync import paths
 from modelsync.credentials import grant
@@ -146,36 +145,21 @@ def detect_hardware(detector: Detector | None) -> HardwareProfile:
     return detector()
 
 
-class Selection(Protocol):
-    """The part of a sync, status or verify request that picks the profile and models."""
+@dataclass(frozen=True, slots=True)
+class ProjectRequest:
+    """What every sync, status or verify request names: the project, the store, and the
+    profile and models to look at."""
 
-    @property
-    def profile(self) -> str | None:
-        """`--profile`, or None to choose by the machine."""
-
-    @property
-    def models(self) -> tuple[str, ...]:
-        """`--model` names; empty: all."""
-
-    @property
-    def environ(self) -> Mapping[str, str]:
-        """Where registry tokens are read from."""
-
-    @property
-    def detector(self) -> Detector | None:
-        """Hardware detection (tests pass a fixed profile)."""
-
-
-def context_for(loaded: Loaded, lock: Lockfile, request: Selection) -> SyncContext:
-    """`context` with the selection a request carries."""
-    return context(
-        loaded,
-        lock,
-        profile=request.profile,
-        models=request.models,
-        environ=request.environ,
-        detector=request.detector,
-    )
+    manifest: Path
+    store: Path
+    models: tuple[str, ...] = ()
+    """`--model` names; empty: all."""
+    profile: str | None = None
+    """`--profile`, or None to choose by the machine."""
+    environ: Mapping[str, str] = field(default_factory=dict)
+    """Where the target's variables, the caches and registry tokens are read from."""
+    detector: Detector | None = None
+    """Hardware detection (None: this machine's)."""
 
 
 def survey(
@@ -237,24 +221,17 @@ def _lock_disagrees(ctx: SyncContext, item: Wanted, size: int, blob: Path) -> Lo
     )
 
 
-def context(
-    loaded: Loaded,
-    lock: Lockfile,
-    *,
-    profile: str | None,
-    models: Sequence[str],
-    environ: Mapping[str, str],
-    detector: Detector | None = None,
-) -> SyncContext:
-    """Choose the profile and list every wanted file (validating each target path)."""
+def context_for(loaded: Loaded, lock: Lockfile, request: ProjectRequest) -> SyncContext:
+    """Choose the profile the request names (else by this machine) and list every wanted file
+    of the models it names (validating each target path)."""
     hardware = machine = None
-    if profile is None and len(lock.declared) > 1 and profile_specific(lock):
-        hardware = detect_hardware(detector)
+    if request.profile is None and len(lock.declared) > 1 and profile_specific(lock):
+        hardware = detect_hardware(request.detector)
         machine = MachineSize(hardware.ram_total, hardware.vram_total)
-    choice = choose_profile(lock, profile, machine)
-    chosen = select_models(lock, choice.name, models)
+    choice = choose_profile(lock, request.profile, machine)
+    chosen = select_models(lock, choice.name, request.models)
     root = target_root(loaded.manifest, loaded.project)
-    found = sources(loaded.project, environ)
+    found = sources(loaded.project, request.environ)
     link = loaded.project.settings.link
     return SyncContext(
         loaded=loaded,

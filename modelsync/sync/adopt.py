@@ -16,15 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelsync import paths
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A file that may hold a blob's bytes, and which cache it is in."""
-
-    path: Path
-    source: str
-    """"huggingface", "ollama" or "placed"."""
+from modelsync.sync.model import Candidate
 
 
 def _home(environ: Mapping[str, str]) -> Path:
