@@ -21,7 +21,7 @@ from pathlib import Path
 import structlog
 
 from modelsync.errors import StaleError, UsageError
-from modelsync.fetch.retry import RetryPolicy
+from modelsync.net.retry import RetryPolicy
 from modelsync.store import roots
 from modelsync.store.blobs import BlobStore
 from modelsync.store.layout import StoreLayout
