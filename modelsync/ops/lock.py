@@ -18,15 +18,16 @@ import structlog
 from modelsync import paths
 from modelsync.errors import StaleError, UsageError
 from modelsync.hardware.detect import detect
-from modelsync.hardware.model import Detector, HardwareProfile, declared
+from modelsync.hardware.model import Detector, HardwareProfile
 from modelsync.lock.driver import DEFAULT_JOBS, resolve_models
+from modelsync.lock.profiles import locked_profile, target_profiles
 from modelsync.lock.steps import ModelOutcome, inputs_digest, locked_commit
 from modelsync.lockfile.freshness import freshness, reusable
 from modelsync.lockfile.io import read_lock, write_lock
 from modelsync.lockfile.model import LOCK_VERSION, LockedProfile, Lockfile
 from modelsync.lockfile.render import render_lock
 from modelsync.manifest.load import load_manifest
-from modelsync.manifest.model import ModelRequest, Project, canonical_digest
+from modelsync.manifest.model import ModelRequest, canonical_digest
 from modelsync.net.retry import RetryPolicy
 from modelsync.rules import HF_ENDPOINT_ENV
 from modelsync.sync.desired import machine_of
@@ -90,8 +91,7 @@ async def lock_project(request: LockRequest) -> LockReport:
     pins = {
         m.name: commit
         for m in project.models
-        if not request.upgrade and m.name not in request.upgrade_models
-        if (commit := locked_commit(existing, m)) is not None
+        if not _upgrading(request, m) and (commit := locked_commit(existing, m)) is not None
     }
     resolved, requests = await resolve_models(
         [m for m in project.models if m.name not in kept],
@@ -131,8 +131,7 @@ def _kept(
     profiles: list[HardwareProfile],
 ) -> ModelOutcome | None:
     """The locked entries, when nothing asks for them to change."""
-    upgrading = request.upgrade or model.name in request.upgrade_models
-    if upgrading or request.explain or lock is None:
+    if _upgrading(request, model) or request.explain or lock is None:
         return None
     inputs = inputs_digest(model, profiles)
     origin = origin_of(model)
@@ -148,38 +147,5 @@ def _kept(
     return ModelOutcome(model.name, model.source, entries, reused=True)
 
 
-# ---- profiles ------------------------------------------------------------------------------
-
-
-def target_profiles(
-    project: Project, only: str | None, detector: Detector
-) -> list[HardwareProfile]:
-    """The declared profiles (or only `only`), else this machine's detected profile."""
-    if only is not None and project.profile(only) is None:
-        declared_names = ", ".join(p.name for p in project.profiles)
-        raise UsageError(
-            f"--profile {only}: no [profiles.{only}] in models.toml",
-            hint=f"declared profiles: {declared_names}"
-            if declared_names
-            else f'declare it, e.g. [profiles.{only}] ram = "16GiB"',
-        )
-    if not project.profiles:
-        return [detector()]
-    return [
-        declared(p.name, ram=p.ram, vram=p.vram, gpus=p.gpus, unified=p.unified)
-        for p in project.profiles
-        if only is None or p.name == only
-    ]
-
-
-def locked_profile(profile: HardwareProfile) -> LockedProfile:
-    """How a profile is recorded in the lock."""
-    return LockedProfile(
-        name=profile.name,
-        source=profile.source,
-        fingerprint=profile.fingerprint(),
-        ram=profile.ram_total,
-        vram=profile.vram_total if not profile.unified else 0,
-        gpus=len(profile.gpus) if not profile.unified else 0,
-        unified=profile.unified,
-    )
+def _upgrading(request: LockRequest, model: ModelRequest) -> bool:
+    return request.upgrade or model.name in request.upgrade_models
