@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from modelsync.gguf.header import GgufArray, GgufHeader
 from modelsync.hardware.model import HardwareProfile
+from modelsync.lockfile.freshness import Origin, reusable
 from modelsync.lockfile.model import LockedFile, LockedModel, Lockfile
 from modelsync.manifest.model import DEFAULT_REVISION, ModelRequest, canonical_digest
 from modelsync.registry.errors import LockedCommitGoneError, RevisionNotFoundError
@@ -129,6 +130,23 @@ def resolution(
         reused=False,
         explained=tuple(Explained(m.name, m, c) for m, c in zip(machines, choices, strict=True)),
     )
+
+
+def reused(
+    lock: Lockfile, model: ModelRequest, profiles: Sequence[HardwareProfile], origin: Origin
+) -> ModelOutcome | None:
+    """The locked entries of `model`, kept when its inputs digest and origin still match."""
+    inputs = inputs_digest(model, profiles)
+    entries = lock.entries(model.name)
+    if not reusable(lock, model.name, inputs, origin):
+        # An older modelsync put the `detected` profile's fingerprint into the inputs digest:
+        # such a lock keeps its choices, rewritten with the current digest.
+        detected = [[p.name, p.fingerprint] for p in lock.profiles if p.source == "detected"]
+        legacy = canonical_digest({"model": model.canonical(), "profiles": detected})
+        if not detected or not reusable(lock, model.name, legacy, origin):
+            return None
+        entries = tuple(e.model_copy(update={"inputs": inputs}) for e in entries)
+    return ModelOutcome(model.name, model.source, entries, reused=True)
 
 
 def locked_commit(lock: Lockfile | None, model: ModelRequest) -> str | None:

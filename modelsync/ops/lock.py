@@ -18,16 +18,16 @@ import structlog
 from modelsync import paths
 from modelsync.errors import StaleError, UsageError
 from modelsync.hardware.detect import detect
-from modelsync.hardware.model import Detector, HardwareProfile
+from modelsync.hardware.model import Detector
 from modelsync.lock.driver import DEFAULT_JOBS, resolve_models
 from modelsync.lock.profiles import locked_profile, target_profiles
-from modelsync.lock.steps import ModelOutcome, inputs_digest, locked_commit
-from modelsync.lockfile.freshness import freshness, reusable
+from modelsync.lock.steps import ModelOutcome, locked_commit, reused
+from modelsync.lockfile.freshness import freshness
 from modelsync.lockfile.io import read_lock, write_lock
 from modelsync.lockfile.model import LOCK_VERSION, LockedProfile, Lockfile
 from modelsync.lockfile.render import render_lock
 from modelsync.manifest.load import load_manifest
-from modelsync.manifest.model import ModelRequest, canonical_digest
+from modelsync.manifest.model import ModelRequest
 from modelsync.net.retry import RetryPolicy
 from modelsync.rules import HF_ENDPOINT_ENV
 from modelsync.sync.desired import machine_of
@@ -87,7 +87,12 @@ async def lock_project(request: LockRequest) -> LockReport:
             hint=f"models: {', '.join(m.name for m in project.models) or 'none'}",
         )
     profiles = target_profiles(project, request.profile, request.detector)
-    kept = {m.name: k for m in project.models if (k := _kept(request, m, existing, profiles))}
+    kept = {
+        m.name: k
+        for m in project.models
+        if existing is not None and not request.explain and not _upgrading(request, m)
+        if (k := reused(existing, m, profiles, origin_of(m))) is not None
+    }
     pins = {
         m.name: commit
         for m in project.models
@@ -122,29 +127,6 @@ async def lock_project(request: LockRequest) -> LockReport:
         seconds=round(seconds, 3),
     )
     return LockReport(lock_path, written, tuple(outcomes), lock.profiles, requests, seconds)
-
-
-def _kept(
-    request: LockRequest,
-    model: ModelRequest,
-    lock: Lockfile | None,
-    profiles: list[HardwareProfile],
-) -> ModelOutcome | None:
-    """The locked entries, when nothing asks for them to change."""
-    if _upgrading(request, model) or request.explain or lock is None:
-        return None
-    inputs = inputs_digest(model, profiles)
-    origin = origin_of(model)
-    entries = lock.entries(model.name)
-    if not reusable(lock, model.name, inputs, origin):
-        # An older modelsync put the `detected` profile's fingerprint into the inputs digest:
-        # such a lock keeps its choices, rewritten with the current digest.
-        detected = [[p.name, p.fingerprint] for p in lock.profiles if p.source == "detected"]
-        legacy = canonical_digest({"model": model.canonical(), "profiles": detected})
-        if not detected or not reusable(lock, model.name, legacy, origin):
-            return None
-        entries = tuple(e.model_copy(update={"inputs": inputs}) for e in entries)
-    return ModelOutcome(model.name, model.source, entries, reused=True)
 
 
 def _upgrading(request: LockRequest, model: ModelRequest) -> bool:
