@@ -164,23 +164,13 @@ def locked_commit(lock: Lockfile | None, model: ModelRequest) -> str | None:
 
 
 def want_of(model: ModelRequest, where: str) -> Want:
-    """The resolver's view of a manifest entry."""
-    if model.url is not None:
-        return Want(
-            subject=f"models.{model.name}",
-            source=where,
-            mode="file",
-            file=file_name(model.url),
-            context=model.context,
-            floor=model.quality_floor,
-        )
-    mode = "globs" if model.globs else "file" if model.file else model.quant.mode
+    """The resolver's view of a manifest entry (a plain URL pins its one file)."""
     return Want(
         subject=f"models.{model.name}",
         source=where,
-        mode=mode,
+        mode="globs" if model.globs else "file" if model.file or model.url else model.quant.mode,
         labels=model.quant.labels,
-        file=model.file,
+        file=file_name(model.url) if model.url else model.file,
         include=model.include,
         exclude=model.exclude,
         extras=model.extras,
