@@ -27,7 +27,6 @@ from modelsync.lockfile.io import read_lock, write_lock
 from modelsync.lockfile.model import LOCK_VERSION, LockedProfile, Lockfile
 from modelsync.lockfile.render import render_lock
 from modelsync.manifest.load import load_manifest
-from modelsync.manifest.model import ModelRequest
 from modelsync.net.retry import RetryPolicy
 from modelsync.rules import HF_ENDPOINT_ENV
 from modelsync.sync.desired import machine_of
@@ -87,17 +86,16 @@ async def lock_project(request: LockRequest) -> LockReport:
             hint=f"models: {', '.join(m.name for m in project.models) or 'none'}",
         )
     profiles = target_profiles(project, request.profile, request.detector)
-    kept = {
-        m.name: k
-        for m in project.models
-        if existing is not None and not request.explain and not _upgrading(request, m)
-        if (k := reused(existing, m, profiles, origin_of(m))) is not None
-    }
-    pins = {
-        m.name: commit
-        for m in project.models
-        if not _upgrading(request, m) and (commit := locked_commit(existing, m)) is not None
-    }
+    kept: dict[str, ModelOutcome] = {}
+    pins: dict[str, str] = {}  # the locked commits that models resolved again keep
+    for model in project.models:
+        if existing is None or request.upgrade or model.name in request.upgrade_models:
+            continue
+        outcome = None if request.explain else reused(existing, model, profiles, origin_of(model))
+        if outcome is not None:
+            kept[model.name] = outcome
+        elif (commit := locked_commit(existing, model)) is not None:
+            pins[model.name] = commit
     resolved, requests = await resolve_models(
         [m for m in project.models if m.name not in kept],
         profiles,
@@ -127,7 +125,3 @@ async def lock_project(request: LockRequest) -> LockReport:
         seconds=round(seconds, 3),
     )
     return LockReport(lock_path, written, tuple(outcomes), lock.profiles, requests, seconds)
-
-
-def _upgrading(request: LockRequest, model: ModelRequest) -> bool:
-    return request.upgrade or model.name in request.upgrade_models
