@@ -36,9 +36,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from modelsync.cli.main import main as cli_main  # noqa: E402
-from modelsync.fetch.retry import RetryPolicy  # noqa: E402
+from modelsync.lock.driver import DEFAULT_JOBS  # noqa: E402
 from modelsync.log import configure  # noqa: E402
-from modelsync.ops.lock import DEFAULT_JOBS, LockRequest, lock_project  # noqa: E402
+from modelsync.net.retry import RetryPolicy  # noqa: E402
+from modelsync.ops.lock import LockRequest, lock_project  # noqa: E402
 from modelsync.server.runner import ServerConfig, start_in_thread  # noqa: E402
 from modelsync.testing.gguf_files import write_gguf  # noqa: E402
 

@@ -30,9 +30,9 @@ from modelsync.errors import AuthError, IntegrityError, RemoteError
 from modelsync.fetch.body import BodyCut, BodySink, BodyTooLong, receive
 from modelsync.fetch.hashing import StreamHasher
 from modelsync.fetch.progress import NoProgress, ProgressSink
-from modelsync.fetch.retry import RETRYABLE_STATUS, RetryPolicy, retry_after_seconds
-from modelsync.fetch.session import Credentials
 from modelsync.log import redact_url
+from modelsync.net.retry import RETRYABLE_STATUS, RetryPolicy, retry_after_seconds
+from modelsync.net.session import Credentials
 from modelsync.store.layout import StoreLayout
 from modelsync.store.locking import unguarded
 from modelsync.store.partial import (

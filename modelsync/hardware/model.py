@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -96,3 +97,7 @@ def declared(
         unified=unified,
         unified_gpu_limit=vram if unified else None,
     )
+
+
+Detector = Callable[[], HardwareProfile]
+"""Hardware detection as a value (tests pass a fixed profile)."""

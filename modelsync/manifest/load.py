@@ -1,8 +1,8 @@
 """Read models.toml with tomlkit into a `Project`; every problem names file, line and key.
 
 Errors look like `models.toml:12: models.gemma.quant: unknown quantization "Q4KM"; did you mean
-"Q4_K_M"?` and exit 2. tomlkit keeps no line numbers on values, so `locate` finds the line of a
-key path by scanning table headers and `key =` lines (dotted and quoted keys included).
+"Q4_K_M"?` and exit 2. tomlkit keeps no line numbers on values: `toml_lines.locate` finds the
+line of a key path (as for models.lock).
 """
 
 from __future__ import annotations
@@ -29,10 +29,9 @@ from modelsync.manifest.model import (
     build_project,
     expand_target,
 )
+from modelsync.toml_lines import locate, syntax_error
 
 _AT_LINE = re.compile(r"\s*at line (\d+) col(?:umn)? (\d+)\s*$")
-_TOMLLIB_AT = re.compile(r"\(at line (\d+), column (\d+)\)")
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def load_manifest(
@@ -127,9 +126,7 @@ def _tomllib_line(text: str) -> int:
     try:
         tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        match = _TOMLLIB_AT.search(str(err))
-        if match:
-            return int(match.group(1))
+        return syntax_error(err)[0]
     return 1
 
 
@@ -216,70 +213,3 @@ def _error(text: str, name: str, problems: Sequence[ManifestProblem]) -> Manifes
     more = len(problems) - 1
     suffix = f" ({more} more problem{'s' if more > 1 else ''} after this one)" if more else ""
     return ManifestError(f"{name}:{line}: {key}: {first.message}", hint=(first.hint or "") + suffix)
-
-
-# ---- finding the line of a key path ------------------------------------------------------
-
-
-def locate(text: str, loc: Loc) -> int:
-    """The 1-based line where the key path `loc` is set (or its closest parent); else 1."""
-    wanted = tuple(str(part) for part in loc if not isinstance(part, int))
-    lines = _key_lines(text)
-    for length in range(len(wanted), 0, -1):
-        line = lines.get(wanted[:length])
-        if line is not None:
-            return line
-    return 1
-
-
-def _key_lines(text: str) -> dict[tuple[str, ...], int]:
-    """First line of every key path set in the text (tables, dotted keys, inline tables)."""
-    found: dict[tuple[str, ...], int] = {}
-    table: tuple[str, ...] = ()
-    in_multiline: str | None = None
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if in_multiline:
-            if raw.count(in_multiline) % 2 == 1:
-                in_multiline = None
-            continue
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("["):
-            header = line.lstrip("[").split("]", 1)[0]
-            table = tuple(_split_key(header))
-            found.setdefault(table, number)
-            continue
-        key_text, sep, rest = line.partition("=")
-        if not sep:
-            continue
-        path = (*table, *_split_key(key_text))
-        found.setdefault(path, number)
-        for inner in re.finditer(r"([A-Za-z0-9_-]+)\s*=", rest):
-            found.setdefault((*path, inner.group(1)), number)
-        for quote in ('"""', "'''"):
-            if rest.count(quote) % 2 == 1:
-                in_multiline = quote
-    return found
-
-
-def _split_key(text: str) -> list[str]:
-    """`a."b.c".d` → ["a", "b.c", "d"]."""
-    parts: list[str] = []
-    current = ""
-    quote: str | None = None
-    for char in text.strip():
-        if quote:
-            if char == quote:
-                quote = None
-            else:
-                current += char
-        elif char in "\"'":
-            quote = char
-        elif char == ".":
-            parts.append(current.strip())
-            current = ""
-        else:
-            current += char
-    parts.append(current.strip())
-    return [p for p in parts if p]

@@ -9,10 +9,11 @@ from pathlib import Path
 from modelsync import paths
 from modelsync.errors import UsageError
 from modelsync.hardware.detect import detect
-from modelsync.hardware.model import HardwareProfile
+from modelsync.hardware.model import Detector, HardwareProfile
+from modelsync.lock.driver import resolve_models
+from modelsync.lock.steps import ModelOutcome, locked_commit
 from modelsync.lockfile.io import read_lock
 from modelsync.manifest.load import load_manifest
-from modelsync.ops.lock import Detector, LockRequest, ModelOutcome, Resolver
 from modelsync.resolve.memory import Budgets, budgets
 from modelsync.resolve.model import Machine
 from modelsync.rules import HF_ENDPOINT_ENV
@@ -54,13 +55,15 @@ async def show_hardware(request: HwRequest) -> HwReport:
                 hint=f"models: {', '.join(m.name for m in project.models) or 'none'}",
             )
         existing = read_lock(paths.lock_path_for(request.manifest))
-        lock_request = LockRequest(
-            manifest=request.manifest,
-            explain=True,
-            offline=request.offline,
+        models = [m for m in project.models if m.name in request.models]
+        pins = {m.name: c for m in models if (c := locked_commit(existing, m)) is not None}
+        found, _ = await resolve_models(
+            models,
+            [profile],
+            [machine],
+            pins,
             environ=request.environ,
+            offline=request.offline,
         )
-        resolver = Resolver(lock_request, project, existing, [profile])
-        found, _ = await resolver.run(request.models)
         outcomes = tuple(found)
     return HwReport(profile=profile, machine=machine, budgets=budgets(machine), models=outcomes)

@@ -19,7 +19,6 @@ from modelsync.hardware.model import HardwareProfile
 from modelsync.lockfile.freshness import Freshness, Origin, freshness
 from modelsync.lockfile.io import read_lock
 from modelsync.lockfile.model import LockedModel, Lockfile
-from modelsync.lockfile.render import locate
 from modelsync.manifest.load import load_manifest
 from modelsync.manifest.model import ModelRequest, Project
 from modelsync.rules import HF_ENDPOINT_ENV, hub_endpoint
@@ -36,6 +35,7 @@ from modelsync.sync.desired import (
 from modelsync.sync.inventory import take_inventory
 from modelsync.sync.model import Inventory, LinkMode, Placement, Source, Wanted
 from modelsync.sync.placed import read_record, record_path
+from modelsync.toml_lines import locate
 
 Detector = Callable[[], HardwareProfile]
 

@@ -21,7 +21,7 @@ import structlog
 
 from modelsync.errors import StaleError, UsageError
 from modelsync.fetch.progress import ProgressSink
-from modelsync.fetch.retry import RetryPolicy
+from modelsync.net.retry import RetryPolicy
 from modelsync.ops import project as proj
 from modelsync.store import roots
 from modelsync.store.blobs import BlobStore

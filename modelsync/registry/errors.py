@@ -19,3 +19,8 @@ class RegistryProtocolError(RemoteError):
 
 class UnsafePathError(RegistryProtocolError):
     """The registry listed a path that could escape the target folder; nothing is written."""
+
+
+class LockedCommitGoneError(RemoteError):
+    """The registry no longer has a commit the lock pins (design.md section 2: 404 of a locked
+    commit is the remote's doing, exit 5)."""

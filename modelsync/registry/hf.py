@@ -9,7 +9,6 @@ in any listing) are fetched once and hashed. HTTP answers map to the error tree 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -32,8 +31,6 @@ from modelsync.registry.http import Answer, Http
 from modelsync.registry.model import RemoteFile, RepoSnapshot, check_path
 from modelsync.rules import hub_file_url
 
-MAX_SMALL_FILE = 64 << 20
-"""Non-LFS files are hashed in memory; the Hub keeps anything larger than 10 MB in LFS."""
 MAX_TREE_PAGES = 1000
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
@@ -76,7 +73,8 @@ _TREE = pydantic.TypeAdapter(list[_TreeEntry])
 
 @dataclass(frozen=True, slots=True)
 class HubRegistry:
-    """One Hub-compatible registry: its name in models.toml, endpoint and token variable."""
+    """One Hub-compatible registry (a `registry.base.Registry`): its name in models.toml,
+    endpoint and token variable."""
 
     name: str
     endpoint: str
@@ -87,7 +85,12 @@ class HubRegistry:
     def _api(self, repo: str, *tail: str) -> str:
         return "/".join((self.endpoint, "api/models", repo, *tail))
 
-    def resolve_url(self, repo: str, commit: str, path: str) -> str:
+    @property
+    def requests(self) -> int:
+        """HTTP requests sent so far, retries included."""
+        return self.http.requests
+
+    def url_for(self, repo: str, commit: str, path: str) -> str:
         """The download URL of a file at a commit."""
         return hub_file_url(self.endpoint, repo, commit, path)
 
@@ -153,7 +156,7 @@ class HubRegistry:
 
     async def read_range(self, repo: str, commit: str, path: str, start: int, end: int) -> bytes:
         """Bytes `start..end` (inclusive) of a file; shorter only at the end of the file."""
-        url = self.resolve_url(repo, commit, path)
+        url = self.url_for(repo, commit, path)
         answer = await self.http.request(
             "GET", url, headers={"Range": f"bytes={start}-{end}"}, limit=end + 1
         )
@@ -162,22 +165,12 @@ class HubRegistry:
 
     async def hash_file(self, repo: str, commit: str, file: RemoteFile) -> str:
         """SHA-256 of a small non-LFS file, fetched once; its size must match the listing."""
-        if file.size > MAX_SMALL_FILE:
-            raise RegistryProtocolError(
-                f"{self.name}:{repo}: {file.path} ({file.size} bytes) has no SHA-256 in the "
-                "listing and is too large to hash while locking",
-                hint="store it in LFS on the registry, or exclude it",
-            )
-        url = self.resolve_url(repo, commit, file.path)
-        answer = await self.http.request("GET", url, limit=file.size + 1)
-        self._check(answer, repo, revision=commit, path=file.path)
-        if len(answer.body) != file.size or answer.truncated:
-            raise RegistryProtocolError(
-                f"{self.name}:{repo}: {file.path} is {len(answer.body)} bytes, "
-                f"the listing says {file.size}",
-                hint="the registry is inconsistent; retry later",
-            )
-        return hashlib.sha256(answer.body).hexdigest()
+        return await self.http.sha256_of(
+            self.url_for(repo, commit, file.path),
+            file,
+            f"{self.name}:{repo}: {file.path}",
+            lambda answer: self._check(answer, repo, revision=commit, path=file.path),
+        )
 
     # ---- errors --------------------------------------------------------------------------
 

@@ -1,66 +1,43 @@
 """HTTP for registries: retries with backoff on 5xx/429 (honouring Retry-After), bounded bodies.
 
-The session, the credentials and the retry policy come from the caller (`ops` builds them with
-`fetch.session` and `fetch.retry`), so this module holds no second session factory and no
-second policy: only the loop that applies them. Credentials are looked up per URL, so a token
-goes to its registry's own origin and nowhere else.
+The session, the credentials and the retry policy are `net.session`'s and `net.retry`'s (the
+same leaves downloads use), so this module holds no second session factory and no second
+policy: only the loop that applies them. Credentials are looked up per URL, so a token goes to
+its registry's own origin and nowhere else.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import aiohttp
 import structlog
 
 from modelsync.errors import RemoteError
 from modelsync.log import redact_url
+from modelsync.net.retry import RETRYABLE_STATUS, RetryPolicy, retry_after_seconds
+from modelsync.net.session import Credentials
+from modelsync.registry.errors import RegistryProtocolError
+from modelsync.registry.model import RemoteFile
 
 log = structlog.get_logger(__name__)
 
 MAX_JSON_BYTES = 64 << 20
-
-
-class Backoff(Protocol):
-    """What a retry policy provides (`fetch.retry.RetryPolicy` is one)."""
-
-    @property
-    def attempts(self) -> int:
-        """Tries in all, the first included."""
-        ...
-
-    def delay(self, attempt: int, *, retry_after: float | None, rand: float) -> float:
-        """Seconds to wait after failed attempt `attempt` (1-based)."""
-        ...
-
-
-class Auth(Protocol):
-    """Headers for a URL (`fetch.session.Credentials` is one): empty for other origins."""
-
-    def headers_for(self, url: str) -> dict[str, str]:
-        """`Authorization` for a URL of a credentialed origin, else nothing."""
-        ...
-
-
-class NoAuth:
-    """No credentials anywhere."""
-
-    def headers_for(self, url: str) -> dict[str, str]:
-        """Nothing, whatever the URL."""
-        return {}
+MAX_SMALL_FILE = 64 << 20
+"""Non-LFS files are hashed in memory; the Hub keeps anything larger than 10 MB in LFS."""
 
 
 @dataclass(frozen=True, slots=True)
 class Rules:
     """How to retry: the policy, which statuses, and how to read a server's requested wait."""
 
-    policy: Backoff
-    retryable: frozenset[int]
-    retry_after: Callable[[Mapping[str, str]], float | None]
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    retryable: frozenset[int] = RETRYABLE_STATUS
+    retry_after: Callable[[Mapping[str, str]], float | None] = retry_after_seconds
     sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
     rand: Callable[[], float] = field(default=random.random)
 
@@ -80,7 +57,7 @@ class Answer:
 class Http:
     """GET/HEAD with retries over a caller's aiohttp session."""
 
-    def __init__(self, session: aiohttp.ClientSession, auth: Auth, rules: Rules) -> None:
+    def __init__(self, session: aiohttp.ClientSession, auth: Credentials, rules: Rules) -> None:
         self.session = session
         self.auth = auth
         self.rules = rules
@@ -123,6 +100,26 @@ class Http:
                 continue
             return answer
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def sha256_of(
+        self, url: str, file: RemoteFile, where: str, check: Callable[[Answer], None]
+    ) -> str:
+        """SHA-256 of a small file fetched once (`check` maps error answers); its size must
+        match the listing. `where` names the file in messages."""
+        if file.size > MAX_SMALL_FILE:
+            raise RegistryProtocolError(
+                f"{where} ({file.size} bytes) has no SHA-256 in the listing and is too large "
+                "to hash while locking",
+                hint="store it in LFS on the registry, or exclude it",
+            )
+        answer = await self.request("GET", url, limit=file.size + 1)
+        check(answer)
+        if len(answer.body) != file.size or answer.truncated:
+            raise RegistryProtocolError(
+                f"{where} is {len(answer.body)} bytes, the listing says {file.size}",
+                hint="the registry is inconsistent; retry later",
+            )
+        return hashlib.sha256(answer.body).hexdigest()
 
     async def _once(
         self,

@@ -26,8 +26,10 @@ class RepoSnapshot:
 
     registry: str
     repo: str
+    """`org/name`, or the URL of a plain file."""
     revision: str
     commit: str
+    """40 hex digits; `""` for a plain URL, which has no commits."""
     files: tuple[RemoteFile, ...]
     gated: bool = False
     private: bool = False
@@ -40,8 +42,14 @@ class RepoSnapshot:
 
     @property
     def where(self) -> str:
-        """`hf:org/repo@abc1234`, for messages."""
+        """`hf:org/repo@abc1234` (a plain URL: the URL), for messages."""
+        if not self.commit:
+            return self.repo
         return f"{self.registry}:{self.repo}@{self.commit[:7]}"
+
+    def where_of(self, path: str) -> str:
+        """`hf:org/repo@abc1234: path` (a plain URL: the URL), for messages about one file."""
+        return f"{self.where}: {path}" if self.commit else self.repo
 
 
 def check_path(registry: str, repo: str, path: str) -> str:
@@ -53,3 +61,8 @@ def check_path(registry: str, repo: str, path: str) -> str:
             hint="the registry is broken or hostile: fix or remove it from models.toml",
         )
     return path
+
+
+def file_name(url: str) -> str:
+    """The last path segment of a URL, without its query: a plain file's name in the lock."""
+    return url.rsplit("/", 1)[-1].split("?", 1)[0]

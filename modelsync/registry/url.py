@@ -1,6 +1,7 @@
-"""Plain HTTP(S) files: the size from HEAD (or a one-byte range), header bytes with Range.
+"""Plain HTTP(S) files as a `registry.base.Registry`: a URL is its own source, with no commits.
 
-Their SHA-256 comes from models.toml; `sync` verifies the bytes against it.
+The size comes from HEAD (or a one-byte range), header bytes from Range requests. Their SHA-256
+comes from models.toml; `sync` verifies the bytes against it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from modelsync.log import redact_url
 from modelsync.registry.errors import RegistryProtocolError, RepoNotFoundError
 from modelsync.registry.hf import range_body
 from modelsync.registry.http import Answer, Http
+from modelsync.registry.model import RemoteFile, RepoSnapshot, file_name
 
 _TOTAL = re.compile(r"bytes \d+-\d+/(\d+)")
 
@@ -24,6 +26,17 @@ class UrlFiles:
     name: str
     http: Http
     token_env: str | None = None
+
+    @property
+    def requests(self) -> int:
+        """HTTP requests sent so far, retries included."""
+        return self.http.requests
+
+    async def snapshot(self, url: str, revision: str) -> RepoSnapshot:
+        """The one file at `url` with its size; `revision` has no meaning for a URL."""
+        size = await self.size(url)
+        files = (RemoteFile(file_name(url), size, None),)
+        return RepoSnapshot(self.name, url, revision, commit="", files=files)
 
     async def size(self, url: str) -> int:
         """The file's size: HEAD's Content-Length, else the total of a one-byte range."""
@@ -40,13 +53,23 @@ class UrlFiles:
             hint="serve the file from a host that sends Content-Length",
         )
 
-    async def read_range(self, url: str, start: int, end: int) -> bytes:
-        """Bytes `start..end` (inclusive) of the file."""
+    async def read_range(self, url: str, commit: str, path: str, start: int, end: int) -> bytes:
+        """Bytes `start..end` (inclusive) of the file at `url`."""
         answer = await self.http.request(
             "GET", url, headers={"Range": f"bytes={start}-{end}"}, limit=end + 1
         )
         self._check(answer, url)
         return range_body(answer, start, end, self.name)
+
+    async def hash_file(self, url: str, commit: str, file: RemoteFile) -> str:
+        """SHA-256 of the (small) file at `url`, fetched once."""
+        return await self.http.sha256_of(
+            url, file, redact_url(url), lambda answer: self._check(answer, url)
+        )
+
+    def url_for(self, url: str, commit: str, path: str) -> str:
+        """The URL itself."""
+        return url
 
     def _check(self, answer: Answer, url: str) -> None:
         if answer.status in (200, 206):

@@ -23,6 +23,7 @@ from modelsync.resolve.gguf import catalog, pinned_file
 from modelsync.resolve.memory import budgets, context_for, estimate, fit
 from modelsync.resolve.model import (
     TIER_ORDER,
+    Catalog,
     Choice,
     Estimate,
     Fit,
@@ -48,17 +49,42 @@ _IGNORED = frozenset({".gitattributes"})
 
 
 def select(
-    want: Want, files: Sequence[RepoFile], shape: ModelShape | None, machine: Machine
+    want: Want,
+    files: Sequence[RepoFile],
+    shape: ModelShape | None,
+    machine: Machine,
+    found: Catalog | None = None,
 ) -> Choice:
-    """The files `want` resolves to on `machine`; UsageError / NoVariantFitsError (exit 2)."""
+    """The files `want` resolves to on `machine`; UsageError / NoVariantFitsError (exit 2).
+
+    `found` is `catalog(files)` where the caller has it already (one per listing, not one per
+    machine)."""
     if want.mode == "globs":
         return _globs(want, files, machine)
-    choice = _gguf(want, files, shape, machine)
+    choice = _gguf(want, files, shape, machine, found)
     return _with_extras(want, files, choice) if want.extras else choice
 
 
+def header_file(want: Want, files: Sequence[RepoFile], found: Catalog) -> str | None:
+    """The file whose GGUF header gives the model's shape: the pinned or named one, else the
+    smallest candidate (the shape is shared by every quantization of a repository)."""
+    if want.mode == "globs":
+        return None
+    if want.mode == "file" and want.file is not None:
+        variant = pinned_file(files, want.file)
+        return variant.first if variant is not None and variant.kind == "model" else None
+    named = [v for v in found.variants if want.labels and v.label == want.labels[0]]
+    smallest = sorted(found.variants, key=lambda v: (v.size, v.first))
+    pick = named or smallest
+    return pick[0].first if pick else None
+
+
 def _gguf(
-    want: Want, files: Sequence[RepoFile], shape: ModelShape | None, machine: Machine
+    want: Want,
+    files: Sequence[RepoFile],
+    shape: ModelShape | None,
+    machine: Machine,
+    found: Catalog | None,
 ) -> Choice:
     if want.mode == "file":
         assert want.file is not None
@@ -69,7 +95,7 @@ def _gguf(
                 hint=f"files there: {_some_paths(files)}",
             )
         return _take(want, variant, shape, machine, "pinned by the source")
-    found = catalog(files)
+    found = found if found is not None else catalog(files)
     if not found:
         if want.mode in ("named", "ordered") or want.extras:
             raise UsageError(

@@ -35,7 +35,7 @@ from modelsync.errors import (
 )
 from modelsync.fetch.preflight import check_free_space, free_bytes
 from modelsync.fetch.progress import NoProgress, ProgressSink
-from modelsync.fetch.retry import RetryPolicy
+from modelsync.net.retry import RetryPolicy
 from modelsync.store.blobs import BlobStore
 from modelsync.store.locking import unguarded
 from modelsync.sync.gitignore import ignore_first_sync
@@ -327,7 +327,7 @@ async def _download(
     check_free_space(needed=needed - held, free=free_bytes(root), where=root, held=held)
     # Imported here so that a sync with nothing to download never loads aiohttp.
     from modelsync.fetch.download import Fetcher, FetchItem, FetchResult, fetch_each  # noqa: PLC0415
-    from modelsync.fetch.session import Credentials, create_session  # noqa: PLC0415
+    from modelsync.net.session import Credentials, create_session  # noqa: PLC0415
 
     started = time.monotonic()
     results: list[FetchResult] = []

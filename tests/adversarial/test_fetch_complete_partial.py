@@ -14,7 +14,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from modelsync.fetch.download import Fetcher, FetchItem, FetchResult, fetch_blob
-from modelsync.fetch.session import create_session
+from modelsync.net.session import create_session
 from modelsync.store.layout import StoreLayout
 
 SIZE = 300_000

@@ -18,8 +18,8 @@ from werkzeug import Response
 
 from modelsync.errors import ExitCode, RemoteError
 from modelsync.fetch.download import Fetcher, FetchItem, FetchResult, fetch_each
-from modelsync.fetch.retry import RetryPolicy
-from modelsync.fetch.session import create_session
+from modelsync.net.retry import RetryPolicy
+from modelsync.net.session import create_session
 from modelsync.ops.lock import LockRequest, lock_project
 from modelsync.ops.sync import SyncRequest, sync_project
 from modelsync.server.runner import ServerHandle

@@ -18,8 +18,8 @@ from werkzeug import Request, Response
 
 from modelsync.errors import RemoteError
 from modelsync.fetch.download import Fetcher, FetchItem, FetchResult, fetch_blob
-from modelsync.fetch.retry import RetryPolicy
-from modelsync.fetch.session import create_session
+from modelsync.net.retry import RetryPolicy
+from modelsync.net.session import create_session
 from modelsync.store.layout import StoreLayout
 
 # A window of 0.5 s instead of 30: a drip of 1 byte per 50 ms is far below 1 KiB/s.

@@ -19,7 +19,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from modelsync.fetch.download import Fetcher, FetchItem, FetchResult, fetch_blob
-from modelsync.fetch.session import create_session
+from modelsync.net.session import create_session
 from modelsync.ops.lock import LockRequest, lock_project
 from modelsync.server.runner import ServerHandle
 from modelsync.store.layout import StoreLayout

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from modelsync.errors import ExitCode, ModelsyncError
-from modelsync.fetch.retry import RetryPolicy
 from modelsync.lockfile.model import LockedProfile
 from modelsync.lockfile.render import parse_lock, render_lock
 from modelsync.manifest.load import load_manifest
 from modelsync.manifest.model import canonical_digest
+from modelsync.net.retry import RetryPolicy
 from modelsync.ops.lock import LockReport, LockRequest, lock_project
 from modelsync.ops.sync import SyncReport, SyncRequest, sync_project
 from modelsync.server.runner import ServerHandle

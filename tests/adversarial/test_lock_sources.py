@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from modelsync.errors import ExitCode, ManifestError, ModelsyncError
-from modelsync.fetch.retry import RetryPolicy
 from modelsync.lockfile.model import LockedModel
 from modelsync.manifest.load import parse_manifest
 from modelsync.manifest.model import ModelRequest, QuantChoice
+from modelsync.net.retry import RetryPolicy
 from modelsync.ops.lock import LockReport, LockRequest, lock_project
 from modelsync.ops.sync import SyncRequest, sync_project
 from modelsync.server.runner import ServerHandle

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from modelsync.errors import RemoteError
-from modelsync.fetch.retry import RetryPolicy
+from modelsync.net.retry import RetryPolicy
 from modelsync.ops.lock import LockRequest, lock_project
 from modelsync.ops.sync import SyncReport, SyncRequest, sync_project
 from modelsync.server.runner import ServerHandle

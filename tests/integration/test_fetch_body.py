@@ -20,7 +20,7 @@ from werkzeug import Request, Response
 from modelsync.digest import CHUNK
 from modelsync.fetch.body import DIRECT_MIN, SLOTS, BodyCut, BodySink, BodyTooLong, receive
 from modelsync.fetch.hashing import StreamHasher
-from modelsync.fetch.session import Timeouts, create_session
+from modelsync.net.session import Timeouts, create_session
 from modelsync.store.layout import StoreLayout
 from modelsync.store.partial import claim_partial
 

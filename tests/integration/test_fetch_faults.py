@@ -18,8 +18,8 @@ from werkzeug import Request, Response
 
 from modelsync.errors import AuthError, IntegrityError, RemoteError
 from modelsync.fetch.download import Fetcher, FetchItem, FetchResult, fetch_each
-from modelsync.fetch.retry import RetryPolicy
-from modelsync.fetch.session import Credentials, Timeouts, create_session
+from modelsync.net.retry import RetryPolicy
+from modelsync.net.session import Credentials, Timeouts, create_session
 from modelsync.store.layout import StoreLayout
 
 TOKEN = "hf_fetchtesttokenabcdefghijklmnop"

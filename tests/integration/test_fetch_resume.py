@@ -25,7 +25,7 @@ CHILD = """
 import asyncio, sys
 from pathlib import Path
 from modelsync.fetch.download import Fetcher, FetchItem, fetch_blob
-from modelsync.fetch.session import create_session
+from modelsync.net.session import create_session
 from modelsync.store.layout import StoreLayout
 
 async def main() -> None:

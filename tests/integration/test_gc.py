@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from modelsync.errors import BusyError, ExitCode
-from modelsync.fetch.retry import RetryPolicy
+from modelsync.net.retry import RetryPolicy
 from modelsync.ops.gc import GcRequest, gc_store
 from modelsync.ops.sync import SyncRequest, sync_project
 from modelsync.server.runner import ServerHandle

@@ -16,7 +16,7 @@ from huggingface_hub import HfApi, hf_hub_download
 from pytest_httpserver import HTTPServer
 
 from modelsync.errors import ExitCode, ModelsyncError, StaleError
-from modelsync.fetch.retry import RetryPolicy
+from modelsync.net.retry import RetryPolicy
 from modelsync.ops.lock import LockReport, LockRequest, lock_project
 from modelsync.server.runner import ServerHandle
 from modelsync.testing.gguf_files import make_gguf_repo, write_gguf

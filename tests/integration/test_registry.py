@@ -17,10 +17,11 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from modelsync.errors import AuthError, ExitCode, ModelsyncError, RemoteError
-from modelsync.fetch.retry import RETRYABLE_STATUS, RetryPolicy, retry_after_seconds
-from modelsync.fetch.session import Credentials, create_session
 from modelsync.gguf.header import GgufHeader
-from modelsync.ops.lock import read_gguf_header, shape_of
+from modelsync.lock.driver import read_gguf_header
+from modelsync.lock.steps import shape_of
+from modelsync.net.retry import RETRYABLE_STATUS, RetryPolicy, retry_after_seconds
+from modelsync.net.session import Credentials, create_session
 from modelsync.registry.errors import (
     RegistryProtocolError,
     RepoNotFoundError,

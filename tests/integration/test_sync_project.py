@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from modelsync.errors import ExitCode, IntegrityError, RemoteError, StaleError
-from modelsync.fetch.retry import RetryPolicy
 from modelsync.hardware.model import HardwareProfile, declared
 from modelsync.lockfile.model import LockedFile, LockedModel, LockedProfile, Lockfile
 from modelsync.lockfile.render import render_lock
 from modelsync.manifest.load import load_manifest
+from modelsync.net.retry import RetryPolicy
 from modelsync.ops.sync import SyncReport, SyncRequest, sync_project
 from modelsync.ops.verify import VerifyRequest, verify_project
 from modelsync.server.runner import ServerHandle

@@ -11,8 +11,8 @@ from structlog.testing import capture_logs
 from modelsync.errors import UsageError
 from modelsync.fetch.preflight import check_free_space, free_bytes
 from modelsync.fetch.progress import EventProgress
-from modelsync.fetch.retry import RetryPolicy, retry_after_seconds
-from modelsync.fetch.session import Credentials
+from modelsync.net.retry import RetryPolicy, retry_after_seconds
+from modelsync.net.session import Credentials
 from modelsync.store.layout import StoreLayout
 from modelsync.units import human_bytes
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from modelsync.errors import ExitCode, ManifestError
-from modelsync.manifest.load import load_manifest, locate, parse_manifest
+from modelsync.manifest.load import load_manifest, parse_manifest
 from modelsync.manifest.model import QuantChoice, parse_size
 from modelsync.manifest.quants import canonical_label, suggest_label
+from modelsync.toml_lines import locate
 
 SHA = "ab" * 32
 

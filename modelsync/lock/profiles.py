@@ -1,0 +1,43 @@
+"""The machines `lock` resolves for, and how each is recorded in the lock (pure: detection is
+passed in)."""
+
+from __future__ import annotations
+
+from modelsync.errors import UsageError
+from modelsync.hardware.model import Detector, HardwareProfile, declared
+from modelsync.lockfile.model import LockedProfile
+from modelsync.manifest.model import Project
+
+
+def target_profiles(
+    project: Project, only: str | None, detector: Detector
+) -> list[HardwareProfile]:
+    """The declared profiles (or only `only`), else this machine's detected profile."""
+    if only is not None and project.profile(only) is None:
+        declared_names = ", ".join(p.name for p in project.profiles)
+        raise UsageError(
+            f"--profile {only}: no [profiles.{only}] in models.toml",
+            hint=f"declared profiles: {declared_names}"
+            if declared_names
+            else f'declare it, e.g. [profiles.{only}] ram = "16GiB"',
+        )
+    if not project.profiles:
+        return [detector()]
+    return [
+        declared(p.name, ram=p.ram, vram=p.vram, gpus=p.gpus, unified=p.unified)
+        for p in project.profiles
+        if only is None or p.name == only
+    ]
+
+
+def locked_profile(profile: HardwareProfile) -> LockedProfile:
+    """How a profile is recorded in the lock."""
+    return LockedProfile(
+        name=profile.name,
+        source=profile.source,
+        fingerprint=profile.fingerprint(),
+        ram=profile.ram_total,
+        vram=profile.vram_total if not profile.unified else 0,
+        gpus=len(profile.gpus) if not profile.unified else 0,
+        unified=profile.unified,
+    )
