@@ -120,6 +120,7 @@ def test_global_options_work_after_the_command(run_cli: CliRunner, tmp_path: Pat
         assert event == {
             "event": "report",
             "command": "init",
+            "exit_code": 0,
             "path": str(target),
             "replaced": False,
         }
@@ -169,7 +170,13 @@ def test_init_refuses_to_overwrite_without_force(run_cli: CliRunner, tmp_path: P
     forced = run_cli("-m", str(target), "init", "--force", "--json")
     assert forced.exit_code == 0
     assert forced.json_lines() == [
-        {"event": "report", "command": "init", "path": str(target), "replaced": True}
+        {
+            "event": "report",
+            "command": "init",
+            "exit_code": 0,
+            "path": str(target),
+            "replaced": True,
+        }
     ]
     assert target.read_text() == template_text()
 
