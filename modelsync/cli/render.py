@@ -98,7 +98,10 @@ _EVENTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "registry.retry": lambda e: (
         f"retrying {e['url']} in {_seconds(e)} (attempt {e['attempt']}): {e['reason']}"
     ),
-    "lock_wait": lambda e: f"waiting for {e['lock']}: held by {e['holder']}",
+    "lock_wait": lambda e: (
+        f"waiting for {e['lock']}: held by {e['holder']}"
+        + (f" (at most {e['timeout']:g} s)" if e.get("timeout") is not None else "")
+    ),
     "adopted": lambda e: f"adopted {e['file']} from {e['source']} ({e['path']})",
     "removed_stale": lambda e: f"removed {e['file']} (no longer in the lock)",
     "link_mode": lambda e: f"placing into {e['target']} by {e['mode']}",

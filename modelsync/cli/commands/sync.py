@@ -92,6 +92,7 @@ def run(args: argparse.Namespace, opts: GlobalOptions, out: Output) -> int:
         strict_fit=args.strict_fit,
         offline=opts.offline,
         wait=opts.wait,
+        wait_timeout=opts.wait_timeout,
         environ=dict(os.environ),
         progress=progress_factory(opts),
     )
