@@ -3,7 +3,7 @@ file every ten seconds in a plain log, events with `--json`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TextIO
 
@@ -26,8 +26,9 @@ from modelsync.fetch.progress import EventProgress, NoProgress, ProgressSink
 TOTAL = "total"
 LOG_INTERVAL = 10.0
 """Seconds between progress lines of one file in a plain (non-TTY) log."""
-LABEL_WIDTH = 28
-"""Columns for a file's name, so a bar line fits 80 columns: 28 + 20 bar + 31 numbers."""
+LABEL_WIDTH = 24
+"""Columns for a file's name, so a bar line fits 80 columns: name 24, bar 14, bytes 19
+(`999.9 MiB/999.9 MiB`), rate 11 (`999.9 MiB/s`), ETA 7, and the four gaps between them."""
 
 
 class _BytesColumn(ProgressColumn):
@@ -55,15 +56,18 @@ class RichProgress:
     """A ProgressSink drawing one bar per active file and one for the whole plan; log lines
     printed meanwhile go above the bars, never onto one."""
 
-    def __init__(self, console: Console, total_bytes: int) -> None:
+    def __init__(
+        self, console: Console, total_bytes: int, clock: Callable[[], float] | None = None
+    ) -> None:
         self._progress = Progress(
             TextColumn("{task.description}", justify="left"),
-            BarColumn(bar_width=20),
+            BarColumn(bar_width=14),
             _BytesColumn(),
             _RateColumn(),
             TimeRemainingColumn(),
             console=console,
             transient=False,
+            get_time=clock,
         )
         self._total = self._progress.add_task(TOTAL, total=total_bytes)
         self._tasks: dict[str, TaskID] = {}
@@ -111,11 +115,13 @@ class RichProgress:
 
 
 def console_for(stream: TextIO, environ: Mapping[str, str]) -> Console:
-    """A rich console on `stream` that honours `NO_COLOR` and `TERM=dumb` (no colour, no bars)."""
+    """A rich console on `stream` that honours `NO_COLOR` and `TERM=dumb` (no colour, and no
+    bars: a dumb terminal cannot redraw a line, so it is treated as a plain log)."""
+    dumb = environ.get("TERM") == "dumb"
     return Console(
         file=stream,
-        no_color=bool(environ.get("NO_COLOR")) or environ.get("TERM") == "dumb",
-        width=80 if environ.get("TERM") == "dumb" else None,
+        no_color=bool(environ.get("NO_COLOR")) or dumb,
+        force_terminal=False if dumb else None,
     )
 
 
@@ -128,6 +134,6 @@ def choose_progress(
         return EventProgress()
     if not enabled:
         return NoProgress()
-    if console.is_terminal and not console.is_dumb_terminal:
+    if console.is_terminal:
         return RichProgress(console, total_bytes)
     return EventProgress(LOG_INTERVAL, first=False)
