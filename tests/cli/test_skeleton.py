@@ -33,6 +33,7 @@ DESIGN_COMMANDS = {
     "gc": ["--dry-run"],
     "search": ["--author", "--quant", "--sort", "--limit", "--gated"],
     "hw": ["--model"],
+    "store": [],
     "export": ["--ollama"],
     "serve": ["--host", "--port"],
 }
@@ -44,6 +45,8 @@ GLOBAL_FLAGS = [
     "--quiet",
     "--offline",
     "--no-progress",
+    "--no-wait",
+    "--wait-timeout",
 ]
 NOT_BUILT = [
     "outdated",
