@@ -107,6 +107,31 @@ _EVENTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "link_mode": lambda e: f"placing into {e['target']} by {e['mode']}",
     "gitignore_written": lambda e: f"wrote {e['path']} (keeps model files out of git)",
     "sync.relock": lambda e: f"re-locking first: {e['reason']}",
+    "credentials.withheld": lambda e: (
+        f"not sending {e['variable']} to {e['endpoint']}: tokens go over https (or to this "
+        "machine) only"
+    ),
+    "blob_bad": lambda e: (
+        f"blob {e['blob']}: {e['found']}; moved to {e['quarantined']}, fetching it again"
+    ),
+    "fetch_partial_mismatch": lambda e: (
+        f"{e['file']}: the partial from an earlier run hashes to {e['actual']}; starting over"
+    ),
+    "fetch_digest_mismatch": lambda e: (
+        f"{e['file']}: the bytes hash to {e['actual']}, not {e['expected']}; fetching again"
+    ),
+    "fetch_range_ignored": lambda e: (
+        f"{e['file']}: the server ignored the range; fetching from the start "
+        f"({human_bytes(int(e['dropped']))} dropped)"
+    ),
+    "removal_held": lambda e: f"kept {e['file']}: {e['reason']}",
+    "stale_kept": lambda e: f"kept {e['file']}: {e['error']}",
+    "adopt_mismatch": lambda e: (
+        f"not adopting {e['source']}: it hashes to {e['actual']}, not {e['expected']}"
+    ),
+    "adopt_failed": lambda e: f"could not adopt {e['source']}: {e['error']}",
+    "gitignore_skipped": lambda e: f"no .gitignore written in {e['target']}: {e['reason']}",
+    "gitignore_failed": lambda e: f"could not write {e['path']}: {e['error']}",
 }
 
 # The command prints these itself (its summary, lock's line per model); JSON and the -q tail
