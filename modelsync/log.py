@@ -184,8 +184,8 @@ def configure(
     """Configure structlog for this process; called once by the CLI entry point.
 
     `json`: JSON lines on `stream` (default stdout) at the level of `verbosity`. Otherwise human
-    lines from `render` (default `plain_line`) on `stream` (default stderr); every event is kept
-    in the ring of recent lines, the ones at the console level are shown.
+    lines from `render` (default `plain_line`) on `stream` (default stderr); events from info up
+    (debug too with -v) enter the ring of recent lines, those at the console level are shown.
     """
     global _console  # noqa: PLW0603 - structlog's configuration is process-wide as well
     processors: list[structlog.typing.Processor] = [
@@ -211,8 +211,9 @@ def configure(
             colors_wanted(out) if colors is None else colors,
         )
         processors += [redact_secrets, structlog.processors.format_exc_info, _console]
-        # Every level reaches the ring; the console decides what is shown.
-        level = logging.DEBUG
+        # Info and up reach the ring even with -q (the tail of a failing quiet run); debug
+        # events only with -v, so a busy server does not format one per request for nothing.
+        level = level_for(max(verbosity, 0))
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(level),

@@ -83,7 +83,7 @@ def test_human_lines_and_the_recent_ring_hold_no_secret() -> None:
     stream = io.StringIO()
     log.configure(json=False, verbosity=-1, stream=stream, render=event_line, colors=False)
     logger = structlog.get_logger()
-    logger.debug("fetch_body", file="m/f", url="https://cdn.example/x?X-Amz-Signature=sig")
+    logger.info("fetch_body", file="m/f", url="https://cdn.example/x?X-Amz-Signature=sig")
     logger.warning(
         "fetch_retry", file="m/f", reason=f"401 with Bearer {TOKEN}", attempt=1, have=0, wait=1
     )
