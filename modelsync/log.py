@@ -2,8 +2,8 @@
 
 Events, not sentences: a stable event name plus key-value fields. People get one short line per
 event on stderr, TTY or not (a CI log is read by people too); `--json` gives one JSON object per
-line on stdout next to the final report. Every event, shown or not, also enters a ring of recent
-lines, so a quiet (`-q`) run that fails can still say what led up to the error.
+line on stdout next to the final report. Events from info up, shown or not, also enter a ring of
+recent lines, so a quiet (`-q`) run that fails can still say what led up to the error.
 """
 
 from __future__ import annotations
@@ -115,6 +115,17 @@ def plain_line(event: Mapping[str, Any]) -> str:
     return f"{event['event']} {fields}".rstrip()
 
 
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "exception": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+
+
 class _Console:
     """The human side: a ring of recent lines, and the writer shown lines go through (stderr,
     or the live progress display while one is drawn, so a line never lands on a bar)."""
@@ -133,20 +144,16 @@ class _Console:
     def __call__(
         self, _logger: Any, method: str, event: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
-        line = self.render(event)
-        level = logging.getLevelNamesMapping().get(method.upper(), logging.INFO)
-        if line is None:
-            line = plain_line(event)
-            shown = False
-        else:
-            shown = level >= self.level
+        level = _LEVELS.get(method, logging.INFO)
+        rendered = self.render(event)
+        line = plain_line(event) if rendered is None else rendered
         if level >= logging.WARNING:
-            line = f"{method}: {line}"
-            if self.colors:
-                line = f"\x1b[33m{line}\x1b[0m"
+            line = f"{logging.getLevelName(level).lower()}: {line}"
         self.recent.append(line)
-        if shown:
-            self.writer(line)
+        if rendered is not None and level >= self.level:
+            self.writer(
+                f"\x1b[33m{line}\x1b[0m" if self.colors and level >= logging.WARNING else line
+            )
         raise structlog.DropEvent
 
 

@@ -107,6 +107,7 @@ _EVENTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "link_mode": lambda e: f"placing into {e['target']} by {e['mode']}",
     "gitignore_written": lambda e: f"wrote {e['path']} (keeps model files out of git)",
     "sync.relock": lambda e: f"re-locking first: {e['reason']}",
+    "sync.does_not_fit": lambda e: f"{e['problem']}; {e['fix']}",
     "credentials.withheld": lambda e: (
         f"not sending {e['variable']} to {e['endpoint']}: tokens go over https (or to this "
         "machine) only"
@@ -134,16 +135,18 @@ _EVENTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "gitignore_failed": lambda e: f"could not write {e['path']}: {e['error']}",
 }
 
-# The command prints these itself (its summary, lock's line per model); JSON and the -q tail
-# keep them.
+# The command prints these itself (its summary, lock's line per model, a dry run's note on a
+# stale lock, verify's error line); JSON and the -q tail keep them.
 _SUMMARIES = frozenset(
     {
         "sync.done",
         "sync.planned",
+        "sync.lock_stale",
         "lock.written",
         "lock.unchanged",
         "lock.model.resolved",
         "gc.done",
+        "verify.mismatch",
     }
 )
 

@@ -139,3 +139,4 @@ def test_colour_only_on_a_terminal_without_no_color_or_dumb(
     assert (
         logs.getvalue() == "\x1b[33mwarning: waiting for m/f: another run is fetching it\x1b[0m\n"
     )
+    assert log.recent_lines()[-1] == "warning: waiting for m/f: another run is fetching it"

@@ -194,8 +194,6 @@ def render(report: SyncReport, out: Output) -> None:
     applied = report.applied
     if report.relocked:
         out.line(f"re-locked {report.lock_path} first (it was stale)")
-    for line in report.misfits:
-        out.line(f"warning: {line}")
     if report.dry_run:
         if report.stale:
             out.line(f"note: {report.lock_path} is stale ({report.stale}); sync would re-lock")
