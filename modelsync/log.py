@@ -1,15 +1,20 @@
 """Logging: structlog configured once per process, with secrets removed before rendering.
 
-Events, not sentences: a stable event name plus key-value fields. Human output on a TTY, one JSON
-object per line otherwise (or with `--json`, on stdout next to the final report).
+Events, not sentences: a stable event name plus key-value fields. People get one short line per
+event on stderr, TTY or not (a CI log is read by people too); `--json` gives one JSON object per
+line on stdout next to the final report. Events from info up, shown or not, also enter a ring of
+recent lines, so a quiet (`-q`) run that fails can still say what led up to the error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
 import sys
-from collections.abc import MutableMapping
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
@@ -71,8 +76,17 @@ def redact_secrets(
     return event_dict
 
 
+Renderer = Callable[[Mapping[str, Any]], str | None]
+"""One event → one human line (None: the event is not shown to people, e.g. a summary event the
+command prints itself)."""
+Writer = Callable[[str], None]
+
+TAIL_LINES = 20
+"""How many recent events a failing `-q` run prints before its error line."""
+
+
 def level_for(verbosity: int) -> int:
-    """-q → warnings only, default → info, -v → debug."""
+    """-q → warnings only, default → info, -v → debug (the level of `--json` events)."""
     if verbosity < 0:
         return logging.WARNING
     if verbosity > 0:
@@ -80,29 +94,136 @@ def level_for(verbosity: int) -> int:
     return logging.INFO
 
 
-def configure(*, json: bool, verbosity: int = 0, stream: TextIO | None = None) -> None:
+def console_level_for(verbosity: int) -> int:
+    """What people see: -q → errors only (cron mails nothing on success), else as `level_for`."""
+    return logging.ERROR if verbosity < 0 else level_for(verbosity)
+
+
+def colors_wanted(stream: TextIO, environ: Mapping[str, str] | None = None) -> bool:
+    """Colour only on a TTY, never with `NO_COLOR` set (no-color.org) or `TERM=dumb`."""
+    env = os.environ if environ is None else environ
+    if env.get("NO_COLOR") or env.get("TERM") == "dumb":
+        return False
+    return stream.isatty()
+
+
+def plain_line(event: Mapping[str, Any]) -> str:
+    """`event key=value …`: the fallback for events without a sentence of their own."""
+    fields = " ".join(
+        f"{k}={v}" for k, v in event.items() if k not in {"event", "level", "timestamp"}
+    )
+    return f"{event['event']} {fields}".rstrip()
+
+
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "exception": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+
+
+class _Console:
+    """The human side: a ring of recent lines, and the writer shown lines go through (stderr,
+    or the live progress display while one is drawn, so a line never lands on a bar)."""
+
+    def __init__(self, stream: TextIO, level: int, render: Renderer, colors: bool) -> None:
+        self.stream = stream
+        self.level = level
+        self.render = render
+        self.colors = colors
+        self.recent: deque[str] = deque(maxlen=TAIL_LINES)
+        self.writer: Writer = self._write
+
+    def _write(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
+
+    def __call__(
+        self, _logger: Any, method: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        level = _LEVELS.get(method, logging.INFO)
+        rendered = self.render(event)
+        line = plain_line(event) if rendered is None else rendered
+        if level >= logging.WARNING:
+            line = f"{logging.getLevelName(level).lower()}: {line}"
+        self.recent.append(line)
+        if rendered is not None and level >= self.level:
+            self.writer(
+                f"\x1b[33m{line}\x1b[0m" if self.colors and level >= logging.WARNING else line
+            )
+        raise structlog.DropEvent
+
+
+_console: _Console | None = None
+
+
+def recent_lines() -> list[str]:
+    """The last events of this run as human lines (for the error report of a quiet run)."""
+    return list(_console.recent) if _console is not None else []
+
+
+@contextlib.contextmanager
+def route(writer: Writer) -> Iterator[None]:
+    """Send shown lines through `writer` for the block (a progress display prints them above
+    its bars); JSON output is left alone."""
+    if _console is None:
+        yield
+        return
+    saved = _console.writer
+    _console.writer = writer
+    try:
+        yield
+    finally:
+        _console.writer = saved
+
+
+def configure(
+    *,
+    json: bool,
+    verbosity: int = 0,
+    stream: TextIO | None = None,
+    render: Renderer | None = None,
+    colors: bool | None = None,
+) -> None:
     """Configure structlog for this process; called once by the CLI entry point.
 
-    `json` forces JSON lines (the `--json` flag); otherwise JSON is chosen when the stream is
-    not a TTY, so cron and CI logs stay machine-readable.
+    `json`: JSON lines on `stream` (default stdout) at the level of `verbosity`. Otherwise human
+    lines from `render` (default `plain_line`) on `stream` (default stderr); events from info up
+    (debug too with -v) enter the ring of recent lines, those at the console level are shown.
     """
-    out = stream if stream is not None else (sys.stdout if json else sys.stderr)
-    as_json = json or not out.isatty()
-    renderer: structlog.typing.Processor
-    if as_json:
-        renderer = structlog.processors.JSONRenderer(sort_keys=False)
-    else:
-        renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
+    global _console  # noqa: PLW0603 - structlog's configuration is process-wide as well
+    processors: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+    ]
+    if json:
+        out = stream if stream is not None else sys.stdout
+        _console = None
+        processors += [
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             redact_secrets,
             structlog.processors.format_exc_info,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(level_for(verbosity)),
+            structlog.processors.JSONRenderer(sort_keys=False),
+        ]
+        level = level_for(verbosity)
+    else:
+        out = stream if stream is not None else sys.stderr
+        _console = _Console(
+            out,
+            console_level_for(verbosity),
+            render or plain_line,
+            colors_wanted(out) if colors is None else colors,
+        )
+        processors += [redact_secrets, structlog.processors.format_exc_info, _console]
+        # Info and up reach the ring even with -q (the tail of a failing quiet run); debug
+        # events only with -v, so a busy server does not format one per request for nothing.
+        level = level_for(max(verbosity, 0))
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )

@@ -15,7 +15,7 @@ from typing import NoReturn, TextIO
 from modelsync import __version__, log
 from modelsync.cli.commands import COMMANDS
 from modelsync.cli.options import add_global_options, global_options
-from modelsync.cli.render import Output
+from modelsync.cli.render import Output, event_line
 from modelsync.errors import ExitCode, ModelsyncError, UsageError
 
 PROG = "modelsync"
@@ -72,11 +72,13 @@ def main(
             args.run = _no_command
         opts = global_options(args)
         out.json = opts.json
+        out.quiet = opts.verbosity < 0
         verbose = opts.verbosity > 0
         log.configure(
             json=opts.json,
             verbosity=opts.verbosity,
             stream=out.stdout if opts.json else out.stderr,
+            render=event_line,
         )
         return int(args.run(args, opts, out))
     except ModelsyncError as exc:

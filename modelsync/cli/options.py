@@ -23,6 +23,8 @@ class GlobalOptions:
     offline: bool
     progress: bool
     wait: bool
+    wait_timeout: float | None
+    """`--wait-timeout S`: wait at most S seconds for a busy lock, then exit 6."""
 
     @property
     def manifest(self) -> Path:
@@ -98,6 +100,21 @@ def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> No
         default=default(False),
         help="exit 6 instead of waiting when another run holds the store or project lock",
     )
+    group.add_argument(
+        "--wait-timeout",
+        type=seconds,
+        default=default(None),
+        metavar="SECONDS",
+        help="wait at most this long for another run's lock, then exit 6 (default: no limit)",
+    )
+
+
+def seconds(text: str) -> float:
+    """A non-negative number of seconds (argparse turns the ValueError into a usage error)."""
+    value = float(text)
+    if not value >= 0:  # also refuses nan
+        raise ValueError(text)
+    return value
 
 
 def _truthy(value: str | None) -> bool:
@@ -116,4 +133,5 @@ def global_options(ns: argparse.Namespace, environ: dict[str, str] | None = None
         offline=ns.offline or _truthy(env.get("HF_HUB_OFFLINE")),
         progress=not ns.no_progress,
         wait=not ns.no_wait,
+        wait_timeout=ns.wait_timeout,
     )

@@ -1,13 +1,24 @@
-"""Output: human lines, or one JSON object per line with `--json`. Logs go through structlog."""
+"""Output: human lines, or one JSON object per line with `--json`. Logs go through structlog.
+
+Where things go (the same for every command):
+- stdout carries the command's result: its summary line, the tables of `status`, `hw`, `store`,
+  `lock --explain`, a dry-run's plan; with `--json`, the events and the final report instead.
+- stderr carries what happens along the way, for people: one short line per event (a file
+  fetched, a retry, a wait for a lock), progress, warnings, and the error line.
+So `modelsync status > status.txt` keeps the answer and `2>` keeps the story, TTY or not; `-q`
+leaves only errors (and, on a failure, the last lines of what happened).
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from modelsync.log import redact_text
+from modelsync.log import plain_line, recent_lines, redact_text
+from modelsync.units import human_bytes
 
 
 @dataclass(slots=True)
@@ -17,22 +28,142 @@ class Output:
     json: bool
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    quiet: bool = False
+    """`-q`: no human result lines on success; a failure also prints the recent events."""
 
     def line(self, text: str) -> None:
-        """A human line on stdout; suppressed in JSON mode, where `report` carries the data."""
-        if not self.json:
+        """A human result line on stdout; not in JSON mode (the report carries the data) nor
+        with `-q`."""
+        if not self.json and not self.quiet:
             print(text, file=self.stdout, flush=True)
 
     def report(self, command: str, **fields: Any) -> None:
         """The final report of a command: a JSON object in JSON mode."""
         if self.json:
-            payload = {"event": "report", "command": command, **fields}
+            # A command that ends with another code (status: 3 for drift) passes `exit_code`.
+            payload = {"event": "report", "command": command, "exit_code": 0, **fields}
             print(json.dumps(payload, default=str, sort_keys=False), file=self.stdout, flush=True)
 
     def error(self, message: str, *, exit_code: int) -> None:
-        """One line on stderr (and a JSON error object on stdout in JSON mode); never a secret."""
+        """One line on stderr (and a JSON error object on stdout in JSON mode); never a secret.
+
+        A quiet run showed nothing so far: the last events come first, so a cron mail says
+        what led up to the failure.
+        """
         text = redact_text(message)
         if self.json:
             payload = {"event": "error", "message": text, "exit_code": exit_code}
             print(json.dumps(payload), file=self.stdout, flush=True)
+        elif self.quiet:
+            tail = recent_lines()
+            if tail:
+                print(f"modelsync: the last {len(tail)} events:", file=self.stderr)
+                for line in tail:
+                    print(f"  {line}", file=self.stderr)
         print(f"modelsync: error: {text}", file=self.stderr, flush=True)
+
+
+def _seconds(event: Mapping[str, Any]) -> str:
+    return f"{float(event.get('seconds') or 0):.1f} s"
+
+
+def _fetched(e: Mapping[str, Any]) -> str:
+    more = []
+    if e.get("resumed_from"):
+        more.append(f"{human_bytes(int(e['resumed_from']))} resumed")
+    if int(e.get("attempts") or 1) > 1:
+        more.append(f"{e['attempts']} attempts")
+    extra = "".join(f", {m}" for m in more)
+    return f"fetched {e['file']} ({human_bytes(int(e['bytes']))} in {_seconds(e)}{extra})"
+
+
+def _progress(e: Mapping[str, Any]) -> str:
+    done, total = int(e["bytes"]), int(e["total"])
+    pct = f" ({100 * done // total}%)" if total else ""
+    rate = f", {human_bytes(int(e['rate']))}/s" if e.get("rate") is not None else ""
+    return f"  {e['file']}: {human_bytes(done)} of {human_bytes(total)}{pct}{rate}"
+
+
+_EVENTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "fetch.done": _fetched,
+    "fetch.progress": _progress,
+    "fetch.resume": lambda e: (
+        f"resuming {e['file']} ({human_bytes(int(e['bytes']))} of "
+        f"{human_bytes(int(e['total']))} from an earlier run)"
+    ),
+    "fetch.wait": lambda e: f"waiting for {e['file']}: {e['why']}",
+    "fetch.retry": lambda e: (
+        f"retrying {e['file']} in {e['wait']} s (attempt {e['attempt']}): {e['reason']}"
+    ),
+    "registry.retry": lambda e: (
+        f"retrying {e['url']} in {_seconds(e)} (attempt {e['attempt']}): {e['reason']}"
+    ),
+    "store.lock_wait": lambda e: (
+        f"waiting for {e['lock']}: held by {e['holder']}"
+        + (f" (at most {e['timeout']:g} s)" if e.get("timeout") is not None else "")
+    ),
+    "sync.adopted": lambda e: f"adopted {e['file']} from {e['source']} ({e['path']})",
+    "sync.removed_stale": lambda e: f"removed {e['file']} (no longer in the lock)",
+    "sync.link_mode": lambda e: f"placing into {e['target']} by {e['mode']}",
+    "sync.gitignore_written": lambda e: f"wrote {e['path']} (keeps model files out of git)",
+    "sync.relock": lambda e: f"re-locking first: {e['reason']}",
+    "sync.does_not_fit": lambda e: f"{e['problem']}; {e['fix']}",
+    "credentials.withheld": lambda e: (
+        f"not sending {e['variable']} to {e['endpoint']}: tokens go over https (or to this "
+        "machine) only"
+    ),
+    "sync.blob_bad": lambda e: (
+        f"blob {e['blob']}: {e['found']}; moved to {e['quarantined']}, fetching it again"
+    ),
+    "fetch.partial_mismatch": lambda e: (
+        f"{e['file']}: the partial from an earlier run hashes to {e['actual']}; starting over"
+    ),
+    "fetch.digest_mismatch": lambda e: (
+        f"{e['file']}: the bytes hash to {e['actual']}, not {e['expected']}; fetching again"
+    ),
+    "fetch.range_ignored": lambda e: (
+        f"{e['file']}: the server ignored the range; fetching from the start "
+        f"({human_bytes(int(e['dropped']))} dropped)"
+    ),
+    "sync.removal_held": lambda e: f"kept {e['file']}: {e['reason']}",
+    "sync.stale_kept": lambda e: f"kept {e['file']}: {e['error']}",
+    "store.adopt_mismatch": lambda e: (
+        f"not adopting {e['source']}: it hashes to {e['actual']}, not {e['expected']}"
+    ),
+    "store.adopt_failed": lambda e: f"could not adopt {e['source']}: {e['error']}",
+    "sync.gitignore_skipped": lambda e: f"no .gitignore written in {e['target']}: {e['reason']}",
+    "sync.gitignore_failed": lambda e: f"could not write {e['path']}: {e['error']}",
+    "sync.link_fallback": lambda e: (
+        f"{e['target']} does not take {e['planned']} ({e['error']}); placing by {e['used']}"
+    ),
+    "lock.warning": lambda e: f"{e['model']}: {e['note']}",
+}
+
+# The command prints these itself (its summary, lock's line per model, a dry run's note on a
+# stale lock, verify's error line); JSON and the -q tail keep them.
+_SUMMARIES = frozenset(
+    {
+        "sync.done",
+        "sync.planned",
+        "sync.lock_stale",
+        "lock.written",
+        "lock.unchanged",
+        "lock.resolved",
+        "gc.done",
+        "verify.mismatch",
+    }
+)
+
+
+def event_line(event: Mapping[str, Any]) -> str | None:
+    """The human line of a log event (None: the command's own summary says it)."""
+    name = str(event.get("event"))
+    if name in _SUMMARIES:
+        return None
+    make = _EVENTS.get(name)
+    if make is not None:
+        try:
+            return make(event)
+        except (KeyError, TypeError, ValueError):
+            pass  # a field renamed elsewhere: fall back to the plain form, never fail the run
+    return plain_line(event)

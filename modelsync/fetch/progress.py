@@ -1,5 +1,6 @@
-"""Progress reporting seam: the downloader calls a sink; the CLI picks rich bars, JSON events or
-nothing (design.md section 6)."""
+"""Progress reporting seam: the downloader calls a sink; the CLI picks rich bars on a TTY, events
+otherwise (every second with `--json`, every ten seconds in a plain log), or nothing
+(design.md section 6)."""
 
 from __future__ import annotations
 
@@ -45,32 +46,44 @@ class NoProgress:
 
 
 class EventProgress:
-    """Structured `fetch_progress` events (for `--json`), at most one per interval and file."""
+    """`fetch_progress` events, at most one per `interval` and file: every second for `--json`;
+    every ten seconds in a log without a TTY, so a CI log shows life on a long transfer and
+    nothing for a short one (`first=False`: no event when a file starts)."""
 
-    def __init__(self, interval: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        first: bool = True,
+    ) -> None:
         self._interval = interval
         self._clock = clock
-        self._state: dict[str, tuple[int, int, float]] = {}  # label → (total, done, last emit)
+        self._first = first
+        # label → (total, done, last emit, done at the last emit)
+        self._state: dict[str, tuple[int, int, float, int]] = {}
 
     def start(self, label: str, total: int, done: int) -> None:
-        """Emit the first event for a file."""
-        self._state[label] = (total, done, self._clock())
-        log.info("fetch.progress", file=label, bytes=done, total=total)
+        """Remember the file; emit its first event when asked to."""
+        self._state[label] = (total, done, self._clock(), done)
+        if self._first:
+            log.info("fetch.progress", file=label, bytes=done, total=total)
 
     def advance(self, label: str, n: int) -> None:
-        """Count bytes; emit when the interval has passed."""
-        total, done, last = self._state.get(label, (0, 0, 0.0))
+        """Count bytes; emit when the interval has passed, with the rate since the last one."""
+        total, done, last, done_then = self._state.get(label, (0, 0, self._clock(), 0))
         done += n
         now = self._clock()
         if now - last >= self._interval:
-            log.info("fetch.progress", file=label, bytes=done, total=total)
-            last = now
-        self._state[label] = (total, done, last)
+            rate = round((done - done_then) / (now - last))
+            log.info("fetch.progress", file=label, bytes=done, total=total, rate=rate)
+            last, done_then = now, done
+        self._state[label] = (total, done, last, done_then)
 
     def restart(self, label: str) -> None:
         """Back to zero bytes."""
-        total, _done, last = self._state.get(label, (0, 0, 0.0))
-        self._state[label] = (total, 0, last)
+        total, _done, last, _then = self._state.get(label, (0, 0, self._clock(), 0))
+        self._state[label] = (total, 0, last, 0)
 
     def finish(self, label: str, *, ok: bool) -> None:
         """Forget the file; the downloader logs the outcome itself."""

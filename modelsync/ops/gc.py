@@ -32,6 +32,7 @@ class GcRequest:
     forget_missing: bool = False
     """Drop the registrations whose lock is gone (moved or deleted projects)."""
     wait: bool = True
+    wait_timeout: float | None = None
     grace_s: float = GRACE_S
     clock: Callable[[], float] = time.time
 
@@ -62,7 +63,7 @@ def gc_store(request: GcRequest) -> GcReport:
     plan = planned()
     if request.dry_run or not plan:
         return GcReport(request.store, plan, dry_run=request.dry_run)
-    with exclusive(layout.lock_path, wait=request.wait):
+    with exclusive(layout.lock_path, wait=request.wait, wait_s=request.wait_timeout):
         plan = planned()
         with open_state(layout.state_path) as state:
             freed = apply_gc(plan, layout, state)

@@ -71,6 +71,8 @@ class SyncRequest(proj.ProjectRequest):
     """A locked choice that does not fit this machine is an error, not a warning."""
     offline: bool = False
     wait: bool = True
+    wait_timeout: float | None = None
+    """Seconds to wait for the store lock before exit 6 (None: as long as it takes)."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     progress: ProgressFactory = no_progress
 
@@ -229,14 +231,16 @@ async def _fetch_and_apply(
     if plan.conflicts:  # refused before anything is fetched or changed
         raise conflict_error(plan)
     if plan.fetch:
-        with exclusive(layout.lock_path, wait=request.wait):
+        with exclusive(layout.lock_path, wait=request.wait, wait_s=request.wait_timeout):
             roots.register(layout, lock_path, ctx.target_root, ctx.lock)  # gc keeps what arrives
-        admit = functools.partial(exclusive_async, layout.lock_path, wait=request.wait)
+        admit = functools.partial(
+            exclusive_async, layout.lock_path, wait=request.wait, wait_s=request.wait_timeout
+        )
         ahead = await fetch_missing(
             plan, inventory, blobs, dataclasses.replace(options, admit=admit)
         )
     applied = None
-    with exclusive(layout.lock_path, wait=request.wait):
+    with exclusive(layout.lock_path, wait=request.wait, wait_s=request.wait_timeout):
         first = plan
         plan, inventory, record = _plan(ctx, blobs, request)
         if plan:

@@ -1,7 +1,8 @@
 """The inter-process store lock: one mutation of the store at a time (design.md section 10).
 
 It is held only to admit blobs and to place, never for a download (design.md section 3).
-A second run waits, saying who holds the lock (pid and command), or with `--no-wait` exits 6.
+A second run waits, saying who holds the lock (pid and command), or with `--no-wait` exits 6;
+with `--wait-timeout S` it waits at most S seconds, then exits 6 the same way.
 The lock is an OS-level lock via filelock, so a crashed holder never leaves it stuck.
 """
 
@@ -12,6 +13,7 @@ import contextlib
 import json
 import os
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -41,10 +43,15 @@ async def unguarded() -> AsyncIterator[None]:
     yield
 
 
-def _busy(lock_path: Path, holder: str) -> BusyError:
+def _busy(lock_path: Path, holder: str, timeout: float | None = None) -> BusyError:
+    if timeout is None:
+        return BusyError(
+            f"{lock_path}: held by {holder}",
+            hint="wait for it to finish, or run again without --no-wait to queue behind it",
+        )
     return BusyError(
-        f"{lock_path}: held by {holder}",
-        hint="wait for it to finish, or run again without --no-wait to queue behind it",
+        f"{lock_path}: still held by {holder} after {timeout:g} s (--wait-timeout)",
+        hint="run again later, or with a longer --wait-timeout",
     )
 
 
@@ -60,8 +67,11 @@ def _holding(lock_path: Path, lock: FileLock) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def exclusive(lock_path: Path, *, wait: bool, poll: float = 0.25) -> Iterator[None]:
-    """Hold `lock_path` for the block; wait for it (logging the holder) or raise BusyError."""
+def exclusive(
+    lock_path: Path, *, wait: bool, wait_s: float | None = None, poll: float = 0.25
+) -> Iterator[None]:
+    """Hold `lock_path` for the block; wait for it (logging the holder; at most `wait_s`
+    seconds when given) or raise BusyError."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(lock_path)
     try:
@@ -70,21 +80,24 @@ def exclusive(lock_path: Path, *, wait: bool, poll: float = 0.25) -> Iterator[No
         holder = _describe_holder(lock_path)
         if not wait:
             raise _busy(lock_path, holder) from None
-        log.info("store.lock_wait", lock=str(lock_path), holder=holder)
-        lock.acquire(poll_interval=poll)
+        log.info("store.lock_wait", lock=str(lock_path), holder=holder, timeout=wait_s)
+        try:
+            lock.acquire(timeout=-1 if wait_s is None else wait_s, poll_interval=poll)
+        except Timeout:
+            raise _busy(lock_path, _describe_holder(lock_path), wait_s) from None
     with _holding(lock_path, lock):
         yield
 
 
 @contextlib.asynccontextmanager
 async def exclusive_async(
-    lock_path: Path, *, wait: bool, poll: float = 0.05
+    lock_path: Path, *, wait: bool, wait_s: float | None = None, poll: float = 0.05
 ) -> AsyncIterator[None]:
     """`exclusive` for the event loop: it waits in asyncio.sleep, so transfers keep running
     (also other tasks of this process, which hold the lock through their own FileLock)."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(lock_path)
-    logged = False
+    since: float | None = None
     while True:
         try:
             lock.acquire(timeout=0)
@@ -92,9 +105,13 @@ async def exclusive_async(
         except Timeout:
             if not wait:
                 raise _busy(lock_path, _describe_holder(lock_path)) from None
-            if not logged:
-                log.info("store.lock_wait", lock=str(lock_path), holder=_describe_holder(lock_path))
-                logged = True
+            now = time.monotonic()
+            if since is None:
+                holder = _describe_holder(lock_path)
+                log.info("store.lock_wait", lock=str(lock_path), holder=holder, timeout=wait_s)
+                since = now
+            elif wait_s is not None and now - since >= wait_s:
+                raise _busy(lock_path, _describe_holder(lock_path), wait_s) from None
             await asyncio.sleep(poll)
     with _holding(lock_path, lock):
         yield

@@ -244,5 +244,5 @@ def test_strict_fit_flag_exits_2_on_the_command_line(
     assert not Path("models").exists()
     plain = run_cli("sync", env=env)
     assert plain.exit_code == 0, plain.stderr
-    assert plain.stdout.startswith("warning: models.tiny: the locked Q4_K_M needs est. ")
+    assert plain.stderr.startswith("warning: models.tiny: the locked Q4_K_M needs est. ")
     assert Path("models/tiny/Tiny-Q4_K_M.gguf").is_file()

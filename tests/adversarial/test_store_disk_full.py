@@ -31,7 +31,7 @@ mkdir "$STORE/tmp" && cp "$SEED"/* "$STORE/tmp/" || exit 98
 head -c 1572864 /dev/zero > "$STORE/filler"
 "$PY" -m modelsync -q sync --link copy; echo "rc=$?"
 rm "$STORE/filler"
-"$PY" -m modelsync -q sync --link copy; echo "rc=$?"
+"$PY" -m modelsync sync --link copy; echo "rc=$?"
 ls "$STORE/tmp"
 """
 

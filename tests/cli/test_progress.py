@@ -1,19 +1,45 @@
-"""How download progress is shown: bars on a terminal, events with --json, else nothing."""
+"""How download progress and log lines are shown: bars on a terminal (80 columns, MiB and MiB/s,
+log lines above them), a line per file every ten seconds in a plain log, events with --json;
+NO_COLOR and TERM=dumb honoured."""
 
 from __future__ import annotations
 
 import io
+import os
+import re
+from collections.abc import Iterator
 
+import pytest
+import structlog
 from rich.console import Console
 
-from modelsync.cli.progress import RichProgress, choose_progress
+from modelsync import log
+from modelsync.cli.progress import RichProgress, choose_progress, console_for
+from modelsync.cli.render import event_line
 from modelsync.fetch.progress import EventProgress, NoProgress
 
+MIB = 1 << 20
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
-def test_choice_follows_tty_and_json() -> None:
-    """--json wins; a terminal gets bars unless --no-progress; pipes get nothing."""
+
+@pytest.fixture
+def pty_stream() -> Iterator[io.TextIOWrapper]:
+    """The writing end of a real pseudo-terminal (isatty() is true)."""
+    leader, follower = os.openpty()
+    stream = os.fdopen(follower, "w", encoding="utf-8")
+    try:
+        yield stream
+    finally:
+        stream.close()
+        os.close(leader)
+
+
+def test_choice_follows_tty_json_and_dumb_terminals() -> None:
+    """--json wins; a terminal gets bars unless --no-progress; a pipe or a dumb terminal gets
+    a line every ten seconds (nothing at start)."""
     tty = Console(file=io.StringIO(), force_terminal=True)
     pipe = Console(file=io.StringIO(), force_terminal=False)
+    dumb = console_for(io.StringIO(), {"TERM": "dumb"})
     assert isinstance(
         choose_progress(json=True, enabled=True, console=tty, total_bytes=1), EventProgress
     )
@@ -23,24 +49,94 @@ def test_choice_follows_tty_and_json() -> None:
     assert isinstance(
         choose_progress(json=False, enabled=False, console=tty, total_bytes=1), NoProgress
     )
-    assert isinstance(
-        choose_progress(json=False, enabled=True, console=pipe, total_bytes=1), NoProgress
-    )
+    for console in (pipe, dumb):
+        sink = choose_progress(json=False, enabled=True, console=console, total_bytes=1)
+        assert isinstance(sink, EventProgress)
 
 
-def test_bars_show_file_and_total_bytes() -> None:
-    """The rendered bars name the file and count resumed plus received bytes in the total."""
+def test_bars_fit_80_columns_in_binary_units() -> None:
+    """With a long file name, every bar line fits 80 columns and speaks MiB and MiB/s (never
+    rich's decimal MB/s); resumed plus received bytes count in the total."""
     out = io.StringIO()
-    console = Console(file=out, force_terminal=True, width=120)
-    with RichProgress(console, total_bytes=4 << 20) as progress:
-        progress.start("gemma/model.gguf", 4 << 20, 1 << 20)
-        progress.advance("gemma/model.gguf", 1 << 20)
-        progress.restart("gemma/model.gguf")
-        progress.advance("gemma/model.gguf", 3 << 20)
+    now = [0.0]
+    console = Console(file=out, force_terminal=True, width=80)
+    with RichProgress(console, total_bytes=400 * MIB, clock=lambda: now[0]) as progress:
+        label = "a-very-long-model-name/a-very-long-file-name-Q4_K_M-00001-of-00002.gguf"
+        progress.start(label, 400 * MIB, 100 * MIB)
+        for _ in range(10):
+            now[0] += 1.0
+            progress.advance(label, 10 * MIB)
         progress._progress.refresh()
-        rendered = out.getvalue()
         totals = progress._progress.tasks[0].completed
-        progress.finish("gemma/model.gguf", ok=True)
-    assert "gemma/model.gguf" in rendered
-    assert "total" in rendered
-    assert totals == 3 << 20
+        progress.finish(label, ok=True)
+    lines = [ANSI.sub("", x) for x in re.split(r"[\r\n]", out.getvalue()) if x.strip()]
+    assert lines
+    assert max(len(x) for x in lines) <= 80
+    text = "\n".join(lines)
+    assert "…K_M-00001-of-00002.gguf" in text
+    assert "MiB/400.0 MiB" in text
+    assert "10.0 MiB/s" in text
+    assert "MB/s" not in text
+    assert totals == 200 * MIB
+
+
+def test_log_lines_go_above_the_bars_never_onto_one() -> None:
+    """While bars are drawn, a log line is printed by the progress display (so it lands above
+    the bars) and not written to the log stream underneath it; afterwards it goes back."""
+    logs = io.StringIO()
+    log.configure(json=False, stream=logs, render=event_line, colors=False)
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=80)
+    with RichProgress(console, total_bytes=MIB) as progress:
+        progress.start("m/f.gguf", MIB, 0)
+        structlog.get_logger().warning(
+            "fetch.retry", file="m/f.gguf", reason="HTTP 503", attempt=1, have=0, wait=0.5
+        )
+    structlog.get_logger().info("sync.removed_stale", file="m/old.gguf")
+    assert "warning: retrying m/f.gguf in 0.5 s (attempt 1): HTTP 503" in ANSI.sub(
+        "", out.getvalue()
+    )
+    assert logs.getvalue() == "removed m/old.gguf (no longer in the lock)\n"
+
+
+def test_a_plain_log_gets_a_line_per_file_every_ten_seconds() -> None:
+    """Without a TTY a short transfer prints nothing; a long one prints a line every ten
+    seconds with bytes, percent and rate in MiB/s."""
+    logs = io.StringIO()
+    log.configure(json=False, stream=logs, render=event_line, colors=False)
+    now = [0.0]
+    sink = EventProgress(10.0, clock=lambda: now[0], first=False)
+    sink.start("m/short.gguf", MIB, 0)
+    now[0] = 3.0
+    sink.advance("m/short.gguf", MIB)
+    sink.finish("m/short.gguf", ok=True)
+    assert logs.getvalue() == ""
+    sink.start("m/long.gguf", 100 * MIB, 0)
+    for second in range(1, 26):
+        now[0] = 3.0 + second
+        sink.advance("m/long.gguf", 2 * MIB)
+    assert logs.getvalue().splitlines() == [
+        "  m/long.gguf: 20.0 MiB of 100.0 MiB (20%), 2.0 MiB/s",
+        "  m/long.gguf: 40.0 MiB of 100.0 MiB (40%), 2.0 MiB/s",
+    ]
+
+
+def test_colour_only_on_a_terminal_without_no_color_or_dumb(
+    pty_stream: io.TextIOWrapper,
+) -> None:
+    """Warnings are coloured on a terminal; NO_COLOR or TERM=dumb turn it off, and a pipe
+    never gets colour."""
+    assert log.colors_wanted(pty_stream, {"TERM": "xterm"})
+    assert not log.colors_wanted(pty_stream, {"TERM": "xterm", "NO_COLOR": "1"})
+    assert not log.colors_wanted(pty_stream, {"TERM": "dumb"})
+    assert not log.colors_wanted(io.StringIO(), {"TERM": "xterm"})
+    assert console_for(pty_stream, {"NO_COLOR": "1"}).no_color
+    assert console_for(pty_stream, {"TERM": "xterm"}).is_terminal
+    assert not console_for(pty_stream, {"TERM": "dumb"}).is_terminal
+    logs = io.StringIO()
+    log.configure(json=False, stream=logs, render=event_line, colors=True)
+    structlog.get_logger().warning("fetch.wait", file="m/f", why="another run is fetching it")
+    assert (
+        logs.getvalue() == "\x1b[33mwarning: waiting for m/f: another run is fetching it\x1b[0m\n"
+    )
+    assert log.recent_lines()[-1] == "warning: waiting for m/f: another run is fetching it"

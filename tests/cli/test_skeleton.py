@@ -33,6 +33,7 @@ DESIGN_COMMANDS = {
     "gc": ["--dry-run"],
     "search": ["--author", "--quant", "--sort", "--limit", "--gated"],
     "hw": ["--model"],
+    "store": [],
     "export": ["--ollama"],
     "serve": ["--host", "--port"],
 }
@@ -44,6 +45,8 @@ GLOBAL_FLAGS = [
     "--quiet",
     "--offline",
     "--no-progress",
+    "--no-wait",
+    "--wait-timeout",
 ]
 NOT_BUILT = [
     "outdated",
@@ -119,6 +122,7 @@ def test_global_options_work_after_the_command(run_cli: CliRunner, tmp_path: Pat
         assert event == {
             "event": "report",
             "command": "init",
+            "exit_code": 0,
             "path": str(target),
             "replaced": False,
         }
@@ -168,7 +172,13 @@ def test_init_refuses_to_overwrite_without_force(run_cli: CliRunner, tmp_path: P
     forced = run_cli("-m", str(target), "init", "--force", "--json")
     assert forced.exit_code == 0
     assert forced.json_lines() == [
-        {"event": "report", "command": "init", "path": str(target), "replaced": True}
+        {
+            "event": "report",
+            "command": "init",
+            "exit_code": 0,
+            "path": str(target),
+            "replaced": True,
+        }
     ]
     assert target.read_text() == template_text()
 

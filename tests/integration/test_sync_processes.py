@@ -120,7 +120,7 @@ def test_syncs_on_one_store_wait_then_download_once(
     with exclusive(StoreLayout(tmp_path / "store").lock_path, wait=False):
         procs = [Proc(["sync"], one, env), Proc(["sync"], one, env), Proc(["sync"], two, env)]
         for proc in procs:
-            proc.wait_for('"store.lock_wait"')
+            proc.wait_for("store.lock: held by pid")
         assert hub.repos.counters.bytes_sent(path="shared.bin") == 0
     codes = [proc.finish() for proc in procs]
     assert codes == [0, 0, 0], [p.lines for p in procs]
@@ -140,7 +140,7 @@ def test_a_killed_sync_never_leaves_a_half_placed_file(
     hub_repo("org/big", big)
     folder = manifest_for(tmp_path / "p", {"big": "org/big"}).parent
     proc = Proc(["sync", "--link", "copy"], folder, env)
-    proc.wait_for('"sync.link_mode"')
+    proc.wait_for("placing into ")
     proc.popen.send_signal(signal.SIGKILL)
     assert proc.finish() == -signal.SIGKILL
     models = folder / "models" / "big"

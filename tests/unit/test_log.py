@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import structlog
 
 from modelsync import log
+from modelsync.cli.render import _EVENTS, _SUMMARIES, event_line
 
 TOKEN = "hf_abcdefghijklmnopqrstuvwxyz123456"
 
@@ -73,3 +75,32 @@ def test_quiet_hides_info_and_verbose_shows_debug() -> None:
     log.configure(json=True, verbosity=1, stream=loud)
     structlog.get_logger().debug("detail")
     assert json.loads(loud.getvalue())["event"] == "detail"
+
+
+def test_human_lines_and_the_recent_ring_hold_no_secret() -> None:
+    """Human rendering (shown or only kept for a failing -q run's tail) redacts tokens and
+    signed URLs like JSON does; the quiet console shows errors only."""
+    stream = io.StringIO()
+    log.configure(json=False, verbosity=-1, stream=stream, render=event_line, colors=False)
+    logger = structlog.get_logger()
+    logger.info("fetch_body", file="m/f", url="https://cdn.example/x?X-Amz-Signature=sig")
+    logger.warning(
+        "fetch.retry", file="m/f", reason=f"401 with Bearer {TOKEN}", attempt=1, have=0, wait=1
+    )
+    logger.error("boom", token=TOKEN)
+    assert stream.getvalue() == f"error: boom token={log.REDACTED}\n"
+    recent = "\n".join(log.recent_lines())
+    assert TOKEN not in recent
+    assert "X-Amz-Signature" not in recent
+    assert "https://cdn.example/x?[redacted]" in recent
+    assert "warning: retrying m/f in 1 s (attempt 1): 401 with Bearer [redacted]" in recent
+
+
+def test_every_event_sentence_names_an_event_the_code_logs() -> None:
+    """A sentence for an event nobody logs (renamed or removed) is caught here; an event whose
+    fields changed falls back to `event key=value` instead of failing the run."""
+    package = Path(log.__file__).parent
+    source = "\n".join(p.read_text() for p in package.rglob("*.py") if p.name != "render.py")
+    for name in (*_EVENTS, *_SUMMARIES):
+        assert f'"{name}"' in source, name
+    assert event_line({"event": "fetch.done", "file": "m/f"}) == "fetch.done file=m/f"

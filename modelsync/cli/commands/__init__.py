@@ -14,6 +14,7 @@ from modelsync.cli.commands import (
     search,
     serve,
     status,
+    store,
     sync,
     verify,
 )
@@ -29,6 +30,7 @@ COMMANDS: tuple[Command, ...] = (
     bench.COMMAND,
     publish.COMMAND,
     gc.COMMAND,
+    store.COMMAND,
     search.COMMAND,
     hw.COMMAND,
     export.COMMAND,

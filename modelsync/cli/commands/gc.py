@@ -33,6 +33,7 @@ def run(args: argparse.Namespace, opts: GlobalOptions, out: Output) -> int:
         dry_run=args.dry_run,
         forget_missing=args.forget_missing,
         wait=opts.wait,
+        wait_timeout=opts.wait_timeout,
     )
     report = gc_store(request)
     render(report, out)

@@ -53,6 +53,7 @@ def render(report: StatusReport, out: Output) -> None:
         )
     out.report(
         "status",
+        exit_code=int(report.exit_code),
         lock=str(report.lock_path),
         fresh=bool(report.fresh),
         stale_reason=None if report.fresh else report.fresh.reason,

@@ -56,18 +56,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def progress_factory(opts: GlobalOptions) -> ProgressFactory:
-    """Rich bars on a TTY, JSON events with --json, else nothing (chosen once bytes are known)."""
+    """Bars on a TTY, events with --json, lines every 10 s in a plain log (chosen once bytes
+    are known)."""
 
     @contextlib.contextmanager
     def factory(total: int) -> Iterator[ProgressSink]:
-        from rich.console import Console  # noqa: PLC0415  only when something downloads
-
-        from modelsync.cli.progress import RichProgress, choose_progress  # noqa: PLC0415
+        # rich only when something downloads
+        from modelsync.cli.progress import RichProgress, choose_progress, console_for  # noqa: PLC0415
 
         sink = choose_progress(
             json=opts.json,
             enabled=opts.progress and opts.verbosity >= 0,
-            console=Console(file=sys.stderr),
+            console=console_for(sys.stderr, os.environ),
             total_bytes=total,
         )
         if isinstance(sink, RichProgress):
@@ -96,6 +96,7 @@ def run(args: argparse.Namespace, opts: GlobalOptions, out: Output) -> int:
         strict_fit=args.strict_fit,
         offline=opts.offline,
         wait=opts.wait,
+        wait_timeout=opts.wait_timeout,
         environ=dict(os.environ),
         progress=progress_factory(opts),
     )
@@ -198,8 +199,6 @@ def render(report: SyncReport, out: Output) -> None:
     applied = report.applied
     if report.relocked:
         out.line(f"re-locked {report.lock_path} first (it was stale)")
-    for line in report.misfits:
-        out.line(f"warning: {line}")
     if report.dry_run:
         if report.stale:
             out.line(f"note: {report.lock_path} is stale ({report.stale}); sync would re-lock")
