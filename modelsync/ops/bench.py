@@ -1,0 +1,286 @@
+"""`modelsync bench`: measure each locked GGUF model this machine has synced, one child process
+per model, and keep the results by (file digests, hardware fingerprint, llama-cpp-python version,
+settings) under the store and in models.bench.json beside the lock.
+
+Plan, then apply: the targets (which models, which placed file) come from the same selection
+`sync` makes and from a stat-only survey; each is then reused from the store or measured. A model
+that fails (not synced, crash, error, timeout) is collected; the others are still measured, and
+the worst failure is raised once the report is out (`BenchOutcome.raise_failures`).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from modelsync.bench import report
+from modelsync.bench.model import BenchResult, Failure, Key, Row, Settings, Target, settings_for
+from modelsync.bench.results import (
+    ResultStore,
+    bench_path_for,
+    read_bench_file,
+    write_bench_file,
+)
+from modelsync.bench.runner import ChildFailedError, measure
+from modelsync.errors import StaleError, UsageError
+from modelsync.hardware.model import HardwareProfile
+from modelsync.lockfile.model import LockedModel
+from modelsync.resolve.gguf import label_of_path, shard_of, skip_reason
+from modelsync.store.blobs import BlobStore
+from modelsync.store.layout import StoreLayout
+from modelsync.store.state import open_state
+from modelsync.sync import project as proj
+from modelsync.sync.model import Wanted
+from modelsync.sync.verify import verify_inventory
+
+log = structlog.get_logger(__name__)
+
+INSTALL_HINT = (
+    "install the bench extra: CMAKE_ARGS=\"-DGGML_NATIVE=OFF\" pip install 'modelsync[bench]' "
+    "(in a checkout: MODELSYNC_WITH_BENCH=1 scripts/install)"
+)
+DEFAULT_TIMEOUT = 1800.0
+
+
+@dataclass(frozen=True, slots=True)
+class BenchRequest:
+    """What to measure, how, and where results go."""
+
+    manifest: Path
+    store: Path
+    models: tuple[str, ...] = ()
+    profile: str | None = None
+    n_prompt: int = 512
+    n_gen: int = 128
+    ctx: int | None = None
+    gpu_layers: int | None = None
+    """None: every layer when this machine has a GPU, else 0."""
+    repetitions: int = 3
+    force: bool = False
+    timeout: float = DEFAULT_TIMEOUT
+    environ: Mapping[str, str] = field(default_factory=dict)
+    detector: proj.Detector | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BenchOutcome:
+    """Every benched model (measured or reused), the failures, and the file written."""
+
+    rows: tuple[Row, ...]
+    failures: tuple[Failure, ...]
+    skipped: tuple[str, ...]
+    """Models without a GGUF file (nothing for llama.cpp to load)."""
+    settings: Settings
+    hardware: str
+    llama_cpp: str
+    bench_file: Path
+    written: bool
+
+    def raise_failures(self) -> None:
+        """Raise the worst failure (not synced: 3; could not measure: 2), naming how many more."""
+        if not self.failures:
+            return
+        unsynced = [f for f in self.failures if not f.synced]
+        worst = unsynced[0] if unsynced else self.failures[0]
+        more = len(self.failures) - 1
+        message = f"{worst.problem} (and {more} more models failed)" if more else worst.problem
+        if unsynced:
+            raise StaleError(message, hint=worst.hint)
+        raise UsageError(message, hint=worst.hint)
+
+
+def llama_cpp_version() -> str | None:
+    """The installed llama-cpp-python's version, read without loading its native library."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        return None
+    try:
+        return importlib.metadata.version("llama_cpp_python")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def weights_of(model: LockedModel) -> tuple[str, ...]:
+    """The model's GGUF weight files (no projector, imatrix or drafter), first shard first."""
+    paths = [f.path for f in model.files if skip_reason(f.path) is None]
+
+    def order(path: str) -> tuple[int, str]:
+        shard = shard_of(path)
+        return (shard[1] if shard else 0, path)
+
+    return tuple(sorted(paths, key=order))
+
+
+def plan_targets(
+    models: Sequence[LockedModel], wanted: Sequence[Wanted], bad: set[str]
+) -> tuple[list[Target], list[Failure], list[str]]:
+    """Targets for the synced GGUF models; failures for the others; names without a GGUF."""
+    by_rel = {w.rel: w for w in wanted}
+    targets: list[Target] = []
+    failures: list[Failure] = []
+    skipped: list[str] = []
+    for model in models:
+        weights = weights_of(model)
+        if not weights:
+            skipped.append(model.name)
+            continue
+        items = [by_rel[f"{model.name}/{path}"] for path in weights]
+        missing = [w.rel for w in items if w.rel in bad]
+        if missing:
+            failures.append(
+                Failure(
+                    model.name,
+                    weights[0],
+                    f"models.{model.name}: {', '.join(missing)} is not synced on this machine",
+                    "run `modelsync sync` first",
+                    synced=False,
+                )
+            )
+            continue
+        targets.append(
+            Target(
+                model=model.name,
+                profile=model.profile,
+                file=weights[0],
+                files=tuple(w.sha256 for w in items),
+                quant=model.quant or label_of_path(weights[0]),
+                size=sum(w.size for w in items),
+                path=items[0].target,
+            )
+        )
+    return targets, failures, skipped
+
+
+def _default_gpu_layers(hardware: HardwareProfile) -> int:
+    return -1 if hardware.gpus else 0
+
+
+def bench_project(request: BenchRequest) -> BenchOutcome:
+    """Measure (or reuse) every selected model; failures are collected, not raised."""
+    version = llama_cpp_version()
+    if version is None:
+        raise UsageError(
+            "`modelsync bench` needs llama-cpp-python, which is not installed", hint=INSTALL_HINT
+        )
+    loaded = proj.load(request.manifest, request.environ)
+    if loaded.lock is None:
+        raise proj.no_lock_error(loaded.lock_path)
+    hardware = proj.detect_hardware(request.detector)
+    settings = settings_for(
+        n_prompt=request.n_prompt,
+        n_gen=request.n_gen,
+        ctx=request.ctx,
+        gpu_layers=_default_gpu_layers(hardware)
+        if request.gpu_layers is None
+        else request.gpu_layers,
+        repetitions=request.repetitions,
+    )
+    ctx = proj.context(
+        loaded,
+        loaded.lock,
+        profile=request.profile,
+        models=request.models,
+        environ=request.environ,
+        detector=lambda: hardware,
+    )
+    layout = StoreLayout(request.store)
+    with open_state(layout.state_path) as state:
+        inventory, _record = proj.survey(ctx, BlobStore(layout, state), scope=())
+    checked = verify_inventory(ctx.wanted, inventory, full=False)
+    bad = {m.rel for m in checked.mismatches}
+    targets, failures, skipped = plan_targets(ctx.models, ctx.wanted, bad)
+    if request.models:
+        not_gguf = sorted(set(skipped) & set(request.models))
+        if not_gguf:
+            raise UsageError(
+                f"--model {', '.join(not_gguf)}: no GGUF file in models.lock to load",
+                hint="bench measures GGUF models only; leave these names out",
+            )
+
+    fingerprint = hardware.fingerprint()
+    bench_file = bench_path_for(loaded.lock_path)
+    previous = read_bench_file(bench_file)
+    results = ResultStore(request.store)
+    rows: list[Row] = []
+    for target in targets:
+        key = Key(target.files, fingerprint, version, settings)
+        bound = log.bind(model=target.model, file=target.file, digest=target.files[0])
+        measured = None if request.force else results.load(key)
+        reused = measured is not None
+        if measured is None:
+            bound.info("bench.start", path=str(target.path), **settings.as_dict())
+            try:
+                runs = measure(target.path, settings, timeout=request.timeout)
+            except ChildFailedError as exc:
+                bound.warning("bench.failed", problem=exc.problem)
+                failures.append(
+                    Failure(
+                        target.model, target.file, f"models.{target.model}: {exc.problem}", exc.hint
+                    )
+                )
+                continue
+            measured = report.aggregate(runs, settings)
+            results.save(key, measured)
+        result = BenchResult(
+            model=target.model,
+            profile=target.profile,
+            file=target.file,
+            sha256=target.files[0],
+            quant=target.quant,
+            size=target.size,
+            hardware=fingerprint,
+            llama_cpp=version,
+            settings=settings,
+            measured=measured,
+        )
+        change = None if reused else report.change(result, previous)
+        bound.info(
+            "bench.reused" if reused else "bench.measured",
+            pp_tps=round(measured.pp_tps.mean, 2),
+            tg_tps=round(measured.tg_tps.mean, 2),
+        )
+        rows.append(Row(result, reused, change))
+
+    written = write_bench_file(
+        bench_file, merge(previous, [r.result for r in rows], loaded.lock.models)
+    )
+    return BenchOutcome(
+        rows=tuple(rows),
+        failures=tuple(failures),
+        skipped=tuple(skipped),
+        settings=settings,
+        hardware=fingerprint,
+        llama_cpp=version,
+        bench_file=bench_file,
+        written=written,
+    )
+
+
+def merge(
+    previous: Sequence[BenchResult], fresh: Sequence[BenchResult], locked: Sequence[LockedModel]
+) -> list[BenchResult]:
+    """The new file: this run's results, plus earlier ones (any machine, version or settings)
+    that still describe a locked file; a result for a file the lock no longer pins goes."""
+    current = {
+        (m.name, m.profile): (weights[0], m.files) for m in locked if (weights := weights_of(m))
+    }
+
+    def still_locked(result: BenchResult) -> bool:
+        entry = current.get((result.model, result.profile))
+        if entry is None:
+            return False
+        first, files = entry
+        return first == result.file and any(
+            f.path == first and f.sha256 == result.sha256 for f in files
+        )
+
+    kept = [
+        old
+        for old in previous
+        if still_locked(old) and not any(old.same_slot(new) for new in fresh)
+    ]
+    return [*kept, *fresh]
