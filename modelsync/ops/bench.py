@@ -245,9 +245,9 @@ def bench_project(request: BenchRequest) -> BenchOutcome:
         )
         rows.append(Row(result, reused, change))
 
-    written = write_bench_file(
-        bench_file, merge(previous, [r.result for r in rows], loaded.lock.models)
-    )
+    merged = merge(previous, [r.result for r in rows], loaded.lock.models)
+    # No empty file where nothing was ever measured (a first run whose models all failed).
+    written = bool(merged or previous) and write_bench_file(bench_file, merged)
     return BenchOutcome(
         rows=tuple(rows),
         failures=tuple(failures),
