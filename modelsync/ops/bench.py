@@ -191,7 +191,10 @@ def bench_project(request: BenchRequest) -> BenchOutcome:
     with open_state(layout.state_path) as state:
         inventory, _record = proj.survey(ctx, BlobStore(layout, state), scope=())
     checked = verify_inventory(ctx.wanted, inventory, full=False)
-    bad = {m.rel for m in checked.mismatches}
+    # llama.cpp reads the placed files: a target that verifies is benchable even where its
+    # blob is gone from the store (a placed copy), and a bad blob shows in its linked targets.
+    targets_of = {w.rel: w.target for w in ctx.wanted}
+    bad = {m.rel for m in checked.mismatches if m.path == targets_of.get(m.rel)}
     targets, failures, skipped = plan_targets(ctx.models, ctx.wanted, bad)
     if request.models:
         not_gguf = sorted(set(skipped) & set(request.models))
@@ -202,7 +205,7 @@ def bench_project(request: BenchRequest) -> BenchOutcome:
             )
 
     fingerprint = hardware.fingerprint()
-    bench_file = bench_path_for(loaded.lock_path)
+    bench_file = bench_path_for(loaded.lock_path).absolute()
     previous = read_bench_file(bench_file)
     results = ResultStore(request.store)
     rows: list[Row] = []

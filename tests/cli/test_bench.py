@@ -170,6 +170,7 @@ def test_split_model_loads_from_its_first_shard(
 ) -> None:
     """A model in two shards is measured from shard 1 (llama.cpp reads shard 2 beside it); its
     size counts both; a model with no GGUF is skipped, and naming it is exit 2."""
+    (tmp_path / "split").mkdir()
     shards = write_split_gguf(tmp_path / "split", "big", quant="Q8_0", n_shards=2)
     hub_repo("org/big-GGUF", {p.name: p for p in shards})
     hub_repo("org/cfg", {"config.json": "{}"})
