@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(
     reason="llama-cpp-python is not installed (the bench extra: MODELSYNC_WITH_BENCH=1)",
 )
 psutil: Any = importlib.import_module("psutil")  # a runtime dependency without type stubs
-SMALL = ("--n-prompt", "16", "--n-gen", "4", "--repetitions", "2")
+SMALL = ("--n-prompt", "16", "--n-gen", "4", "--repetitions", "2", "--gpu-layers", "0")
 
 
 @pytest.fixture

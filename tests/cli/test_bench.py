@@ -20,7 +20,7 @@ needs_llama = pytest.mark.skipif(
     importlib.util.find_spec("llama_cpp") is None,
     reason="llama-cpp-python is not installed (the bench extra: MODELSYNC_WITH_BENCH=1)",
 )
-SMALL = ("--n-prompt", "16", "--n-gen", "4", "--repetitions", "2")
+SMALL = ("--n-prompt", "16", "--n-gen", "4", "--repetitions", "2", "--gpu-layers", "0")
 
 
 @pytest.fixture

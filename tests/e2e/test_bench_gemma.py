@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from modelsync.hardware.detect import detect
 from modelsync.server.runner import ServerHandle
 from tests.fixtures.cli import CliRunner
 from tests.fixtures.hub import HubRepoFactory
@@ -54,8 +55,9 @@ def test_gemma_sync_then_bench_then_reuse(
         "Q4_K_M",
     )
     assert (entry["sha256"], entry["size"]) == (GEMMA_SHA256, GEMMA_SIZE)
+    all_layers = -1 if detect().gpus else 0  # the default: every layer where there is a GPU
     assert entry["settings"] == {
-        "n_prompt": 32, "n_gen": 8, "ctx": 256, "gpu_layers": 0, "repetitions": 2,
+        "n_prompt": 32, "n_gen": 8, "ctx": 256, "gpu_layers": all_layers, "repetitions": 2,
     }  # fmt: skip
     assert entry["pp_tps"]["mean"] > 0
     assert entry["tg_tps"]["mean"] > 0
