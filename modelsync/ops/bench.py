@@ -19,7 +19,16 @@ from pathlib import Path
 import structlog
 
 from modelsync.bench import report
-from modelsync.bench.model import BenchResult, Failure, Key, Row, Settings, Target, settings_for
+from modelsync.bench.model import (
+    BenchResult,
+    Failure,
+    Key,
+    Measured,
+    Row,
+    Settings,
+    Target,
+    settings_for,
+)
 from modelsync.bench.results import (
     ResultStore,
     bench_path_for,
@@ -28,7 +37,6 @@ from modelsync.bench.results import (
 )
 from modelsync.bench.runner import ChildFailedError, measure
 from modelsync.errors import StaleError, UsageError
-from modelsync.hardware.model import HardwareProfile
 from modelsync.lockfile.model import LockedModel
 from modelsync.resolve.gguf import label_of_path, shard_of, skip_reason
 from modelsync.store.blobs import BlobStore
@@ -155,28 +163,34 @@ def plan_targets(
     return targets, failures, skipped
 
 
-def _default_gpu_layers(hardware: HardwareProfile) -> int:
-    return -1 if hardware.gpus else 0
+@dataclass(frozen=True, slots=True)
+class BenchPlan:
+    """What this run will do: the settings, this machine, each model to measure or reuse, and the
+    models that cannot be measured or have nothing to load."""
+
+    lock_path: Path
+    locked: tuple[LockedModel, ...]
+    """Every entry of the lock (for which older results still describe a locked file)."""
+    settings: Settings
+    hardware: str
+    targets: tuple[Target, ...]
+    failures: tuple[Failure, ...]
+    skipped: tuple[str, ...]
 
 
-def bench_project(request: BenchRequest) -> BenchOutcome:
-    """Measure (or reuse) every selected model; failures are collected, not raised."""
-    version = llama_cpp_version()
-    if version is None:
-        raise UsageError(
-            "`modelsync bench` needs llama-cpp-python, which is not installed", hint=INSTALL_HINT
-        )
+def plan_bench(request: BenchRequest) -> BenchPlan:
+    """Read the project, choose the models as `sync` does, and keep those whose placed files
+    verify (stat and the stat cache only)."""
     loaded = proj.load(request.manifest, request.environ)
     if loaded.lock is None:
         raise proj.no_lock_error(loaded.lock_path)
     hardware = proj.detect_hardware(request.detector)
+    gpu_layers = request.gpu_layers
     settings = settings_for(
         n_prompt=request.n_prompt,
         n_gen=request.n_gen,
         ctx=request.ctx,
-        gpu_layers=_default_gpu_layers(hardware)
-        if request.gpu_layers is None
-        else request.gpu_layers,
+        gpu_layers=(-1 if hardware.gpus else 0) if gpu_layers is None else gpu_layers,
         repetitions=request.repetitions,
     )
     ctx = proj.context(
@@ -196,71 +210,95 @@ def bench_project(request: BenchRequest) -> BenchOutcome:
     targets_of = {w.rel: w.target for w in ctx.wanted}
     bad = {m.rel for m in checked.mismatches if m.path == targets_of.get(m.rel)}
     targets, failures, skipped = plan_targets(ctx.models, ctx.wanted, bad)
-    if request.models:
-        not_gguf = sorted(set(skipped) & set(request.models))
-        if not_gguf:
-            raise UsageError(
-                f"--model {', '.join(not_gguf)}: no GGUF file in models.lock to load",
-                hint="bench measures GGUF models only; leave these names out",
-            )
+    not_gguf = sorted(set(skipped) & set(request.models))
+    if not_gguf:
+        raise UsageError(
+            f"--model {', '.join(not_gguf)}: no GGUF file in models.lock to load",
+            hint="bench measures GGUF models only; leave these names out",
+        )
+    return BenchPlan(
+        lock_path=loaded.lock_path,
+        locked=loaded.lock.models,
+        settings=settings,
+        hardware=hardware.fingerprint(),
+        targets=tuple(targets),
+        failures=tuple(failures),
+        skipped=tuple(skipped),
+    )
 
-    fingerprint = hardware.fingerprint()
-    bench_file = bench_path_for(loaded.lock_path).absolute()
+
+def bench_project(request: BenchRequest) -> BenchOutcome:
+    """Measure (or reuse) every selected model; failures are collected, not raised."""
+    version = llama_cpp_version()
+    if version is None:
+        raise UsageError(
+            "`modelsync bench` needs llama-cpp-python, which is not installed", hint=INSTALL_HINT
+        )
+    plan = plan_bench(request)
+    bench_file = bench_path_for(plan.lock_path).absolute()
     previous = read_bench_file(bench_file)
-    results = ResultStore(request.store)
+    store = ResultStore(request.store)
     rows: list[Row] = []
-    for target in targets:
-        key = Key(target.files, fingerprint, version, settings)
-        bound = log.bind(model=target.model, file=target.file, digest=target.files[0])
-        measured = None if request.force else results.load(key)
-        reused = measured is not None
-        if measured is None:
-            bound.info("bench.start", path=str(target.path), **settings.as_dict())
-            try:
-                runs = measure(target.path, settings, timeout=request.timeout)
-            except ChildFailedError as exc:
-                bound.warning("bench.failed", problem=exc.problem)
-                failures.append(
-                    Failure(
-                        target.model, target.file, f"models.{target.model}: {exc.problem}", exc.hint
-                    )
-                )
-                continue
-            measured = report.aggregate(runs, settings)
-            results.save(key, measured)
+    failures = list(plan.failures)
+    for target in plan.targets:
+        key = Key(target.files, plan.hardware, version, plan.settings)
+        done = _bench_one(target, key, store, request)
+        if isinstance(done, Failure):
+            failures.append(done)
+            continue
+        measured, reused = done
         result = BenchResult(
             model=target.model,
             profile=target.profile,
             file=target.file,
-            sha256=target.files[0],
+            sha256=key.sha256,
             quant=target.quant,
             size=target.size,
-            hardware=fingerprint,
+            hardware=plan.hardware,
             llama_cpp=version,
-            settings=settings,
+            settings=plan.settings,
             measured=measured,
         )
-        change = None if reused else report.change(result, previous)
-        bound.info(
-            "bench.reused" if reused else "bench.measured",
-            pp_tps=round(measured.pp_tps.mean, 2),
-            tg_tps=round(measured.tg_tps.mean, 2),
-        )
-        rows.append(Row(result, reused, change))
+        rows.append(Row(result, reused, None if reused else report.change(result, previous)))
 
-    merged = merge(previous, [r.result for r in rows], loaded.lock.models)
+    merged = merge(previous, [r.result for r in rows], plan.locked)
     # No empty file where nothing was ever measured (a first run whose models all failed).
     written = bool(merged or previous) and write_bench_file(bench_file, merged)
     return BenchOutcome(
         rows=tuple(rows),
         failures=tuple(failures),
-        skipped=tuple(skipped),
-        settings=settings,
-        hardware=fingerprint,
+        skipped=plan.skipped,
+        settings=plan.settings,
+        hardware=plan.hardware,
         llama_cpp=version,
         bench_file=bench_file,
         written=written,
     )
+
+
+def _bench_one(
+    target: Target, key: Key, store: ResultStore, request: BenchRequest
+) -> tuple[Measured, bool] | Failure:
+    """The stored figures for `key` (reused: True), or a fresh measurement, saved; or why not."""
+    bound = log.bind(model=target.model, file=target.file, digest=key.sha256)
+    measured = None if request.force else store.load(key)
+    if measured is not None:
+        bound.info("bench.reused", pp_tps=round(measured.pp_tps.mean, 2))
+        return measured, True
+    bound.info("bench.start", path=str(target.path), **key.settings.as_dict())
+    try:
+        runs = measure(target.path, key.settings, timeout=request.timeout)
+    except ChildFailedError as exc:
+        bound.warning("bench.failed", problem=exc.problem)
+        return Failure(target.model, target.file, f"models.{target.model}: {exc.problem}", exc.hint)
+    measured = report.aggregate(runs, key.settings)
+    store.save(key, measured)
+    bound.info(
+        "bench.measured",
+        pp_tps=round(measured.pp_tps.mean, 2),
+        tg_tps=round(measured.tg_tps.mean, 2),
+    )
+    return measured, False
 
 
 def merge(
