@@ -28,7 +28,17 @@ DESIGN_COMMANDS = {
     "status": [],
     "verify": ["--full", "--model"],
     "outdated": ["--model"],
-    "bench": ["--model", "--n-prompt", "--n-gen", "--ctx", "--gpu-layers", "--force"],
+    "bench": [
+        "--model",
+        "--profile",
+        "--n-prompt",
+        "--n-gen",
+        "--ctx",
+        "--gpu-layers",
+        "--repetitions",
+        "--timeout",
+        "--force",
+    ],
     "publish": ["--dry-run", "--target"],
     "gc": ["--dry-run"],
     "search": ["--author", "--quant", "--sort", "--limit", "--gated"],
@@ -50,7 +60,6 @@ GLOBAL_FLAGS = [
 ]
 NOT_BUILT = [
     "outdated",
-    "bench",
     "search",
     "export",
 ]
