@@ -150,6 +150,8 @@ async def sync_project(request: SyncRequest) -> SyncReport:
         relocked = True
     assert loaded.lock is not None
     ctx = proj.context_for(loaded, loaded.lock, request)
+    home = request.environ.get("HOME") or str(Path.home())
+    proj.check_target(ctx.target_root, loaded.manifest, request.store, home)
     misfit = _fit_check(ctx, request)
     layout = StoreLayout(request.store)
     applied = None
