@@ -169,16 +169,24 @@ class Journal:
     def __init__(self, record: Path) -> None:
         self.path = journal_path(record)
         self._fd: int | None = None
+        self._torn = False
 
     def add(self, rel: str, sha256: str, mode: LinkMode, st: os.stat_result) -> None:
         """Journal that `rel` is about to become the file `st` describes (rename keeps it)."""
         if self._fd is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             atomic.fsync_dir(self.path.parent)
+            self._torn = _ends_torn(self._fd)
         entry = _entry(Placement(sha256, st.st_size, mode, st.st_ino, st.st_mtime_ns))
         line = json.dumps({"rel": rel, **entry}, sort_keys=True) + "\n"
-        os.write(self._fd, line.encode("utf-8"))
+        # After a line an earlier crash cut short, start a new one: appended to it, this
+        # entry would be unreadable and its file forgotten.
+        data = memoryview((("\n" if self._torn else "") + line).encode("utf-8"))
+        self._torn = True  # until the whole line is written
+        while data:  # a short write (disk full) raises on the rest, before the rename
+            data = data[os.write(self._fd, data) :]
+        self._torn = False
         os.fdatasync(self._fd)
 
     def close(self) -> None:
@@ -197,6 +205,12 @@ class Journal:
         trace: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _ends_torn(fd: int) -> bool:
+    """Whether the file at `fd` is not empty and its last byte is not a newline."""
+    size = os.fstat(fd).st_size
+    return size > 0 and os.pread(fd, 1, size - 1) != b"\n"
 
 
 def _entry(p: Placement) -> dict[str, object]:
