@@ -254,4 +254,5 @@ def _options(request: SyncRequest, ctx: proj.SyncContext) -> ApplyOptions:
         retry=request.retry,
         progress=request.progress,
         gitignore=ctx.loaded.project.settings.gitignore,
+        wait=request.wait,
     )

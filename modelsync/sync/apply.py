@@ -77,6 +77,8 @@ class ApplyOptions:
     admit: Callable[[], AbstractAsyncContextManager[None]] = unguarded
     """Held to adopt and around each downloaded blob's rename: the store lock where the
     caller does not hold it (`fetch_missing`)."""
+    wait: bool = True
+    """Wait for another run's download of a blob this one needs (False: `--no-wait`)."""
 
 
 @dataclass(slots=True)
@@ -333,6 +335,7 @@ async def _download(
                 progress=sink,
                 fsync=not blobs.state.defers_fsync,
                 admit=options.admit,
+                wait=options.wait,
             )
             items = [FetchItem(s.url, s.size, s.sha256, s.label) for s in steps]
             outcomes = await fetch_each(fetcher, items, jobs=options.jobs)
