@@ -18,7 +18,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -130,7 +130,10 @@ async def apply_plan(
     adopted_shas = {sha for sha, _label, _src in adopted}
     remaining = tuple(s for s in todo if s.sha256 not in adopted_shas)
     failed: dict[str, ModelsyncError] = {}
-    fetched, bytes_fetched, seconds, resumed = await _download(remaining, blobs, options, failed)
+    # Under the store lock, never wait for another run's download of a blob (one that went
+    # since `fetch_missing`): that run needs the lock to admit it, so both would wait forever.
+    hurried = replace(options, wait=False)
+    fetched, bytes_fetched, seconds, resumed = await _download(remaining, blobs, hurried, failed)
     failures.errors.extend(failed.values())
     modes: dict[str, str] = {}
     placed = 0
