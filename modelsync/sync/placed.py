@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -109,9 +110,25 @@ def _journaled(record: Path) -> tuple[dict[str, Placement], LinkMode | None]:
     return found, mode
 
 
+def _no_symlinks(record: Path) -> None:
+    """Refuse a records folder, record or journal that is a symlink (or a folder that is not
+    one): a cloned project can commit them, aimed at a folder a shell sources or a file that
+    sync would append its journal to."""
+    for path in (record.parent, record, journal_path(record)):
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(mode) or (path == record.parent and not stat.S_ISDIR(mode)):
+            raise _bad(
+                path, "a symlink or not a folder: sync writes records only inside the target dir"
+            )
+
+
 def read_record(path: Path) -> tuple[dict[str, Placement], LinkMode | None]:
     """The placements recorded at `path` (by `<model>/<path>`), with those a killed sync
     journaled, and the last mode used."""
+    _no_symlinks(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -175,7 +192,8 @@ class Journal:
         """Journal that `rel` is about to become the file `st` describes (rename keeps it)."""
         if self._fd is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
+            self._fd = os.open(self.path, flags, 0o644)
             atomic.fsync_dir(self.path.parent)
             self._torn = _ends_torn(self._fd)
         entry = _entry(Placement(sha256, st.st_size, mode, st.st_ino, st.st_mtime_ns))
