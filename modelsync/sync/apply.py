@@ -141,13 +141,14 @@ async def apply_plan(
     touched: set[Path] = set()
     where = record_path(inventory.target_root, inventory.lock)
     journal = Journal(where)
+    held = {step.rel.partition("/")[0] for step in plan.place}  # models not yet placed whole
     try:
         mode = _link_mode(plan, inventory, blobs)
         if mode is not None:
             modes[str(inventory.target_root)] = mode.value
             if options.gitignore:
                 ignore_first_sync(inventory.target_root)
-            placed = _place_all(
+            placed, held = _place_all(
                 plan,
                 mode,
                 blobs=blobs,
@@ -156,7 +157,7 @@ async def apply_plan(
                 touched=touched,
                 journal=journal,
             )
-        removed = _remove_all(plan, inventory.target_root, record, touched, blobs)
+        removed = _remove_all(plan, inventory.target_root, record, touched, blobs, held=held)
         for change in plan.record:
             if change.placement is None:
                 record.pop(change.rel, None)
@@ -227,13 +228,20 @@ def _place_all(
     failures: _Failures,
     touched: set[Path],
     journal: Journal,
-) -> int:
-    """Place every file whose blob is in the store, journaling each before its rename; returns
-    how many were placed."""
+) -> tuple[int, set[str]]:
+    """Place every file whose blob is in the store, journaling each before its rename;
+    returns how many were placed and the models not placed whole.
+
+    In a model with a missing blob (its download failed; that error is already collected),
+    no file replaces an old one: the old set stays whole instead of mixing two revisions
+    (split shards); its new paths are placed."""
     placed = 0
+    held = {s.rel.partition("/")[0] for s in plan.place if blobs.stat(s.sha256) is None}
     for step in plan.place:
         if blobs.stat(step.sha256) is None:
-            continue  # its download failed; that error is already collected
+            continue
+        if step.rel.partition("/")[0] in held and os.path.lexists(step.target):
+            continue
         old = record.get(step.rel)
         try:
             before_rename = partial(journal.add, step.rel, step.sha256, mode)
@@ -242,6 +250,7 @@ def _place_all(
             st = os.lstat(step.target)
         except OSError as err:
             failures.add(_place_error(step.rel, step.target, err, mode))
+            held.add(step.rel.partition("/")[0])
             continue
         record[step.rel] = Placement(step.sha256, st.st_size, mode, st.st_ino, st.st_mtime_ns)
         if mode in (LinkMode.COPY, LinkMode.REFLINK):
@@ -249,18 +258,23 @@ def _place_all(
         touched.add(step.target.parent)
         placed += 1
         log.debug("placed", file=step.rel, mode=mode.value, reason=step.reason.value)
-    return placed
+    return placed, held
 
 
 def _remove_all(
-    plan: SyncPlan, root: Path, record: dict[str, Placement], touched: set[Path], blobs: BlobStore
+    plan: SyncPlan,
+    root: Path,
+    record: dict[str, Placement],
+    touched: set[Path],
+    blobs: BlobStore,
+    *,
+    held: set[str],
 ) -> tuple[str, ...]:
     """Remove the stale placements still as sync left them; returns those that went.
 
-    A model whose new files are not all in place (a download failed) keeps its old ones, and
-    their record entries, until a later sync has placed the new: switching quants never leaves
-    the model folder empty."""
-    held = {p.rel.partition("/")[0] for p in plan.place if not os.path.lexists(p.target)}
+    A model in `held` (its new files are not all placed: a download failed) keeps its old ones,
+    and their record entries, until a later sync has placed the new: switching quants never
+    leaves the model folder empty."""
     removed = []
     for removal in plan.remove:
         if removal.rel.partition("/")[0] in held:
