@@ -110,25 +110,30 @@ def _journaled(record: Path) -> tuple[dict[str, Placement], LinkMode | None]:
     return found, mode
 
 
-def _no_symlinks(record: Path) -> None:
+def _no_symlinks(record: Path, *, mine: bool) -> None:
     """Refuse a records folder, record or journal that is a symlink (or a folder that is not
     one): a cloned project can commit them, aimed at a folder a shell sources or a file that
-    sync would append its journal to."""
+    sync would append its journal to. With `mine`, refuse a record or journal another user
+    owns (root aside): in a target dir shared between users, its lines could claim this user's
+    files for removal."""
     for path in (record.parent, record, journal_path(record)):
         try:
-            mode = os.lstat(path).st_mode
+            st = os.lstat(path)
         except FileNotFoundError:
             continue
-        if stat.S_ISLNK(mode) or (path == record.parent and not stat.S_ISDIR(mode)):
+        if stat.S_ISLNK(st.st_mode) or (path == record.parent and not stat.S_ISDIR(st.st_mode)):
             raise _bad(
                 path, "a symlink or not a folder: sync writes records only inside the target dir"
             )
+        if mine and path != record.parent and st.st_uid not in (0, os.geteuid()):
+            raise _bad(path, f"owned by user {st.st_uid}, not by you: it may claim your files")
 
 
-def read_record(path: Path) -> tuple[dict[str, Placement], LinkMode | None]:
+def read_record(path: Path, *, mine: bool = True) -> tuple[dict[str, Placement], LinkMode | None]:
     """The placements recorded at `path` (by `<model>/<path>`), with those a killed sync
-    journaled, and the last mode used."""
-    _no_symlinks(path)
+    journaled, and the last mode used; `mine=False` for another project's record, read only
+    for what it keeps."""
+    _no_symlinks(path, mine=mine)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -163,7 +168,7 @@ def claimed_elsewhere(path: Path) -> set[str]:
     claimed: set[str] = set()
     for other in record_files(path.parent):
         if other != path:
-            entries, _mode = read_record(other)
+            entries, _mode = read_record(other, mine=False)
             claimed.update(entries)
     return claimed
 
@@ -173,7 +178,7 @@ def placed_blobs(target_root: Path) -> list[tuple[str, str, bool]]:
     file is still what sync placed (stat only), so its blob is still linked or in use there."""
     found = []
     for record in record_files(target_root / RECORD_DIR):
-        entries, _mode = read_record(record)
+        entries, _mode = read_record(record, mine=False)
         for rel, placement in sorted(entries.items()):
             live = still_placed(target_root, rel, placement)
             found.append((placement.sha256, str(target_root / rel), live))
