@@ -46,6 +46,7 @@ from modelsync.sync.model import (
     Inventory,
     LinkMode,
     Placement,
+    PlaceReason,
     SyncPlan,
 )
 from modelsync.sync.placed import Journal, record_path, write_record
@@ -233,14 +234,14 @@ def _place_all(
     returns how many were placed and the models not placed whole.
 
     In a model with a missing blob (its download failed; that error is already collected),
-    no file replaces an old one: the old set stays whole instead of mixing two revisions
-    (split shards); its new paths are placed."""
+    no file replaces an outdated one: the old set stays whole instead of mixing two revisions
+    (split shards); its new paths, relinks and repairs are placed."""
     placed = 0
     held = {s.rel.partition("/")[0] for s in plan.place if blobs.stat(s.sha256) is None}
     for step in plan.place:
         if blobs.stat(step.sha256) is None:
             continue
-        if step.rel.partition("/")[0] in held and os.path.lexists(step.target):
+        if step.reason is PlaceReason.OUTDATED and step.rel.partition("/")[0] in held:
             continue
         old = record.get(step.rel)
         try:
