@@ -26,7 +26,7 @@ import aiohttp
 import structlog
 from yarl import URL
 
-from modelsync.errors import AuthError, IntegrityError, RemoteError
+from modelsync.errors import AuthError, BusyError, IntegrityError, RemoteError
 from modelsync.fetch.body import BodyCut, BodySink, BodyTooLong, receive
 from modelsync.fetch.hashing import StreamHasher
 from modelsync.fetch.progress import NoProgress, ProgressSink
@@ -93,6 +93,8 @@ class Fetcher:
     admit: Callable[[], AbstractAsyncContextManager[None]] = unguarded
     """Held around each blob's rename into `blobs/`: the store lock when the caller does not
     hold it already (design.md section 3)."""
+    wait: bool = True
+    """Wait while another run downloads the same blob; False (`--no-wait`): BusyError."""
 
 
 class _Transient(Exception):  # noqa: N818 - internal signal, never leaves this module
@@ -119,7 +121,7 @@ async def fetch_blob(fetcher: Fetcher, item: FetchItem) -> FetchResult:
     store); the store lock, `fetcher.admit`, is held only for the rename into `blobs/`."""
     started = time.monotonic()
     blob = fetcher.layout.blob_path(item.sha256)
-    lock = await _fetch_lock(fetcher.layout, item)
+    lock = await _fetch_lock(fetcher.layout, item, wait=fetcher.wait)
     if lock is None:
         return FetchResult(item, 0, 0, 0, 0.0)
     try:
@@ -154,13 +156,19 @@ async def fetch_blob(fetcher: Fetcher, item: FetchItem) -> FetchResult:
     return FetchResult(item, received, resumed_from, attempts, seconds)
 
 
-async def _fetch_lock(layout: StoreLayout, item: FetchItem) -> int | None:
-    """This process's right to fetch `item` (an fd), or None once the blob is in the store."""
+async def _fetch_lock(layout: StoreLayout, item: FetchItem, *, wait: bool) -> int | None:
+    """This process's right to fetch `item` (an fd), or None once the blob is in the store;
+    BusyError instead of waiting for another run's download unless `wait`."""
     waiting = False
     while True:
         present, lock = _blob_or_lock(layout, item.sha256)
         if present or lock is not None:
             return lock
+        if not wait:
+            raise BusyError(
+                f"{layout.fetch_lock_path(item.sha256)}: another run is downloading {item.label}",
+                hint="run again when it is done, or without --no-wait to wait for it",
+            )
         if not waiting:
             log.info("fetch.wait", file=item.label, why="another run is fetching this blob")
             waiting = True

@@ -2,7 +2,8 @@
 
 The manifest digest alone is not enough: a hand-edited lock (a pull request that turns a locked
 `repo` into a `url` and keeps the digest) would pass. So every entry must also repeat the
-registry, repo/url and revision the manifest asks for, and a URL source's pinned SHA-256.
+registry, repo/url and revision the manifest asks for, the commit when the revision is one, and
+a URL source's pinned SHA-256.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from modelsync.lockfile.model import LockedModel, Lockfile
+from modelsync.rules import is_commit_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,9 @@ def mismatch(entry: LockedModel, origin: Origin) -> str | None:
     ):
         if locked != wanted:
             return f"model {entry.name}: the lock's {name} differs from models.toml"
+    pinned = origin.revision is not None and is_commit_id(origin.revision)
+    if pinned and entry.commit != origin.revision:  # a pinned commit is checkable offline
+        return f"model {entry.name}: the lock's commit differs from models.toml"
     if origin.sha256 is not None and any(f.sha256 != origin.sha256 for f in entry.files):
         return f"model {entry.name}: the lock's sha256 differs from models.toml"
     return None

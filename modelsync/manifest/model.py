@@ -438,12 +438,24 @@ def _registries(manifest: Manifest, problems: list[ManifestProblem]) -> dict[str
         DEFAULT_REGISTRY: RegistryRef(DEFAULT_REGISTRY, "huggingface"),
         URL_REGISTRY: RegistryRef(URL_REGISTRY, "url"),
     }
+    variables = {registry_token_env(name): name for name in found}
     for name, spec in manifest.registries.items():
         loc: Loc = ("registries", name)
         try:
             found[name] = _registry(name, spec, loc)
         except ManifestProblem as problem:
             problems.append(problem)
+        variable = registry_token_env(name)
+        other = variables.setdefault(variable, name)
+        if other != name:  # one token would go to both registries' hosts
+            problems.append(
+                ManifestProblem(
+                    loc,
+                    f'registries "{other}" and "{name}" would both take their token from '
+                    f"{variable}",
+                    "rename one of them",
+                )
+            )
     return found
 
 

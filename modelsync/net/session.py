@@ -52,6 +52,17 @@ def origin_of(url: str) -> str:
     return f"{parsed.scheme}://{(parsed.host or '').lower()}:{parsed.port}"
 
 
+async def _no_netrc(
+    request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+) -> aiohttp.ClientResponse:
+    """Drop a Basic login from the request (each redirect hop too). `trust_env`, there for
+    HTTP(S)_PROXY, also makes aiohttp send ~/.netrc logins: its `default` one to any host a
+    project names, and over plain http. Our tokens are Bearer, by credentials.py's rule."""
+    if request.headers.get("Authorization", "").startswith("Basic "):
+        del request.headers["Authorization"]
+    return await handler(request)
+
+
 def create_session(
     *, connections: int = 16, timeouts: Timeouts | None = None
 ) -> aiohttp.ClientSession:
@@ -71,4 +82,5 @@ def create_session(
         read_bufsize=READ_CHUNK,
         headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
         trust_env=True,
+        middlewares=(_no_netrc,),
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from modelsync import paths
 from modelsync.credentials import grant
-from modelsync.errors import LockfileError
+from modelsync.errors import LockfileError, UsageError
 from modelsync.hardware.model import HardwareProfile
 from modelsync.lockfile.freshness import Freshness, Origin, freshness
 from modelsync.lockfile.io import read_lock
@@ -112,6 +112,37 @@ def target_root(manifest: Path, project: Project) -> Path:
     """settings.target (expanded by `load`), relative to the manifest's folder, absolute."""
     folder = Path(os.path.normpath(manifest.absolute())).parent
     return Path(os.path.normpath(folder / project.settings.target))
+
+
+def check_target(root: Path, manifest: Path, store: Path, home: str) -> None:
+    """Refuse a target dir that holds more than models (a cloned project picks it): the
+    filesystem root, the home folder, the project's folder or one holding it (a model named
+    like the project would land inside it), or the store's folder or one inside or holding it
+    (placed files would become blobs). Compared after resolving symlinks."""
+    where = Path(os.path.realpath(root))
+    project = Path(os.path.realpath(manifest.absolute().parent))
+    blobs = Path(os.path.realpath(store))
+    why = None
+    if where == where.parent:
+        why = "the filesystem root"
+    elif where == Path(os.path.realpath(home)):
+        why = "your home folder"
+    elif where == project:
+        why = "the project's folder"
+    elif where in project.parents:
+        why = "a folder that holds the project"
+    elif where == blobs:
+        why = "the blob store"
+    elif blobs in where.parents:
+        why = "inside the blob store"
+    elif where in blobs.parents:
+        why = "a folder that holds the blob store"
+    if why is not None:
+        raise UsageError(
+            f"{manifest}: settings.target is {root}, {why}; sync places files only in a "
+            "folder of their own",
+            hint='set settings.target to a folder for the models (the default is "models")',
+        )
 
 
 def sources(project: Project, environ: Mapping[str, str]) -> dict[str, Source]:

@@ -159,6 +159,8 @@ async def sync_project(request: SyncRequest) -> SyncReport:
         relocked = True
     assert loaded.lock is not None
     ctx = proj.context_for(loaded, loaded.lock, request)
+    home = request.environ.get("HOME") or str(Path.home())
+    proj.check_target(ctx.target_root, loaded.manifest, request.store, home)
     misfit = _fit_check(ctx, request)
     layout = StoreLayout(request.store)
     applied = None
@@ -263,4 +265,5 @@ def _options(request: SyncRequest, ctx: proj.SyncContext) -> ApplyOptions:
         retry=request.retry,
         progress=request.progress,
         gitignore=ctx.loaded.project.settings.gitignore,
+        wait=request.wait,
     )

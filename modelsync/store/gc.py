@@ -162,6 +162,18 @@ def _blob_items(layout: StoreLayout, found: _Roots) -> tuple[list[GcItem], int]:
     return remove, kept
 
 
+def _entries(folder: Path) -> list[os.DirEntry[str]]:
+    """A store folder's entries by name; none when it is missing or a symlink: a co-user
+    sharing the store can make `tmp/` or `quarantine/` one before first use, and gc removes
+    any old file in them."""
+    if folder.is_symlink():
+        return []
+    try:
+        return sorted(os.scandir(folder), key=lambda e: e.name)
+    except FileNotFoundError:
+        return []
+
+
 def _old(st: os.stat_result, now: float, grace_s: float) -> bool:
     return now - st.st_mtime > grace_s
 
@@ -169,11 +181,7 @@ def _old(st: os.stat_result, now: float, grace_s: float) -> bool:
 def _temp_items(layout: StoreLayout, now: float, grace_s: float) -> tuple[list[GcItem], int]:
     remove: list[GcItem] = []
     in_use = 0
-    try:
-        entries = sorted(os.scandir(layout.tmp_dir), key=lambda e: e.name)
-    except FileNotFoundError:
-        return [], 0
-    for entry in entries:
+    for entry in _entries(layout.tmp_dir):
         if not entry.is_file(follow_symlinks=False):
             continue
         path = Path(entry.path)
@@ -197,12 +205,8 @@ def _temp_items(layout: StoreLayout, now: float, grace_s: float) -> tuple[list[G
 def _quarantined(layout: StoreLayout, now: float) -> list[GcItem]:
     """Quarantined bytes older than QUARANTINE_S, aged by ctime: the move into quarantine/
     sets it, while the mtime is the blob's own."""
-    try:
-        entries = sorted(os.scandir(layout.quarantine_dir), key=lambda e: e.name)
-    except FileNotFoundError:
-        return []
     old = []
-    for entry in entries:
+    for entry in _entries(layout.quarantine_dir):
         st = entry.stat(follow_symlinks=False)
         if entry.is_file(follow_symlinks=False) and now - st.st_ctime > QUARANTINE_S:
             old.append(_item(Path(entry.path), st, "quarantined bad bytes"))
@@ -275,6 +279,8 @@ def apply_gc(plan: GcPlan, layout: StoreLayout, state: StateCache) -> int:
             item.path.parent.rmdir()  # only when the shard folder became empty
     for item in plan.temps:
         if item.path.name.endswith((PARTIAL_SUFFIX, FETCH_LOCK_SUFFIX)) and is_in_use(item.path):
+            continue
+        if item.path.parent.is_symlink():  # swapped since the plan
             continue
         with contextlib.suppress(FileNotFoundError):
             item.path.unlink()

@@ -47,6 +47,7 @@ from modelsync.sync.model import (
     Inventory,
     LinkMode,
     Placement,
+    PlaceReason,
     PlaceStep,
     SyncPlan,
 )
@@ -80,6 +81,8 @@ class ApplyOptions:
     admit: Callable[[], AbstractAsyncContextManager[None]] = unguarded
     """Held to adopt and around each downloaded blob's rename: the store lock where the
     caller does not hold it (`fetch_missing`)."""
+    wait: bool = True
+    """Wait for another run's download of a blob this one needs (False: `--no-wait`)."""
 
 
 @dataclass(slots=True)
@@ -126,7 +129,10 @@ async def apply_plan(
         kept = blobs.quarantine(bad.sha256)
         log.warning("sync.blob_bad", blob=bad.sha256, found=bad.found, quarantined=str(kept))
     failures.errors.extend(ahead.failed[s.sha256] for s in plan.fetch if s.sha256 in ahead.failed)
-    own = await _bring(tuple(s for s in plan.fetch if s.sha256 not in ahead.failed), blobs, options)
+    # Under the store lock, never wait for another run's download of a blob (one that went
+    # since `fetch_missing`): that run needs the lock to admit it, so both would wait forever.
+    todo = tuple(s for s in plan.fetch if s.sha256 not in ahead.failed)
+    own = await _bring(todo, blobs, dataclasses.replace(options, wait=False))
     failures.errors.extend(own.failed.values())
     mode = None
     placed = 0
@@ -135,8 +141,17 @@ async def apply_plan(
     where = record_path(inventory.target_root, inventory.lock)
     journal = Journal(where)
     try:
-        placing = tuple(s for s in plan.place if blobs.stat(s.sha256) is not None)
-        if placing:  # the others' downloads failed; those errors are already collected
+        # A model with a missing blob (its download failed; that error is already collected) is
+        # held: no file of it replaces an outdated one, so the old set stays whole instead of
+        # mixing two revisions (split shards); its new paths, relinks and repairs are placed.
+        held = {s.rel.partition("/")[0] for s in plan.place if blobs.stat(s.sha256) is None}
+        placing = tuple(
+            s
+            for s in plan.place
+            if blobs.stat(s.sha256) is not None
+            and not (s.reason is PlaceReason.OUTDATED and s.rel.partition("/")[0] in held)
+        )
+        if placing:
             if options.gitignore:
                 ignore_first_sync(inventory.target_root)
             mode, placed = _place_all(
@@ -148,8 +163,9 @@ async def apply_plan(
                 failures=failures,
                 touched=touched,
                 journal=journal,
+                held=held,
             )
-        removed = _remove_all(plan, inventory.target_root, record, touched, blobs)
+        removed = _remove_all(plan, inventory.target_root, record, touched, blobs, held=held)
         for change in plan.record:
             if change.placement is None:
                 record.pop(change.rel, None)
@@ -212,9 +228,10 @@ def _place_all(
     failures: _Failures,
     touched: set[Path],
     journal: Journal,
+    held: set[str],
 ) -> tuple[LinkMode, int]:
     """Place `steps` by the plan's link mode, journaling each before its rename; returns the
-    mode used and how many were placed.
+    mode used and how many were placed. A model whose file could not be placed joins `held`.
 
     Until one placement works, a failure moves on to the plan's next mode (the look at the
     filesystem can be wrong: XFS without reflinks, a bind mount), and one with no mode left
@@ -236,6 +253,7 @@ def _place_all(
             except OSError as err:
                 if proven:
                     failures.add(_place_error(step.rel, step.target, err, mode))
+                    held.add(step.rel.partition("/")[0])
                     break
                 if len(modes) == 1:
                     raise _dir_error(root, err) from err
@@ -260,14 +278,19 @@ def _place_all(
 
 
 def _remove_all(
-    plan: SyncPlan, root: Path, record: dict[str, Placement], touched: set[Path], blobs: BlobStore
+    plan: SyncPlan,
+    root: Path,
+    record: dict[str, Placement],
+    touched: set[Path],
+    blobs: BlobStore,
+    *,
+    held: set[str],
 ) -> tuple[str, ...]:
     """Remove the stale placements still as sync left them; returns those that went.
 
-    A model whose new files are not all in place (a download failed) keeps its old ones, and
-    their record entries, until a later sync has placed the new: switching quants never leaves
-    the model folder empty."""
-    held = {p.rel.partition("/")[0] for p in plan.place if not os.path.lexists(p.target)}
+    A model in `held` (its new files are not all placed: a download failed) keeps its old ones,
+    and their record entries, until a later sync has placed the new: switching quants never
+    leaves the model folder empty."""
     removed = []
     for removal in plan.remove:
         if removal.rel.partition("/")[0] in held:
@@ -341,6 +364,7 @@ async def _download(
                 progress=sink,
                 fsync=not blobs.state.defers_fsync,
                 admit=options.admit,
+                wait=options.wait,
             )
             items = [FetchItem(s.url, s.size, s.sha256, s.label) for s in steps]
             outcomes = await fetch_each(fetcher, items, jobs=options.jobs)

@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -109,9 +110,30 @@ def _journaled(record: Path) -> tuple[dict[str, Placement], LinkMode | None]:
     return found, mode
 
 
-def read_record(path: Path) -> tuple[dict[str, Placement], LinkMode | None]:
+def _no_symlinks(record: Path, *, mine: bool) -> None:
+    """Refuse a records folder, record or journal that is a symlink (or a folder that is not
+    one): a cloned project can commit them, aimed at a folder a shell sources or a file that
+    sync would append its journal to. With `mine`, refuse a record or journal another user
+    owns (root aside): in a target dir shared between users, its lines could claim this user's
+    files for removal."""
+    for path in (record.parent, record, journal_path(record)):
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(st.st_mode) or (path == record.parent and not stat.S_ISDIR(st.st_mode)):
+            raise _bad(
+                path, "a symlink or not a folder: sync writes records only inside the target dir"
+            )
+        if mine and path != record.parent and st.st_uid not in (0, os.geteuid()):
+            raise _bad(path, f"owned by user {st.st_uid}, not by you: it may claim your files")
+
+
+def read_record(path: Path, *, mine: bool = True) -> tuple[dict[str, Placement], LinkMode | None]:
     """The placements recorded at `path` (by `<model>/<path>`), with those a killed sync
-    journaled, and the last mode used."""
+    journaled, and the last mode used; `mine=False` for another project's record, read only
+    for what it keeps."""
+    _no_symlinks(path, mine=mine)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -146,7 +168,7 @@ def claimed_elsewhere(path: Path) -> set[str]:
     claimed: set[str] = set()
     for other in record_files(path.parent):
         if other != path:
-            entries, _mode = read_record(other)
+            entries, _mode = read_record(other, mine=False)
             claimed.update(entries)
     return claimed
 
@@ -156,7 +178,7 @@ def placed_blobs(target_root: Path) -> list[tuple[str, str, bool]]:
     file is still what sync placed (stat only), so its blob is still linked or in use there."""
     found = []
     for record in record_files(target_root / RECORD_DIR):
-        entries, _mode = read_record(record)
+        entries, _mode = read_record(record, mine=False)
         for rel, placement in sorted(entries.items()):
             live = still_placed(target_root, rel, placement)
             found.append((placement.sha256, str(target_root / rel), live))
@@ -169,16 +191,25 @@ class Journal:
     def __init__(self, record: Path) -> None:
         self.path = journal_path(record)
         self._fd: int | None = None
+        self._torn = False
 
     def add(self, rel: str, sha256: str, mode: LinkMode, st: os.stat_result) -> None:
         """Journal that `rel` is about to become the file `st` describes (rename keeps it)."""
         if self._fd is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
+            self._fd = os.open(self.path, flags, 0o644)
             atomic.fsync_dir(self.path.parent)
+            self._torn = _ends_torn(self._fd)
         entry = _entry(Placement(sha256, st.st_size, mode, st.st_ino, st.st_mtime_ns))
         line = json.dumps({"rel": rel, **entry}, sort_keys=True) + "\n"
-        os.write(self._fd, line.encode("utf-8"))
+        # After a line an earlier crash cut short, start a new one: appended to it, this
+        # entry would be unreadable and its file forgotten.
+        data = memoryview((("\n" if self._torn else "") + line).encode("utf-8"))
+        self._torn = True  # until the whole line is written
+        while data:  # a short write (disk full) raises on the rest, before the rename
+            data = data[os.write(self._fd, data) :]
+        self._torn = False
         os.fdatasync(self._fd)
 
     def close(self) -> None:
@@ -197,6 +228,12 @@ class Journal:
         trace: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _ends_torn(fd: int) -> bool:
+    """Whether the file at `fd` is not empty and its last byte is not a newline."""
+    size = os.fstat(fd).st_size
+    return size > 0 and os.pread(fd, 1, size - 1) != b"\n"
 
 
 def _entry(p: Placement) -> dict[str, object]:

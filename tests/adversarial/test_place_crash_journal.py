@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 
@@ -50,7 +50,7 @@ def write_manifest(folder: Path, models: list[str]) -> None:
     )
 
 
-def next_line(out: IO[str], other: subprocess.Popen[bytes], timeout: float = 30) -> str:
+def next_line(out: IO[str], other: subprocess.Popen[Any], timeout: float = 30) -> str:
     """The next line of `out`, or "" once `other` has exited or `timeout` has passed."""
     deadline = time.monotonic() + timeout
     while other.poll() is None and time.monotonic() < deadline:
