@@ -34,7 +34,7 @@ from modelsync.sync.desired import (
 )
 from modelsync.sync.inventory import take_inventory
 from modelsync.sync.model import Inventory, LinkMode, Placement, Source, Wanted
-from modelsync.sync.placed import read_record, record_path
+from modelsync.sync.placed import RECORD_DIR, read_record, record_path
 from modelsync.toml_lines import locate
 
 Detector = Callable[[], HardwareProfile]
@@ -118,7 +118,12 @@ def check_target(root: Path, manifest: Path, store: Path, home: str) -> None:
     """Refuse a target dir that holds more than models (a cloned project picks it): the
     filesystem root, the home folder, the project's folder or one holding it (a model named
     like the project would land inside it), or the store's folder or one inside or holding it
-    (placed files would become blobs). Compared after resolving symlinks."""
+    (placed files would become blobs). Compared after resolving symlinks.
+
+    A target outside the project must be new, empty, or one sync placed into before (it holds
+    `.modelsync/`): a cloned project's `target = "~/.config"` with a model named `autostart`
+    would otherwise put files where a desktop session runs them at login. A user who means an
+    existing folder says so by creating `.modelsync/` in it, which a project file cannot."""
     where = Path(os.path.realpath(root))
     project = Path(os.path.realpath(manifest.absolute().parent))
     blobs = Path(os.path.realpath(store))
@@ -137,12 +142,29 @@ def check_target(root: Path, manifest: Path, store: Path, home: str) -> None:
         why = "inside the blob store"
     elif where in blobs.parents:
         why = "a folder that holds the blob store"
+    elif project not in where.parents and _foreign_folder(where):
+        raise UsageError(
+            f"{manifest}: settings.target is {root}, a folder outside the project that already "
+            "holds files modelsync did not place",
+            hint=f"set settings.target to a new or empty folder, or, if {root} is meant for "
+            f"models, run `mkdir {root / RECORD_DIR}` to let sync place files there",
+        )
     if why is not None:
         raise UsageError(
             f"{manifest}: settings.target is {root}, {why}; sync places files only in a "
             "folder of their own",
             hint='set settings.target to a folder for the models (the default is "models")',
         )
+
+
+def _foreign_folder(folder: Path) -> bool:
+    """A folder with entries but no placement records: not made by or for sync."""
+    try:
+        with os.scandir(folder) as entries:
+            names = {e.name for e in entries}
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return bool(names) and RECORD_DIR not in names
 
 
 def sources(project: Project, environ: Mapping[str, str]) -> dict[str, Source]:
