@@ -7,10 +7,12 @@ token never reaches a CDN or any other host (tested against a second port).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
 from modelsync import __version__
@@ -52,14 +54,18 @@ def origin_of(url: str) -> str:
     return f"{parsed.scheme}://{(parsed.host or '').lower()}:{parsed.port}"
 
 
-async def _no_netrc(
+async def _proxy_from_env(
     request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
 ) -> aiohttp.ClientResponse:
-    """Drop a Basic login from the request (each redirect hop too). `trust_env`, there for
-    HTTP(S)_PROXY, also makes aiohttp send ~/.netrc logins: its `default` one to any host a
-    project names, and over plain http. Our tokens are Bearer, by credentials.py's rule."""
-    if request.headers.get("Authorization", "").startswith("Basic "):
-        del request.headers["Authorization"]
+    """Send the request (each redirect hop too) through the proxy HTTP(S)_PROXY / NO_PROXY name
+    for its URL, as `trust_env` would. `trust_env` stays off because it also sends ~/.netrc
+    logins: its `default` one to any host a project names, one over plain http, and next to
+    our Bearer token aiohttp refuses the request outright (a Hub user's netrc broke every gated
+    download). Tokens come only from credentials.py's rule."""
+    if request.proxy is None:
+        with contextlib.suppress(LookupError):
+            proxy, proxy_auth = get_env_proxy_for_url(request.url)
+            request.update_proxy(proxy, proxy_auth, None)
     return await handler(request)
 
 
@@ -81,6 +87,5 @@ def create_session(
         auto_decompress=False,
         read_bufsize=READ_CHUNK,
         headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
-        trust_env=True,
-        middlewares=(_no_netrc,),
+        middlewares=(_proxy_from_env,),
     )

@@ -1,6 +1,7 @@
-"""The session trusts the environment for HTTP(S)_PROXY, and aiohttp then also sends ~/.netrc
-logins: a `default` entry to any host a project file names, and a host's entry over plain
-http. Credentials come only from credentials.py's rule, so no netrc login is ever sent."""
+"""aiohttp's `trust_env` (for HTTP(S)_PROXY) also sends ~/.netrc logins: a `default` entry to any
+host a project file names, a host's entry over plain http, and next to our Bearer token it
+refuses the request. Credentials come only from credentials.py's rule, so no netrc login is
+ever sent, and the session applies HTTP(S)_PROXY itself (test_proxy_from_env)."""
 
 from __future__ import annotations
 
@@ -35,11 +36,6 @@ def test_no_netrc_login_reaches_a_host_the_project_names(
     assert recorder.authorizations == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: aiohttp raises before any middleware when a netrc login and an Authorization "
-    "header meet; the fix is trust_env=False with HTTP(S)_PROXY applied by our session",
-)
 @pytest.mark.usefixtures("gated")
 def test_a_netrc_entry_for_the_hub_does_not_break_a_token(
     run_cli: CliRunner, env: dict[str, str], tmp_path: Path, hub_tokens: HubTokens
