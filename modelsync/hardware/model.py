@@ -1,5 +1,10 @@
 """HardwareProfile: a machine's memory and GPUs, detected or declared, with a stable fingerprint.
 
+The one machine value: resolve plans on it, lock records it (`lock.profiles`), sync chooses a
+profile and checks the fit with it, hw shows it. models.toml's `[profiles.NAME]`
+(`manifest.model.ProfileSpec`) and models.lock's `[[profile]]` (`lockfile.model.LockedProfile`)
+are the file schemas it is made from and recorded as.
+
 The fingerprint covers what decides a choice and stays the same from run to run on one
 machine (totals, GPU models; never free memory, UUIDs or the profile's name), so the same
 hardware always gets the same lock and bench results can be keyed by it.
@@ -76,6 +81,12 @@ class HardwareProfile:
     def vram_total(self) -> int:
         """VRAM of all GPUs together (0 without one)."""
         return sum(g.vram_total for g in self.gpus)
+
+    @property
+    def detected(self) -> bool:
+        """The machine `lock` runs on (no profiles declared): its choice is kept on every other
+        machine, so reasons state what the choice needs, not what this machine has."""
+        return self.source == "detected"
 
 
 def declared(

@@ -40,7 +40,6 @@ from modelsync.registry.errors import RegistryProtocolError
 from modelsync.registry.hf import HubRegistry
 from modelsync.registry.http import Http, Rules
 from modelsync.registry.url import UrlFiles
-from modelsync.resolve.model import Machine
 
 log = structlog.get_logger(__name__)
 
@@ -55,7 +54,6 @@ HEADER_ARRAY_LIMIT = 256
 async def resolve_models(
     models: Sequence[ModelRequest],
     profiles: Sequence[HardwareProfile],
-    machines: Sequence[Machine],
     pins: Mapping[str, str],
     *,
     environ: Mapping[str, str],
@@ -63,7 +61,7 @@ async def resolve_models(
     jobs: int = DEFAULT_JOBS,
     offline: bool = False,
 ) -> tuple[list[ModelOutcome], int]:
-    """Resolve `models` for `machines` (`pins`: model → locked commit to keep); returns the
+    """Resolve `models` for `profiles` (`pins`: model → locked commit to keep); returns the
     outcomes in the order given and the HTTP requests sent."""
     if not models:
         return [], 0
@@ -79,7 +77,7 @@ async def resolve_models(
 
         async def one(model: ModelRequest) -> ModelOutcome:
             async with gate:
-                steps = resolution(model, profiles, machines, pins.get(model.name))
+                steps = resolution(model, profiles, pins.get(model.name))
                 return await driver.drive(model, steps)
 
         results = await asyncio.gather(*(one(m) for m in models), return_exceptions=True)

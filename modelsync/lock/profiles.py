@@ -13,8 +13,8 @@ def target_profiles(
     project: Project, only: str | None, detector: Detector
 ) -> list[HardwareProfile]:
     """The declared profiles (or only `only`), else this machine's detected profile."""
-    if only is not None and project.profile(only) is None:
-        declared_names = ", ".join(p.name for p in project.profiles)
+    if only is not None and only not in project.profiles:
+        declared_names = ", ".join(project.profiles)
         raise UsageError(
             f"--profile {only}: no [profiles.{only}] in models.toml",
             hint=f"declared profiles: {declared_names}"
@@ -24,9 +24,9 @@ def target_profiles(
     if not project.profiles:
         return [detector()]
     return [
-        declared(p.name, ram=p.ram, vram=p.vram, gpus=p.gpus, unified=p.unified)
-        for p in project.profiles
-        if only is None or p.name == only
+        declared(name, ram=p.ram, vram=p.vram, gpus=p.gpus, unified=p.unified)
+        for name, p in project.profiles.items()
+        if only is None or name == only
     ]
 
 

@@ -20,7 +20,7 @@ from modelsync.manifest.model import DEFAULT_REVISION, ModelRequest, canonical_d
 from modelsync.registry.errors import LockedCommitGoneError, RevisionNotFoundError
 from modelsync.registry.model import RemoteFile, RepoSnapshot, file_name
 from modelsync.resolve.gguf import catalog
-from modelsync.resolve.model import Choice, Machine, ModelShape, RepoFile, Want
+from modelsync.resolve.model import Choice, ModelShape, RepoFile, Want
 from modelsync.resolve.select import header_file, select
 
 
@@ -57,7 +57,7 @@ class Explained:
     """One model on one profile: the machine and the resolver's choice with its rows."""
 
     profile: str
-    machine: Machine
+    machine: HardwareProfile
     choice: Choice
 
 
@@ -79,10 +79,9 @@ Steps = Generator[Need, Answer, ModelOutcome]
 def resolution(
     model: ModelRequest,
     profiles: Sequence[HardwareProfile],
-    machines: Sequence[Machine],
     pinned: str | None,
 ) -> Steps:
-    """The steps that resolve `model` for every machine; `pinned` is the locked commit to keep."""
+    """The steps that resolve `model` for every profile; `pinned` is the locked commit to keep."""
     source = model.url or model.repo
     assert source is not None
     try:
@@ -107,7 +106,7 @@ def resolution(
         header = yield Header(snapshot, path)
         assert isinstance(header, GgufHeader)
         shape = shape_of(header)
-    choices = [select(want, files, shape, m, found) for m in machines]
+    choices = [select(want, files, shape, p, found) for p in profiles]
     digests: dict[str, str] = {}
     missing = []
     for chosen in sorted({f.path for c in choices for f in c.files}):
@@ -128,7 +127,7 @@ def resolution(
         model.source,
         entries(model, profiles, choices, digests, commit=commit),
         reused=False,
-        explained=tuple(Explained(m.name, m, c) for m, c in zip(machines, choices, strict=True)),
+        explained=tuple(Explained(p.name, p, c) for p, c in zip(profiles, choices, strict=True)),
     )
 
 

@@ -148,12 +148,23 @@ class RegistrySpec(_Table):
 
 
 class ProfileSpec(_Table):
-    """`[profiles.NAME]`: a machine to lock for, declared instead of detected."""
+    """`[profiles.NAME]`: a machine to lock for, declared instead of detected (in bytes;
+    `lock.profiles` makes it a `HardwareProfile`)."""
 
     ram: Size
     vram: Size | None = None
     gpus: int = Field(default=1, ge=1, le=64)
     unified: bool = False
+
+    def canonical(self) -> dict[str, object]:
+        """The declared values, for the manifest digest: `gpus` as written even where the
+        machine ignores it (a unified profile has one GPU), so existing locks stay fresh."""
+        return {
+            "ram": self.ram,
+            "vram": self.vram,
+            "gpus": self.gpus if self.vram else 0,
+            "unified": self.unified,
+        }
 
 
 class ModelSpec(_Table):
@@ -264,26 +275,6 @@ class RegistryRef:
 
 
 @dataclass(frozen=True, slots=True)
-class ProfileRequest:
-    """A declared hardware profile in bytes."""
-
-    name: str
-    ram: int
-    vram: int | None
-    gpus: int
-    unified: bool
-
-    def canonical(self) -> dict[str, object]:
-        """The declared values, for digests and fingerprints."""
-        return {
-            "ram": self.ram,
-            "vram": self.vram,
-            "gpus": self.gpus if self.vram else 0,
-            "unified": self.unified,
-        }
-
-
-@dataclass(frozen=True, slots=True)
 class QuantChoice:
     """`best` (the best that fits, up to Q8_0), `best-full` (full precision too), one `named`
     label, or an `ordered` list of preferences."""
@@ -376,7 +367,8 @@ class Project:
 
     settings: Settings
     registries: Mapping[str, RegistryRef]
-    profiles: tuple[ProfileRequest, ...]
+    profiles: Mapping[str, ProfileSpec]
+    """The declared profiles by name, sorted."""
     models: tuple[ModelRequest, ...]
     publish: tuple[PublishTarget, ...] = ()
 
@@ -384,16 +376,12 @@ class Project:
         """The model of that name, or None."""
         return next((m for m in self.models if m.name == name), None)
 
-    def profile(self, name: str) -> ProfileRequest | None:
-        """The declared profile of that name, or None."""
-        return next((p for p in self.profiles if p.name == name), None)
-
     def digest(self) -> str:
         """`sha256:<hex>` of everything the lock depends on; formatting and comments excluded."""
         return canonical_digest(
             {
                 "registries": [self.registries[n].canonical() for n in sorted(self.registries)],
-                "profiles": {p.name: p.canonical() for p in self.profiles},
+                "profiles": {n: p.canonical() for n, p in self.profiles.items()},
                 "models": [m.canonical() for m in self.models],
             }
         )
@@ -563,8 +551,8 @@ def _check_endpoint(value: str, loc: Loc) -> str:
     return value.rstrip("/")
 
 
-def _profiles(manifest: Manifest, problems: list[ManifestProblem]) -> tuple[ProfileRequest, ...]:
-    profiles = []
+def _profiles(manifest: Manifest, problems: list[ManifestProblem]) -> dict[str, ProfileSpec]:
+    profiles = {}
     for name, spec in sorted(manifest.profiles.items()):
         if not is_safe_name(name):
             problems.append(
@@ -575,8 +563,8 @@ def _profiles(manifest: Manifest, problems: list[ManifestProblem]) -> tuple[Prof
                 )
             )
             continue
-        profiles.append(ProfileRequest(name, spec.ram, spec.vram, spec.gpus, spec.unified))
-    return tuple(profiles)
+        profiles[name] = spec
+    return profiles
 
 
 def _hub_origins(

@@ -15,9 +15,7 @@ from modelsync.lock.steps import ModelOutcome, locked_commit
 from modelsync.lockfile.io import read_lock
 from modelsync.manifest.load import load_manifest
 from modelsync.resolve.memory import Budgets, budgets
-from modelsync.resolve.model import Machine
 from modelsync.rules import HF_ENDPOINT_ENV
-from modelsync.sync.desired import machine_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +34,6 @@ class HwReport:
     """This machine, its budgets, and the choice tables of the models asked about."""
 
     profile: HardwareProfile
-    machine: Machine
     budgets: Budgets
     models: tuple[ModelOutcome, ...] = ()
 
@@ -44,7 +41,6 @@ class HwReport:
 async def show_hardware(request: HwRequest) -> HwReport:
     """Detect this machine; with models, resolve each against it (at the locked commit if any)."""
     profile = request.detector()
-    machine = machine_of(profile)
     outcomes: tuple[ModelOutcome, ...] = ()
     if request.models:
         project = load_manifest(request.manifest, hub_endpoint=request.environ.get(HF_ENDPOINT_ENV))
@@ -60,10 +56,9 @@ async def show_hardware(request: HwRequest) -> HwReport:
         found, _ = await resolve_models(
             models,
             [profile],
-            [machine],
             pins,
             environ=request.environ,
             offline=request.offline,
         )
         outcomes = tuple(found)
-    return HwReport(profile=profile, machine=machine, budgets=budgets(machine), models=outcomes)
+    return HwReport(profile=profile, budgets=budgets(profile), models=outcomes)

@@ -30,7 +30,6 @@ from modelsync.manifest.load import load_manifest
 from modelsync.net.retry import RetryPolicy
 from modelsync.ops.project import origin_of, origins, profile_names
 from modelsync.rules import HF_ENDPOINT_ENV
-from modelsync.sync.desired import machine_of
 
 log = structlog.get_logger(__name__)
 
@@ -99,7 +98,6 @@ async def lock_project(request: LockRequest) -> LockReport:
     resolved, requests = await resolve_models(
         [m for m in project.models if m.name not in kept],
         profiles,
-        [machine_of(p) for p in profiles],
         pins,
         environ=request.environ,
         retry=request.retry,

@@ -25,7 +25,6 @@ from modelsync.rules import HF_ENDPOINT_ENV, hub_endpoint
 from modelsync.store import roots
 from modelsync.store.blobs import BlobStore
 from modelsync.sync.desired import (
-    MachineSize,
     ProfileChoice,
     choose_profile,
     profile_specific,
@@ -105,7 +104,7 @@ def origins(project: Project) -> dict[str, Origin]:
 
 def profile_names(project: Project) -> frozenset[str]:
     """The declared profiles' names, for `freshness`."""
-    return frozenset(p.name for p in project.profiles)
+    return frozenset(project.profiles)
 
 
 def target_root(manifest: Path, project: Project) -> Path:
@@ -277,11 +276,10 @@ def _lock_disagrees(ctx: SyncContext, item: Wanted, size: int, blob: Path) -> Lo
 def context_for(loaded: Loaded, lock: Lockfile, request: ProjectRequest) -> SyncContext:
     """Choose the profile the request names (else by this machine) and list every wanted file
     of the models it names (validating each target path)."""
-    hardware = machine = None
+    hardware = None
     if request.profile is None and len(lock.declared) > 1 and profile_specific(lock):
         hardware = detect_hardware(request.detector)
-        machine = MachineSize(hardware.ram_total, hardware.vram_total)
-    choice = choose_profile(lock, request.profile, machine)
+    choice = choose_profile(lock, request.profile, hardware)
     chosen = select_models(lock, choice.name, request.models)
     root = target_root(loaded.manifest, loaded.project)
     found = sources(loaded.project, request.environ)

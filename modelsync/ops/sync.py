@@ -36,7 +36,7 @@ from modelsync.sync.apply import (
     fetch_missing,
     no_progress,
 )
-from modelsync.sync.desired import ProfileChoice, machine_of, misfits
+from modelsync.sync.desired import ProfileChoice, misfits
 from modelsync.sync.model import Applied, FetchStep, Inventory, LinkMode, Placement, SyncPlan
 from modelsync.sync.plan import plan_sync
 
@@ -207,7 +207,7 @@ def _fit_check(ctx: proj.SyncContext, request: SyncRequest) -> tuple[str, ...]:
     if all(m.memory is None for m in ctx.models):
         return ()
     hardware = ctx.hardware or proj.detect_hardware(request.detector)
-    found = misfits(ctx.lock, ctx.models, machine_of(hardware))
+    found = misfits(ctx.lock, ctx.models, hardware)
     if found and request.strict_fit:
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
         raise UsageError(found[0].problem + more, hint=found[0].fix)

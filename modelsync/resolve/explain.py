@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from modelsync.hardware.model import HardwareProfile
 from modelsync.resolve.memory import budgets
-from modelsync.resolve.model import Choice, Machine, Row, gib
+from modelsync.resolve.model import Choice, Row, describe, gib
 from modelsync.resolve.quants import BEST_CAP
 
 _COLUMNS = ("", "candidate", "files", "size", "est. memory", "needs", "runs as", "verdict")
@@ -28,14 +29,14 @@ def _cells(row: Row) -> tuple[str, ...]:
     )
 
 
-def explain_lines(name: str, source: str, machine: Machine, choice: Choice) -> list[str]:
+def explain_lines(name: str, source: str, machine: HardwareProfile, choice: Choice) -> list[str]:
     """A heading, the table (best quality first), and the reason of the choice."""
     limits = budgets(machine)
     usable = f"{gib(limits.ram)} RAM"
     if limits.gpu:
         usable = f"{gib(limits.gpu)} {limits.resource}, {usable}"
     context = f", ctx {choice.context}" if choice.context else ""
-    heading = f"{name} ({source}) on profile {machine.name}: {machine.describe()}"
+    heading = f"{name} ({source}) on profile {machine.name}: {describe(machine)}"
     lines = [f"{heading} (usable {usable}){context}"]
     rows = [_COLUMNS, *(_cells(r) for r in choice.rows)]
     if len(rows) == 1:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from modelsync.resolve.model import GIB, MIB, Estimate, Fit, Machine, ModelShape
+from modelsync.hardware.model import HardwareProfile
+from modelsync.resolve.model import GIB, MIB, Estimate, Fit, ModelShape
 
 N_UBATCH = 512
 KV_BYTES = 2  # f16 cache
@@ -96,24 +97,25 @@ def ram_budget(total: int) -> int:
     return total - min(3 * GIB, total // 4)
 
 
-def budgets(machine: Machine) -> Budgets:
+def budgets(machine: HardwareProfile) -> Budgets:
     """Budgets of a machine: discrete GPU = total − overhead − max(1 GiB, 5 %), per GPU."""
-    ram = ram_budget(machine.ram)
+    ram = ram_budget(machine.ram_total)
     if machine.unified:
         # Metal's working set, else 2/3 of RAM up to 36 GB and 3/4 above (notes section 7).
         limit = machine.unified_gpu_limit
         if limit is None:
-            limit = machine.ram * 2 // 3 if machine.ram <= 36 * 10**9 else machine.ram * 3 // 4
+            total = machine.ram_total
+            limit = total * 2 // 3 if total <= 36 * 10**9 else total * 3 // 4
         gpu = max(limit - DEVICE_OVERHEAD["metal"], 0) if machine.gpus or limit else 0
         return Budgets(gpu=min(gpu, ram), ram=ram, gpu_count=1, resource="unified memory")
     gpu = 0
     for device in machine.gpus:
         overhead = DEVICE_OVERHEAD.get(device.backend, 600 * MIB)
-        gpu += max(device.vram - overhead - max(GIB, device.vram // 20), 0)
+        gpu += max(device.vram_total - overhead - max(GIB, device.vram_total // 20), 0)
     return Budgets(gpu=gpu, ram=ram, gpu_count=len(machine.gpus), resource="VRAM")
 
 
-def fit(shape: ModelShape, est: Estimate, machine: Machine) -> Fit:
+def fit(shape: ModelShape, est: Estimate, machine: HardwareProfile) -> Fit:
     """The best tier a variant reaches: full GPU > partial (≥ 50 % of layers) > CPU > none."""
     limits = budgets(machine)
     layers = max(shape.n_layers, 1)

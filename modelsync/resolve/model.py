@@ -1,14 +1,16 @@
 """Values passed into and out of the resolver.
 
-`resolve` is independent of `manifest`, `registry` and `hardware` (import-linter keeps these
-siblings apart), so it declares the few fields it needs; `ops.lock` maps the richer values onto
-these.
+`resolve` is independent of `manifest` and `registry` (import-linter keeps these siblings
+apart), so it declares the few fields it needs; `lock.steps` maps the richer values onto these.
+Machines are `hardware.model.HardwareProfile`s (`hardware` sits below `resolve`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
+
+from modelsync.hardware.model import HardwareProfile
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -19,6 +21,16 @@ def gib(n_bytes: int | float) -> str:
     if abs(n_bytes) < GIB:
         return f"{n_bytes / MIB:.0f} MiB"
     return f"{n_bytes / GIB:.1f} GiB"
+
+
+def describe(machine: HardwareProfile) -> str:
+    """`24.0 GiB VRAM, 64.0 GiB RAM`, for messages."""
+    parts = []
+    if machine.gpus and not machine.unified:
+        count = f"{len(machine.gpus)} GPUs, " if len(machine.gpus) > 1 else ""
+        parts.append(f"{count}{gib(machine.vram_total)} VRAM")
+    parts.append(f"{gib(machine.ram_total)} {'unified memory' if machine.unified else 'RAM'}")
+    return ", ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,40 +114,6 @@ class ModelShape:
     """Every n-th layer is global attention, the others sliding-window (Gemma 3: 6)."""
     header_size: int = 0
     parameter_count: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Gpu:
-    """One GPU as the estimate sees it."""
-
-    vram: int
-    backend: Literal["cuda", "rocm", "metal", "vulkan"] = "cuda"
-
-
-@dataclass(frozen=True, slots=True)
-class Machine:
-    """A hardware profile as the estimate sees it: totals, not momentary free memory."""
-
-    name: str
-    ram: int
-    gpus: tuple[Gpu, ...] = ()
-    unified: bool = False
-    """GPU and CPU share the RAM (Apple silicon, Jetson): count it once."""
-    unified_gpu_limit: int | None = None
-    """The GPU's share of unified memory (Metal's recommendedMaxWorkingSetSize), if known."""
-    detected: bool = False
-    """The machine `lock` runs on (no profiles declared): its choice is kept on every other
-    machine, so reasons state what the choice needs, not what this machine has."""
-
-    def describe(self) -> str:
-        """`24.0 GiB VRAM, 64.0 GiB RAM`, for messages."""
-        parts = []
-        if self.gpus and not self.unified:
-            total = sum(g.vram for g in self.gpus)
-            count = f"{len(self.gpus)} GPUs, " if len(self.gpus) > 1 else ""
-            parts.append(f"{count}{gib(total)} VRAM")
-        parts.append(f"{gib(self.ram)} {'unified memory' if self.unified else 'RAM'}")
-        return ", ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)

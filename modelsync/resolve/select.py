@@ -19,6 +19,7 @@ from dataclasses import replace
 from fnmatch import fnmatchcase
 
 from modelsync.errors import NoVariantFitsError, UsageError
+from modelsync.hardware.model import HardwareProfile
 from modelsync.resolve.gguf import catalog, pinned_file
 from modelsync.resolve.memory import budgets, context_for, estimate, fit
 from modelsync.resolve.model import (
@@ -27,13 +28,13 @@ from modelsync.resolve.model import (
     Choice,
     Estimate,
     Fit,
-    Machine,
     ModelShape,
     RepoFile,
     Row,
     RowStatus,
     Variant,
     Want,
+    describe,
     gib,
 )
 from modelsync.resolve.quants import (
@@ -52,7 +53,7 @@ def select(
     want: Want,
     files: Sequence[RepoFile],
     shape: ModelShape | None,
-    machine: Machine,
+    machine: HardwareProfile,
     found: Catalog | None = None,
 ) -> Choice:
     """The files `want` resolves to on `machine`; UsageError / NoVariantFitsError (exit 2).
@@ -83,7 +84,7 @@ def _gguf(
     want: Want,
     files: Sequence[RepoFile],
     shape: ModelShape | None,
-    machine: Machine,
+    machine: HardwareProfile,
     found: Catalog | None,
 ) -> Choice:
     if want.mode == "file":
@@ -133,7 +134,7 @@ def _full(variant: Variant, shape: ModelShape | None) -> bool:
 
 
 def _measure(
-    variant: Variant, shape: ModelShape | None, machine: Machine, context: int
+    variant: Variant, shape: ModelShape | None, machine: HardwareProfile, context: int
 ) -> tuple[Estimate | None, Fit | None]:
     if shape is None or variant.kind != "model":
         return None, None
@@ -161,7 +162,7 @@ def _rows(
     *,
     variants: Sequence[Variant],
     shape: ModelShape | None,
-    machine: Machine,
+    machine: HardwareProfile,
     context: int,
     requested: set[str] | None,
 ) -> list[Row]:
@@ -193,7 +194,7 @@ def _choose(rows: list[Row], chosen: Row) -> tuple[Row, ...]:
     )
 
 
-def _fit_text(row: Row, machine: Machine | None = None) -> str:
+def _fit_text(row: Row, machine: HardwareProfile | None = None) -> str:
     """How a candidate fits; for a detected `machine` only what it needs (kept everywhere)."""
     if row.fit is None:
         return "no size estimate"
@@ -206,7 +207,7 @@ def _fit_text(row: Row, machine: Machine | None = None) -> str:
 
 
 def _choice(
-    want: Want, machine: Machine, chosen: Row, rows: list[Row], reason: str, *notes: str
+    want: Want, machine: HardwareProfile, chosen: Row, rows: list[Row], reason: str, *notes: str
 ) -> Choice:
     return Choice(
         profile=machine.name,
@@ -222,7 +223,7 @@ def _choice(
 
 
 def _best(
-    want: Want, variants: Sequence[Variant], shape: ModelShape | None, machine: Machine
+    want: Want, variants: Sequence[Variant], shape: ModelShape | None, machine: HardwareProfile
 ) -> Choice:
     context = context_for(shape, want.context)
     rows = _rows(
@@ -279,7 +280,7 @@ def _missing(want: Want, variants: Sequence[Variant], wanted: str) -> UsageError
 
 
 def _named(
-    want: Want, variants: Sequence[Variant], shape: ModelShape | None, machine: Machine
+    want: Want, variants: Sequence[Variant], shape: ModelShape | None, machine: HardwareProfile
 ) -> Choice:
     label = want.labels[0]
     matches = _matching(want, variants, label)
@@ -298,7 +299,7 @@ def _named(
 
 
 def _ordered(
-    want: Want, variants: Sequence[Variant], shape: ModelShape | None, machine: Machine
+    want: Want, variants: Sequence[Variant], shape: ModelShape | None, machine: HardwareProfile
 ) -> Choice:
     context = context_for(shape, want.context)
     rows = _rows(
@@ -331,7 +332,7 @@ def _ordered(
 
 
 def _nothing_fits(
-    want: Want, rows: Sequence[Row], machine: Machine, context: int
+    want: Want, rows: Sequence[Row], machine: HardwareProfile, context: int
 ) -> NoVariantFitsError:
     measured = [r for r in rows if r.estimate is not None and r.status != "below floor"]
     pool = measured or [r for r in rows if r.estimate is not None]
@@ -351,14 +352,14 @@ def _nothing_fits(
         hint = f'{label} is below the quality floor but fits: set quality-floor = "{label}"'
     return NoVariantFitsError(
         f"{want.subject}: nothing in {want.source} fits profile {machine.name} "
-        f"({machine.describe()}): the smallest, {smallest.variant.display}, needs est. "
+        f"({describe(machine)}): the smallest, {smallest.variant.display}, needs est. "
         f"{gib(smallest.estimate.total)} at ctx {context}; usable: {usable}",
         hint=hint,
     )
 
 
 def _take(
-    want: Want, variant: Variant, shape: ModelShape | None, machine: Machine, why: str
+    want: Want, variant: Variant, shape: ModelShape | None, machine: HardwareProfile, why: str
 ) -> Choice:
     context = context_for(shape, want.context)
     est, where = _measure(variant, shape, machine, context)
@@ -404,7 +405,7 @@ def _with_extras(want: Want, files: Sequence[RepoFile], choice: Choice) -> Choic
 # ---- non-GGUF repositories ---------------------------------------------------------------
 
 
-def _globs(want: Want, files: Sequence[RepoFile], machine: Machine) -> Choice:
+def _globs(want: Want, files: Sequence[RepoFile], machine: HardwareProfile) -> Choice:
     include = want.include or ("*",)
     chosen = tuple(
         f
@@ -425,7 +426,7 @@ def _globs(want: Want, files: Sequence[RepoFile], machine: Machine) -> Choice:
     return Choice(profile=machine.name, files=chosen, quant=None, reason=reason)
 
 
-def _all(want: Want, files: Sequence[RepoFile], machine: Machine) -> Choice:
+def _all(want: Want, files: Sequence[RepoFile], machine: HardwareProfile) -> Choice:
     chosen = tuple(sorted((f for f in files if f.path not in _IGNORED), key=lambda f: f.path))
     if not chosen:
         raise UsageError(f"{want.subject}: {want.source} has no files", hint="check the source")

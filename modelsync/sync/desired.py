@@ -16,29 +16,9 @@ from modelsync.errors import LockfileError, UsageError
 from modelsync.hardware.model import HardwareProfile
 from modelsync.lockfile.model import LockedModel, LockedProfile, Lockfile
 from modelsync.resolve.memory import budgets
-from modelsync.resolve.model import Gpu, Machine, gib
+from modelsync.resolve.model import describe, gib
 from modelsync.rules import hub_file_url, is_safe_name
 from modelsync.sync.model import Source, Wanted
-
-
-@dataclass(frozen=True, slots=True)
-class MachineSize:
-    """What a profile choice needs to know about this machine."""
-
-    ram: int
-    vram: int
-
-
-def machine_of(profile: HardwareProfile) -> Machine:
-    """The resolver's view of a hardware profile."""
-    return Machine(
-        name=profile.name,
-        ram=profile.ram_total,
-        gpus=tuple(Gpu(g.vram_total, g.backend) for g in profile.gpus),
-        unified=profile.unified,
-        unified_gpu_limit=profile.unified_gpu_limit,
-        detected=profile.source == "detected",
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +34,9 @@ class Misfit:
         return f"{self.problem}; {self.fix}"
 
 
-def misfits(lock: Lockfile, models: Sequence[LockedModel], machine: Machine) -> tuple[Misfit, ...]:
+def misfits(
+    lock: Lockfile, models: Sequence[LockedModel], machine: HardwareProfile
+) -> tuple[Misfit, ...]:
     """The models whose locked choice needs more memory than `machine` has: the estimate
     `lock` recorded against the GPU and RAM budgets `lock` plans with."""
     limits = budgets(machine)
@@ -74,7 +56,7 @@ def misfits(lock: Lockfile, models: Sequence[LockedModel], machine: Machine) -> 
         context = f" at ctx {model.context}" if model.context else ""
         problem = (
             f"models.{model.name}: the locked {what} needs est. {gib(model.memory)}{context}; "
-            f"this machine has {gib(usable)} usable ({machine.describe()})"
+            f"this machine has {gib(usable)} usable ({describe(machine)})"
         )
         found.append(Misfit(model.name, problem, fix))
     return tuple(found)
@@ -94,7 +76,7 @@ def profile_specific(lock: Lockfile) -> bool:
 
 
 def choose_profile(
-    lock: Lockfile, requested: str | None, machine: MachineSize | None
+    lock: Lockfile, requested: str | None, machine: HardwareProfile | None
 ) -> ProfileChoice:
     """`requested` if the lock has it; else the profile that best fits `machine`.
 
@@ -117,7 +99,7 @@ def choose_profile(
         return ProfileChoice(profiles[0].name, "the lock's only profile")
     if not profile_specific(lock) or machine is None:
         return ProfileChoice(names[0], "every profile has the same files")
-    fits = [p for p in profiles if p.ram <= machine.ram and p.vram <= machine.vram]
+    fits = [p for p in profiles if p.ram <= machine.ram_total and p.vram <= machine.vram_total]
     if fits:
         best = max(fits, key=_capacity)
         return ProfileChoice(
@@ -133,10 +115,10 @@ def _capacity(profile: LockedProfile) -> tuple[int, int, str]:
     return (profile.vram, profile.ram, profile.name)
 
 
-def _describe(machine: MachineSize) -> str:
+def _describe(machine: HardwareProfile) -> str:
     gib = 1 << 30
-    vram = f", {machine.vram / gib:.0f} GiB VRAM" if machine.vram else ""
-    return f"{machine.ram / gib:.0f} GiB RAM{vram}"
+    vram = f", {machine.vram_total / gib:.0f} GiB VRAM" if machine.vram_total else ""
+    return f"{machine.ram_total / gib:.0f} GiB RAM{vram}"
 
 
 def select_models(

@@ -81,7 +81,7 @@ def test_example_manifest_locks_against_the_local_hub(  # noqa: PLR0917 - pytest
     lock = read_lock(project / "models.lock")
     assert lock is not None
     assert {m.name for m in lock.models} == {m.name for m in manifest.models}
-    assert {p.name for p in lock.profiles} == {p.name for p in manifest.profiles}
+    assert {p.name for p in lock.profiles} == set(manifest.profiles)
     assert run_cli("-m", str(project), "lock", "--check", env=env).exit_code == 0
 
 

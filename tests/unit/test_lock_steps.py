@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from modelsync.gguf.header import parse_header
-from modelsync.hardware.model import declared
+from modelsync.hardware.model import HardwareProfile, declared
+from modelsync.lock.profiles import locked_profile, target_profiles
 from modelsync.lock.steps import (
     Answer,
     Digests,
@@ -15,13 +16,13 @@ from modelsync.lock.steps import (
     Listing,
     ModelOutcome,
     Steps,
+    inputs_digest,
     resolution,
 )
 from modelsync.manifest.load import parse_manifest
 from modelsync.manifest.model import ModelRequest
 from modelsync.registry.errors import LockedCommitGoneError, RevisionNotFoundError
 from modelsync.registry.model import RemoteFile, RepoSnapshot
-from modelsync.sync.desired import machine_of
 from modelsync.testing.gguf_files import write_gguf
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -37,7 +38,7 @@ def model(text: str = "") -> ModelRequest:
 
 
 def steps(request: ModelRequest, pinned: str | None = None) -> Steps:
-    return resolution(request, [PROFILE], [machine_of(PROFILE)], pinned)
+    return resolution(request, [PROFILE], pinned)
 
 
 def snapshot(files: tuple[RemoteFile, ...]) -> RepoSnapshot:
@@ -102,3 +103,51 @@ def test_a_vanished_locked_commit_is_the_remotes_fault() -> None:
     next(unpinned)
     with pytest.raises(RevisionNotFoundError):
         unpinned.throw(gone)
+
+
+PROFILES_TOML = """
+[profiles.cpu]
+ram = "16GiB"
+[profiles.gpu]
+ram = "64GiB"
+vram = "24GiB"
+gpus = 2
+[profiles.mac]
+ram = "64GiB"
+vram = "48GiB"
+unified = true
+gpus = 2
+[profiles.mac-auto]
+ram = "32GB"
+unified = true
+[models.gemma]
+source = "hf://org/Gemma-GGUF"
+"""
+
+
+def test_declared_profiles_keep_the_digests_of_existing_locks() -> None:
+    """The manifest digest, a model's inputs digest and the [[profile]] records of declared
+    profiles (a unified one declaring gpus = 2 among them) are those locks already carry.
+
+    Expected values computed with the code before HardwareProfile became the one machine value
+    (commit c9a5bc3, where ProfileRequest.canonical fed the digest): a change here makes every
+    existing lock stale."""
+    project = parse_manifest(PROFILES_TOML)
+
+    def no_detection() -> HardwareProfile:
+        raise AssertionError("declared profiles are not detected")
+
+    profiles = target_profiles(project, None, no_detection)
+    assert project.digest() == (
+        "sha256:d2f1039b02c0304b3a98101bff3fbf02175de5c837dc2f17edd562bab3b7a7a0"
+    )
+    assert inputs_digest(project.models[0], profiles) == (
+        "sha256:6b48575e1d0973b169274cb8c44e0393e14cf103e1bf828a1a7515ac21c9ef61"
+    )
+    records = [locked_profile(p) for p in profiles]
+    assert [(r.name, r.fingerprint[7:15], r.vram, r.gpus, r.unified) for r in records] == [
+        ("cpu", "2de280ab", 0, 0, False),
+        ("gpu", "9531755b", 48 << 30, 2, False),
+        ("mac", "cf3c2ca0", 0, 0, True),
+        ("mac-auto", "b9c1aca7", 0, 0, True),
+    ]

@@ -201,7 +201,7 @@ def test_ordered_list_points_at_the_bad_item() -> None:
 def test_profiles_parse_sizes_and_require_ram() -> None:
     """Profiles take sizes in GiB/GB and must declare RAM."""
     project = parse_manifest('[profiles.gpu]\nram = "64GiB"\nvram = "24 GB"\ngpus = 2\n')
-    [profile] = project.profiles
+    [profile] = project.profiles.values()
     assert (profile.ram, profile.vram, profile.gpus) == (64 << 30, 24 * 10**9, 2)
     line = error_of('[profiles.gpu]\nvram = "24GiB"\n')
     assert line == 'models.toml:1: profiles.gpu.ram: required key is missing; add ram = "16GiB"'

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from modelsync.errors import ExitCode, NoVariantFitsError, UsageError
+from modelsync.hardware.model import declared
 from modelsync.resolve.explain import explain_lines
 from modelsync.resolve.gguf import catalog, label_of_path, parse_label, pinned_file, skip_reason
 from modelsync.resolve.memory import budgets, context_for, estimate, fit, kv_cache_bytes
-from modelsync.resolve.model import GIB, MIB, Gpu, Machine, ModelShape, RepoFile, Want
+from modelsync.resolve.model import GIB, MIB, ModelShape, RepoFile, Want
 from modelsync.resolve.quants import rank
 from modelsync.resolve.select import select
 
@@ -45,9 +46,9 @@ SIZES = {
     "Q6_K": 6_596_006_912,
     "Q8_0": 8_540_770_304,
 }
-GPU8 = Machine("gpu8", ram=32 * GIB, gpus=(Gpu(8 * GIB),))
-LAPTOP = Machine("laptop", ram=16 * GIB)
-TINY = Machine("tiny", ram=4 * GIB)
+GPU8 = declared("gpu8", ram=32 * GIB, vram=8 * GIB)
+LAPTOP = declared("laptop", ram=16 * GIB, vram=None)
+TINY = declared("tiny", ram=4 * GIB, vram=None)
 
 
 def repo_files(prefix: str = "Llama-3.1-8B-Instruct") -> list[RepoFile]:
@@ -175,10 +176,10 @@ def test_context_defaults_to_8192_and_is_capped_by_training() -> None:
 
 def test_budgets_of_discrete_unified_and_cpu_machines() -> None:
     """GPU budget = VRAM − runtime overhead − max(1 GiB, 5 %); unified uses Metal's share."""
-    h100 = budgets(Machine("h100", ram=128 * GIB, gpus=(Gpu(81559 * MIB),)))
+    h100 = budgets(declared("h100", ram=128 * GIB, vram=81559 * MIB))
     assert h100.gpu == 81559 * MIB - 600 * MIB - 81559 * MIB // 20
     assert h100.ram == 125 * GIB
-    mac = budgets(Machine("mac", ram=64 * 10**9, unified=True, gpus=(Gpu(0, "metal"),)))
+    mac = budgets(declared("mac", ram=64 * 10**9, vram=None, unified=True))
     assert mac.gpu == 64 * 10**9 * 3 // 4 - 512 * MIB
     assert mac.resource == "unified memory"
     assert budgets(LAPTOP).gpu == 0
@@ -219,7 +220,7 @@ def test_best_on_a_cpu_machine_takes_the_best_that_fits_in_ram() -> None:
 
 def test_quality_floor_excludes_two_bit_unless_named() -> None:
     """Q2_K never wins by default, even when nothing else fits; naming it takes it."""
-    small = Machine("small", ram=6 * GIB)
+    small = declared("small", ram=6 * GIB, vram=None)
     with pytest.raises(NoVariantFitsError) as caught:
         select(want(), repo_files(), LLAMA_8B, small)
     assert caught.value.exit_code == ExitCode.USAGE
@@ -266,7 +267,7 @@ def test_ordered_list_takes_the_first_that_exists_and_fits() -> None:
         want(mode="ordered", labels=("IQ4_XS", "Q8_0", "Q4_K_M")),
         repo_files(),
         LLAMA_8B,
-        Machine("mid", ram=9 * GIB),
+        declared("mid", ram=9 * GIB, vram=None),
     )
     assert choice.quant == "Q4_K_M"
     assert "IQ4_XS not in the repo" in choice.reason

@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 
 from modelsync.errors import ExitCode, LockfileError, UsageError
+from modelsync.hardware.model import GpuInfo, HardwareProfile
 from modelsync.lockfile.model import LockedFile, LockedModel, LockedProfile, Lockfile
-from modelsync.resolve.model import Gpu, Machine
 from modelsync.sync.desired import (
-    MachineSize,
     choose_profile,
     misfits,
     select_models,
@@ -70,6 +69,11 @@ def entry(name: str, profile_name: str | None, path: str, sha: str = SHA_A) -> L
     )
 
 
+def this_machine(ram: int, vram: int = 0) -> HardwareProfile:
+    gpus = (GpuInfo("GPU", "nvidia", vram),) if vram else ()
+    return HardwareProfile("detected", "detected", ram, gpus=gpus)
+
+
 def two_profile_lock() -> Lockfile:
     return Lockfile(
         version=1,
@@ -84,7 +88,7 @@ def test_detected_profile_of_an_old_lock_is_ignored() -> None:
     old = profile("detected", 64 * GIB).model_copy(update={"source": "detected"})
     lock = two_profile_lock()
     lock = lock.model_copy(update={"profiles": (*lock.profiles, old)})
-    choice = choose_profile(lock, None, MachineSize(64 * GIB, 0))
+    choice = choose_profile(lock, None, this_machine(64 * GIB))
     assert (choice.name, choice.why) == (
         "laptop",
         "the largest that fits this machine (64 GiB RAM)",
@@ -102,31 +106,37 @@ def test_misfits_compare_the_locked_estimate_with_gpu_and_ram_budgets() -> None:
     small = entry("small", None, "s.gguf").model_copy(update={"memory": 2 * GIB})
     plain = entry("plain", None, "p.bin")
     lock = Lockfile(version=1, manifest_digest="sha256:" + "2" * 64, models=(big, small, plain))
-    laptop = Machine("detected", ram=16 * GIB, detected=True)
+    laptop = this_machine(16 * GIB)
     [found] = misfits(lock, lock.models, laptop)
     assert found.line() == (
         "models.big: the locked Q8_0 needs est. 20.0 GiB; this machine has 13.0 GiB usable "
         "(16.0 GiB RAM); declare the machines you sync to as [profiles] in models.toml and run "
         "`modelsync lock` (or `modelsync lock --profile NAME`)"
     )
-    workstation = Machine("detected", ram=16 * GIB, gpus=(Gpu(24 * GIB),), detected=True)
+    workstation = this_machine(16 * GIB, 24 * GIB)
     assert misfits(lock, lock.models, workstation) == ()
-    mac = Machine("detected", ram=16 * GIB, gpus=(Gpu(12 * GIB, "metal"),), unified=True)
+    mac = HardwareProfile(
+        "mac",
+        "declared",
+        16 * GIB,
+        gpus=(GpuInfo("M2", "apple", 12 * GIB, backend="metal"),),
+        unified=True,
+    )
     assert [m.model for m in misfits(two_profile_lock(), (big,), mac)] == ["big"]
 
 
 def test_largest_profile_that_fits_is_chosen() -> None:
     """The biggest profile the machine covers is chosen."""
-    choice = choose_profile(two_profile_lock(), None, MachineSize(32 * GIB, 24 * GIB))
+    choice = choose_profile(two_profile_lock(), None, this_machine(32 * GIB, 24 * GIB))
     assert choice.name == "gpu"
     assert choice.why == "the largest that fits this machine (32 GiB RAM, 24 GiB VRAM)"
-    cpu_only = choose_profile(two_profile_lock(), None, MachineSize(32 * GIB, 0))
+    cpu_only = choose_profile(two_profile_lock(), None, this_machine(32 * GIB))
     assert cpu_only.name == "laptop"
 
 
 def test_smallest_profile_when_none_fits() -> None:
     """A machine smaller than every profile gets the smallest one, and is told none fits."""
-    choice = choose_profile(two_profile_lock(), None, MachineSize(4 * GIB, 0))
+    choice = choose_profile(two_profile_lock(), None, this_machine(4 * GIB))
     assert choice.name == "laptop"
     assert choice.why.startswith("none fits this machine (4 GiB RAM)")
 
