@@ -19,7 +19,7 @@ from modelsync.atomic import write_text
 from modelsync.credentials import grant
 from modelsync.errors import ManifestError, NoVariantFitsError, UsageError
 from modelsync.hardware.detect import detect
-from modelsync.hardware.model import Detector
+from modelsync.hardware.model import Detector, HardwareProfile
 from modelsync.lock.driver import resolve_models
 from modelsync.manifest.edit import add_model
 from modelsync.manifest.load import load_manifest, manifest_path, parse_manifest
@@ -27,6 +27,7 @@ from modelsync.manifest.model import DEFAULT_REGISTRY, ModelRequest, QuantChoice
 from modelsync.manifest.quants import canonical_label, suggest_label
 from modelsync.net.retry import RetryPolicy
 from modelsync.net.session import Credentials, create_session
+from modelsync.registry.base import Searchable
 from modelsync.registry.hf import HubRegistry
 from modelsync.registry.hf_search import HubSearch
 from modelsync.registry.http import Http, Rules
@@ -162,6 +163,11 @@ async def search(request: SearchRequest) -> SearchReport | FilesReport:
             report = await _search(request, plan, hub)
     if request.add is None:
         return report
+    if isinstance(report, FilesReport) and not report:
+        raise UsageError(
+            f"--add {request.add}: {report.registry}:{report.repo} has no GGUF files",
+            hint="add it to models.toml by hand with include globs",
+        )
     repo = report.repo if isinstance(report, FilesReport) else _first(report)
     added = _add(plan, request.add, repo)
     log.info("search.added", manifest=str(added.manifest), model=added.name, source=added.source)
@@ -245,7 +251,8 @@ async def _search(request: SearchRequest, plan: _Plan, hub: HubRegistry) -> Sear
     now = request.clock()
     hits: list[Hit] = []
     seen: set[str] = set()  # a registry whose pages overlap (or loop) lists a repo once
-    async for summary in HubSearch(hub).search(query):
+    searcher: Searchable = HubSearch(hub)
+    async for summary in searcher.search(query):
         if summary.repo in seen:
             continue
         seen.add(summary.repo)
@@ -266,25 +273,17 @@ async def _files(request: SearchRequest, plan: _Plan, hub: HubRegistry) -> Files
     found = catalog(RepoFile(f.path, f.size) for f in snapshot.files)
     total = snapshot.gguf.get("total")
     repo_params = total if isinstance(total, int) else size_in_name(repo)
+    labels = found.labels()
+    if plan.quant is not None and plan.quant not in labels:
+        raise UsageError(
+            f"--quant {plan.quant}: {snapshot.where} has no such GGUF file",
+            hint=f"it has: {', '.join(labels) or 'no GGUF files'}",
+        )
     profile = request.detector()
     machine = machine_of(profile)
-    quant = QuantChoice("named", (plan.quant,)) if plan.quant else QuantChoice()
-    model = ModelRequest(name=repo.rsplit("/", 1)[-1], registry=plan.ref, repo=repo, quant=quant)
-    picked: str | None = None
-    try:
-        outcomes, requests = await resolve_models(
-            [model],
-            [profile],
-            [machine],
-            {model.name: snapshot.commit},
-            environ=request.environ,
-            retry=request.retry,
-        )
-    except NoVariantFitsError as err:
-        reason, requests = err.message, 0
-    else:
-        choice = outcomes[0].explained[0].choice
-        picked, reason = choice.files[0].path if choice.files else None, choice.reason
+    picked, reason, requests = None, "it has no GGUF files (lock needs include globs)", 0
+    if found:
+        picked, reason, requests = await _pick(request, plan, profile, repo, snapshot.commit)
     rows = tuple(
         FileRow(
             quant=v.display,
@@ -306,6 +305,28 @@ async def _files(request: SearchRequest, plan: _Plan, hub: HubRegistry) -> Files
         reason=reason,
         requests=hub.requests + requests,
     )
+
+
+async def _pick(
+    request: SearchRequest, plan: _Plan, profile: HardwareProfile, repo: str, commit: str
+) -> tuple[str | None, str, int]:
+    """What `lock` picks on this machine: the lock's own resolution, pinned to `commit`; the
+    first file of the pick (None if nothing fits), the reason and the requests it sent."""
+    quant = QuantChoice("named", (plan.quant,)) if plan.quant else QuantChoice()
+    model = ModelRequest(name=repo.rsplit("/", 1)[-1], registry=plan.ref, repo=repo, quant=quant)
+    try:
+        outcomes, requests = await resolve_models(
+            [model],
+            [profile],
+            [machine_of(profile)],
+            {model.name: commit},
+            environ=request.environ,
+            retry=request.retry,
+        )
+    except NoVariantFitsError as err:
+        return None, err.message, 0
+    choice = outcomes[0].explained[0].choice
+    return (choice.files[0].path if choice.files else None), choice.reason, requests
 
 
 def _first(report: SearchReport) -> str:

@@ -52,7 +52,3 @@ class Searchable(Protocol):
         """Repositories matching `query` in the registry's order, page by page as consumed
         (the caller stops when it has enough)."""
         ...
-
-    async def summary(self, repo: str) -> RepoSummary:
-        """One repository's summary (counts, dates, files, parameter count)."""
-        ...

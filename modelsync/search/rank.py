@@ -5,8 +5,8 @@ Relevance (`--sort relevance`) is a weighted sum of four parts, each in 0..1, mi
     0.40 * downloads   log10(1 + downloads) / 7, capped at 1 (10 M downloads is 1)
     0.20 * likes       log10(1 + likes) / 4, capped at 1 (10 k likes is 1)
     0.20 * recency     0.5 ** (days since last modified / 180) (a half-life of six months)
-    0.20 * name        1 when the repo's name (without `-GGUF`) is the query, else the share of
-                       query words found in the repo id (0 without a query)
+    0.20 * name        1 when the repo's name (without `-GGUF`) is the query, else 0.9 times
+                       the share of query words found in the repo id (0 without a query)
     - 0.25 when gated  (a token and an accepted licence stand between the user and the file)
 
 Equal inputs give equal scores; ties go to the repository id, ascending.
@@ -36,7 +36,7 @@ PARAM_TOLERANCE = 0.2
 _SCALE = {"K": 10**3, "M": 10**6, "B": 10**9, "T": 10**12}
 _COUNT = re.compile(r"(\d+(?:\.\d+)?)([KMBT])", re.IGNORECASE)
 # A size in a repo or file name: `Llama-3.2-1B-Instruct`, `qwen2.5-0.5b`, `8x7B` (not `Q4_K_M`).
-_NAME_SIZE = re.compile(r"(?:^|[-_./])(?:\d+x)?(\d+(?:\.\d+)?)([BM])(?=$|[-_.])", re.IGNORECASE)
+_NAME_SIZE = re.compile(r"(?:^|[-_./])(?:(\d+)x)?(\d+(?:\.\d+)?)([BM])(?=$|[-_.])", re.IGNORECASE)
 _WORDS = re.compile(r"[a-z0-9.]+")
 
 
@@ -87,12 +87,13 @@ def parse_params(text: str) -> ParamRange | None:
 
 
 def size_in_name(name: str) -> int | None:
-    """The parameter count a name states (`…-7B-…`, `…-0.5b`), the last one if several."""
+    """The parameter count a name states (`…-7B-…`, `…-0.5b`, `8x7B` as 56B), the last one if
+    several."""
     found = _NAME_SIZE.findall(name)
     if not found:
         return None
-    number, unit = found[-1]
-    return int(float(number) * _SCALE[unit.upper()])
+    experts, number, unit = found[-1]
+    return int(int(experts or 1) * float(number) * _SCALE[unit.upper()])
 
 
 def parameters_of(summary: RepoSummary) -> int | None:
@@ -126,7 +127,8 @@ def relevance(summary: RepoSummary, text: str | None, now: float) -> float:
 
 
 def name_match(repo: str, text: str | None) -> float:
-    """1 for the repo's own name (`-GGUF` aside), else the share of query words in its id."""
+    """1 for the repo's own name (`-GGUF` aside), else 0.9 times the share of query words in
+    its id (so a partial match never ties the exact one)."""
     words = _WORDS.findall((text or "").lower())
     if not words:
         return 0.0
