@@ -44,10 +44,12 @@ def add_model(text: str, name: str, source: str, quant: str | None, *, where: st
 
 
 def _append(text: str, table: str) -> str:
+    newline = "\r\n" if "\r\n" in text else "\n"  # a Windows-edited file keeps its line ends
+    table = table.replace("\n", newline)
     if not text.strip():
         return table
-    body = text if text.endswith("\n") else text + "\n"
-    return body + ("" if body.endswith("\n\n") else "\n") + table
+    body = text if text.endswith("\n") else text + newline
+    return body + ("" if body.endswith(newline * 2) else newline) + table
 
 
 def _insert(text: str, name: str, entry: Table) -> str:

@@ -34,7 +34,7 @@ from modelsync.registry.http import Http, Rules
 from modelsync.registry.listing import SearchQuery
 from modelsync.resolve.gguf import catalog
 from modelsync.resolve.model import RepoFile
-from modelsync.rules import HF_ENDPOINT_ENV, is_safe_name
+from modelsync.rules import HF_ENDPOINT_ENV, is_repo_part, is_safe_name
 from modelsync.search.rank import (
     Hit,
     ParamRange,
@@ -188,6 +188,11 @@ def _check(request: SearchRequest) -> _Plan:
             f"search {request.text!r} --files {request.files}: give a query or --files, not both",
             hint="`modelsync search --files org/repo` lists one repository's files",
         )
+    if request.files is not None and not _is_repo_id(request.files):
+        raise UsageError(
+            f"--files {request.files!r}: expected a repository id such as org/name",
+            hint="copy it from the search results",
+        )
     if request.add is not None and not is_safe_name(request.add):
         raise UsageError(
             f'--add "{request.add}": not a model name (letters, digits, ".", "_", "-")',
@@ -213,6 +218,11 @@ def _check(request: SearchRequest) -> _Plan:
     manifest = _manifest(request)
     ref = _registry(request.registry, manifest, request.environ)
     return _Plan(ref, manifest, quant, params)
+
+
+def _is_repo_id(text: str) -> bool:
+    parts = text.split("/")
+    return len(parts) == 2 and all(is_repo_part(p) for p in parts)
 
 
 def _manifest(request: SearchRequest) -> Path | None:

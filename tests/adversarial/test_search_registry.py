@@ -122,3 +122,16 @@ def test_a_body_that_is_not_a_model_list_exits_5(httpserver: HTTPServer) -> None
         run(httpserver.url_for("").rstrip("/"))
     assert caught.value.exit_code == ExitCode.REMOTE
     assert "with an invalid model list" in caught.value.message
+
+
+@pytest.mark.parametrize("repo", ["../../api/whoami-v2", "org/x/../y", "org", "org/x?y=1"])
+def test_files_takes_only_a_repository_id(httpserver: HTTPServer, repo: str) -> None:
+    """`--files` with anything but `org/name` is exit 2 before any request (no path games in
+    the URL it would build)."""
+    with pytest.raises(ModelsyncError) as caught:
+        asyncio.run(
+            search(SearchRequest(files=repo, environ={"HF_ENDPOINT": httpserver.url_for("")[:-1]}))
+        )
+    assert caught.value.exit_code == ExitCode.USAGE
+    assert f"--files {repo!r}: expected a repository id such as org/name" in caught.value.message
+    assert httpserver.log == []

@@ -369,3 +369,13 @@ def test_add_with_no_result_and_bad_flags_exit_2(run_cli: CliRunner, env: dict[s
         assert result.exit_code == 2, args
         assert message in result.stderr
     assert Path("models.toml").read_text() == MANIFEST
+
+
+def test_a_real_process_prints_the_same_table(
+    run_cli: CliRunner, run_cli_process: CliRunner, env: dict[str, str]
+) -> None:
+    """Piped (no TTY), the installed command prints the plain table, nothing else on stdout."""
+    piped = run_cli_process("search", "qwen", "--sort", "likes", env=env)
+    assert piped.exit_code == 0, piped.stderr
+    assert piped.stdout == run_cli("search", "qwen", "--sort", "likes", env=env).stdout
+    assert piped.stdout.splitlines()[1].startswith("bartowski/Qwen2.5-7B-Instruct-GGUF  ")

@@ -42,3 +42,10 @@ def test_inline_models_table_gets_the_entry_inside() -> None:
     new = add_model(text, "b", "org/b", None, where="m")
     assert tomllib.loads(new)["models"] == {"a": {"source": "org/a"}, "b": {"source": "org/b"}}
     assert "# mine" in new
+
+
+def test_crlf_file_keeps_its_line_ends() -> None:
+    """A file with CRLF line ends gets the entry with CRLF too."""
+    text = '[models.a]\r\nsource = "org/a"\r\n'
+    new = add_model(text, "b", "org/b", None, where="m")
+    assert new == text + '\r\n[models.b]\r\nsource = "org/b"\r\n'
