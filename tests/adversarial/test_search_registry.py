@@ -135,3 +135,30 @@ def test_files_takes_only_a_repository_id(httpserver: HTTPServer, repo: str) -> 
     assert caught.value.exit_code == ExitCode.USAGE
     assert f"--files {repo!r}: expected a repository id such as org/name" in caught.value.message
     assert httpserver.log == []
+
+
+def test_a_link_to_another_origin_gets_no_token(httpserver: HTTPServer) -> None:
+    """The registry's token goes to its own origin only: a `Link` page on another host is
+    fetched without `Authorization`."""
+    other = HTTPServer(host="127.0.0.1", port=0)
+    other.start()
+    try:
+        other.expect_request("/page2").respond_with_json([item("b/two-GGUF")])
+        httpserver.expect_request("/api/models").respond_with_json(
+            [item("a/one-GGUF", downloads=9)],
+            headers={"Link": f'<{other.url_for("/page2")}>; rel="next"'},
+        )
+        request = SearchRequest(
+            environ={"HF_ENDPOINT": httpserver.url_for("")[:-1], "HF_TOKEN": "hf_secret_0123"},
+            retry=FAST,
+        )
+        report = asyncio.run(search(request))
+        assert isinstance(report, SearchReport)
+        assert [h.summary.repo for h in report.hits] == ["a/one-GGUF", "b/two-GGUF"]
+        [(first, _)] = httpserver.log
+        [(second, _)] = other.log
+        assert first.headers.get("Authorization") == "Bearer hf_secret_0123"
+        assert "Authorization" not in second.headers
+    finally:
+        other.clear()
+        other.stop()
