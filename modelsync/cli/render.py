@@ -151,6 +151,8 @@ _SUMMARIES = frozenset(
         "lock.resolved",
         "gc.done",
         "verify.mismatch",
+        "search.done",
+        "search.added",
     }
 )
 

@@ -7,9 +7,10 @@ path in it; for a plain URL, the URL itself, `""` (URLs have no commits) and its
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator
 from typing import Protocol
 
+from modelsync.registry.listing import RepoSummary, SearchQuery
 from modelsync.registry.model import RemoteFile, RepoSnapshot
 
 
@@ -45,8 +46,9 @@ class Registry(Protocol):
 
 
 class Searchable(Protocol):
-    """A registry that can search for repositories (`modelsync search`; not implemented yet)."""
+    """A registry that can search for repositories (`modelsync search`)."""
 
-    async def search(self, text: str, *, limit: int) -> Sequence[str]:
-        """Repository ids matching `text`, best first."""
+    def search(self, query: SearchQuery) -> AsyncIterator[RepoSummary]:
+        """Repositories matching `query` in the registry's order, page by page as consumed
+        (the caller stops when it has enough)."""
         ...

@@ -151,7 +151,7 @@ class HubRegistry:
                 if not is_sha256(digest) or entry.lfs.size != entry.size:
                     raise self._garbage(answer, f"bad LFS metadata for {path!r}")
                 files.append(RemoteFile(path, entry.size, digest, lfs=True))
-            url, params = _next_link(answer.headers.get("Link", "")), None
+            url, params = next_link(answer.headers.get("Link", "")), None
         raise self._garbage(answer, f"more than {MAX_TREE_PAGES} pages of listing")
 
     async def read_range(self, repo: str, commit: str, path: str, start: int, end: int) -> bytes:
@@ -265,7 +265,8 @@ def range_body(answer: Answer, start: int, end: int, registry: str) -> bytes:
     return answer.body[start : end + 1]
 
 
-def _next_link(header: str) -> str | None:
+def next_link(header: str) -> str | None:
+    """The URL of a `Link: <URL>; rel="next"` header, None without one."""
     match = _LINK_NEXT.search(header)
     return match.group(1) if match else None
 

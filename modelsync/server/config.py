@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,9 @@ class ServerConfig:
     """How long CDN download and LFS upload URLs stay valid."""
     rescan_on_start: bool = True
     """Import every `<root>/<namespace>/<name>` folder when the server starts."""
+    clock: Callable[[], float] = time.time
+    """Dates of new repositories and commits (`createdAt`, `lastModified`): fixtures set it to
+    give repositories the dates a search test sorts on."""
 
     def __repr__(self) -> str:
         # Tokens never appear in logs or tracebacks, not even through a repr.

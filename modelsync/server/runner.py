@@ -57,7 +57,7 @@ class _Running:
 
 async def _start(config: ServerConfig) -> _Running:
     config.root.mkdir(parents=True, exist_ok=True)
-    store = await asyncio.to_thread(RepoStore, config.root)
+    store = await asyncio.to_thread(lambda: RepoStore(config.root, clock=config.clock))
     if config.rescan_on_start:
         await asyncio.to_thread(store.rescan)
     hub_sock = _bind(config.host, config.port)

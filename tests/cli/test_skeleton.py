@@ -41,7 +41,16 @@ DESIGN_COMMANDS = {
     ],
     "publish": ["--dry-run", "--target"],
     "gc": ["--dry-run"],
-    "search": ["--author", "--quant", "--sort", "--limit", "--gated"],
+    "search": [
+        "--author",
+        "--quant",
+        "--params",
+        "--sort",
+        "--limit",
+        "--gated",
+        "--files",
+        "--add",
+    ],
     "hw": ["--model"],
     "store": [],
     "export": ["--ollama"],
@@ -60,7 +69,6 @@ GLOBAL_FLAGS = [
 ]
 NOT_BUILT = [
     "outdated",
-    "search",
     "export",
 ]
 

@@ -1,0 +1,1 @@
+"""`modelsync search`: filtering and ranking a registry's listing (pure)."""
