@@ -33,7 +33,7 @@ from modelsync.registry.hf_search import HubSearch
 from modelsync.registry.http import Http, Rules
 from modelsync.registry.listing import SearchQuery
 from modelsync.resolve.gguf import catalog
-from modelsync.resolve.model import RepoFile
+from modelsync.resolve.model import RepoFile, describe
 from modelsync.rules import HF_ENDPOINT_ENV, is_repo_part, is_safe_name
 from modelsync.search.rank import (
     Hit,
@@ -45,7 +45,6 @@ from modelsync.search.rank import (
     size_in_name,
     top,
 )
-from modelsync.sync.desired import machine_of
 
 log = structlog.get_logger(__name__)
 
@@ -290,7 +289,6 @@ async def _files(request: SearchRequest, plan: _Plan, hub: HubRegistry) -> Files
             hint=f"it has: {', '.join(labels) or 'no GGUF files'}",
         )
     profile = request.detector()
-    machine = machine_of(profile)
     picked, reason, requests = None, "it has no GGUF files (lock needs include globs)", 0
     if found:
         picked, reason, requests = await _pick(request, plan, profile, repo, snapshot.commit)
@@ -311,7 +309,7 @@ async def _files(request: SearchRequest, plan: _Plan, hub: HubRegistry) -> Files
         commit=snapshot.commit,
         gated=snapshot.gated,
         rows=rows,
-        machine=machine.describe(),
+        machine=describe(profile),
         reason=reason,
         requests=hub.requests + requests,
     )
@@ -328,7 +326,6 @@ async def _pick(
         outcomes, requests = await resolve_models(
             [model],
             [profile],
-            [machine_of(profile)],
             {model.name: commit},
             environ=request.environ,
             retry=request.retry,
