@@ -33,6 +33,8 @@ class ServerConfig:
     """Items per page of listings (models, tree, commits); tests lower it to exercise paging."""
     signed_url_ttl_s: int = 3600
     """How long CDN download and LFS upload URLs stay valid."""
+    ollama_root: Path | None = None
+    """An Ollama models folder (`manifests/`, `blobs/`) served as an Ollama registry at `/v2/`."""
     rescan_on_start: bool = True
     """Import every `<root>/<namespace>/<name>` folder when the server starts."""
 

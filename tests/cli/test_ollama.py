@@ -1,0 +1,133 @@
+"""Ollama sources end to end: lock and sync against the project's Ollama-registry emulation."""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.cli import CliRunner
+from tests.fixtures.models import GgufFactory
+from tests.fixtures.ollama import LICENSE, MODEL, PARAMS, TEMPLATE, OllamaRegistry
+
+
+@pytest.fixture
+def gemma(ollama_registry: OllamaRegistry, gguf_factory: GgufFactory) -> dict[str, bytes]:
+    """`library/gemma3:1b` on the registry: a small GGUF model, a template, params, a license."""
+    layers = {
+        MODEL: gguf_factory("gemma.gguf", quant="Q4_K_M").read_bytes(),
+        TEMPLATE: b"{{ .Prompt }}",
+        PARAMS: b'{"stop":["<end_of_turn>"]}',
+        LICENSE: b"Gemma Terms of Use",
+    }
+    ollama_registry.models.add("library/gemma3:1b", layers)
+    return layers
+
+
+def _project(
+    registry: OllamaRegistry, source: str, tmp_path: Path, extra: str = ""
+) -> dict[str, str]:
+    Path("models.toml").write_text(
+        f'[registries.ollama]\ntype = "ollama"\nendpoint = "{registry.endpoint}"\n\n'
+        f'[models.gemma]\nsource = "{source}"\n{extra}'
+    )
+    return {
+        "HF_HUB_CACHE": str(tmp_path / "no-hf"),
+        "OLLAMA_MODELS": str(tmp_path / "local-ollama"),
+    }
+
+
+def test_lock_pins_the_manifest_digest_and_every_layer(
+    run_cli: CliRunner, ollama_registry: OllamaRegistry, gemma: dict[str, bytes], tmp_path: Path
+) -> None:
+    """`ollama://gemma3:1b` locks library/gemma3 at tag 1b: the manifest's digest as commit and
+    each layer by path, size and SHA-256; a second lock writes the same bytes."""
+    env = _project(ollama_registry, "ollama://gemma3:1b", tmp_path)
+    result = run_cli("lock", env=env)
+    assert result.exit_code == 0, result.stderr
+    lock = tomllib.loads(Path("models.lock").read_text())
+    (entry,) = lock["model"]
+    manifest = ollama_registry.models.root / "manifests/registry.ollama.ai/library/gemma3/1b"
+    assert entry["registry"] == "ollama"
+    assert entry["repo"] == "library/gemma3"
+    assert entry["revision"] == "1b"
+    assert entry["commit"] == "sha256:" + hashlib.sha256(manifest.read_bytes()).hexdigest()
+    files = {f["path"]: f for f in entry["file"]}
+    assert sorted(files) == ["config.json", "gemma3-1b.gguf", "license", "params", "template"]
+    model = gemma[MODEL]
+    assert files["gemma3-1b.gguf"]["sha256"] == hashlib.sha256(model).hexdigest()
+    assert files["gemma3-1b.gguf"]["size"] == len(model)
+    assert entry["quant"] == "Q4_K_M"
+    first = Path("models.lock").read_bytes()
+    Path("models.lock").unlink()
+    assert run_cli("lock", env=env).exit_code == 0
+    assert Path("models.lock").read_bytes() == first
+
+
+def test_sync_fetches_the_blobs_through_the_cdn_redirect(
+    run_cli: CliRunner, ollama_registry: OllamaRegistry, gemma: dict[str, bytes], tmp_path: Path
+) -> None:
+    """Sync follows the registry's blob redirects to the second port and places a usable GGUF
+    file named `<model>-<tag>.gguf` beside the other layers."""
+    env = _project(ollama_registry, "library/gemma3:1b", tmp_path, 'registry = "ollama"\n')
+    result = run_cli("sync", env=env)
+    assert result.exit_code == 0, result.stderr
+    placed = Path("models/gemma")
+    assert (placed / "gemma3-1b.gguf").read_bytes() == gemma[MODEL]
+    assert (placed / "template").read_bytes() == gemma[TEMPLATE]
+    counters = ollama_registry.server.repos.counters
+    assert counters.requests("ollama_blob") >= 5
+    assert counters.requests("ollama_cdn_blob") >= 5
+
+
+def test_a_missing_tag_names_the_model_and_the_tag(
+    run_cli: CliRunner, ollama_registry: OllamaRegistry, gemma: dict[str, bytes], tmp_path: Path
+) -> None:
+    """A tag the registry lacks is bad input (exit 2) naming the model and the tag."""
+    env = _project(ollama_registry, "ollama://gemma3:99b", tmp_path)
+    result = run_cli("lock", env=env)
+    assert result.exit_code == 2
+    assert 'library/gemma3 has no tag "99b"' in result.stderr
+    assert not Path("models.lock").exists()
+
+
+def test_a_layer_whose_bytes_lie_fails_integrity_and_is_not_placed(
+    run_cli: CliRunner, ollama_registry: OllamaRegistry, gguf_factory: GgufFactory, tmp_path: Path
+) -> None:
+    """A manifest whose model layer digest does not match the served bytes: exit 4, the model
+    file is not placed and its bytes never enter the store."""
+    good = gguf_factory("good.gguf", quant="Q4_K_M").read_bytes()
+    claimed = hashlib.sha256(good).hexdigest()
+    bad = bytearray(good)
+    bad[-1] ^= 0xFF
+    ollama_registry.models.add("library/gemma3:1b", {MODEL: bytes(bad)}, claimed={MODEL: claimed})
+    env = _project(ollama_registry, "ollama://gemma3:1b", tmp_path)
+    assert run_cli("lock", env=env).exit_code == 0
+    result = run_cli("sync", env=env)
+    assert result.exit_code == 4, result.stderr
+    assert claimed in result.stderr
+    assert not Path("models/gemma/gemma3-1b.gguf").exists()
+    store = Path(env.get("MODELSYNC_STORE", tmp_path / "store"))
+    assert not list(store.glob(f"blobs/sha256/{claimed[:2]}/{claimed}"))
+
+
+def test_a_model_ollama_already_pulled_costs_no_download(
+    run_cli: CliRunner, ollama_registry: OllamaRegistry, gemma: dict[str, bytes], tmp_path: Path
+) -> None:
+    """Blobs Ollama keeps (`OLLAMA_MODELS/blobs/sha256-<hex>`) are adopted: sync asks the
+    registry for no blob at all."""
+    env = _project(ollama_registry, "ollama://gemma3:1b", tmp_path)
+    local = tmp_path / "local-ollama" / "blobs"
+    local.mkdir(parents=True)
+    for blob in (ollama_registry.models.root / "blobs").iterdir():
+        (local / blob.name).write_bytes(blob.read_bytes())
+    assert run_cli("lock", env=env).exit_code == 0
+    counters = ollama_registry.server.repos.counters
+    before = (counters.requests("ollama_blob"), counters.bytes_sent())
+    result = run_cli("sync", env=env)
+    assert result.exit_code == 0, result.stderr
+    assert (counters.requests("ollama_blob"), counters.bytes_sent()) == before
+    assert "5 adopted" in result.stdout
+    assert Path("models/gemma/gemma3-1b.gguf").read_bytes() == gemma[MODEL]
