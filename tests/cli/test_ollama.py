@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import tomllib
 from pathlib import Path
 
 import pytest
 
+from modelsync.server.runner import ServerHandle
 from tests.fixtures.cli import CliRunner
+from tests.fixtures.hub import HubRepoFactory
 from tests.fixtures.models import GgufFactory
 from tests.fixtures.ollama import LICENSE, MODEL, PARAMS, TEMPLATE, OllamaRegistry
 
@@ -131,3 +134,96 @@ def test_a_model_ollama_already_pulled_costs_no_download(
     assert (counters.requests("ollama_blob"), counters.bytes_sent()) == before
     assert "5 adopted" in result.stdout
     assert Path("models/gemma/gemma3-1b.gguf").read_bytes() == gemma[MODEL]
+
+
+def _read_back_as_ollama(models: Path, name: str) -> dict[str, object]:
+    """Read a manifest as Ollama does (`manifest.ParseNamedManifest`) and check that every blob
+    it names exists as `blobs/sha256-<hex>` with that size and digest."""
+    repo, _, tag = name.partition(":")
+    path = models / "manifests" / "registry.ollama.ai" / repo / tag
+    document = json.loads(path.read_bytes())
+    assert document["schemaVersion"] == 2
+    assert document["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+    assert document["config"]["mediaType"] == "application/vnd.docker.container.image.v1+json"
+    for layer in [document["config"], *document["layers"]]:
+        digest = layer["digest"]
+        assert digest.startswith("sha256:")
+        blob = models / "blobs" / digest.replace(":", "-")
+        data = blob.read_bytes()
+        assert len(data) == layer["size"]
+        assert "sha256:" + hashlib.sha256(data).hexdigest() == digest
+    return dict(document)
+
+
+def test_export_ollama_writes_a_manifest_ollama_reads(
+    run_cli: CliRunner, ollama_registry: OllamaRegistry, gemma: dict[str, bytes], tmp_path: Path
+) -> None:
+    """`export --ollama` hardlinks the store's blobs into a temp Ollama dir and writes a
+    manifest naming them with their media types, plus a gguf config blob; a second export
+    changes nothing."""
+    env = _project(ollama_registry, "ollama://gemma3:1b", tmp_path)
+    assert run_cli("sync", env=env).exit_code == 0
+    target = tmp_path / "ollama-home"
+    env["OLLAMA_MODELS"] = str(target)
+    result = run_cli("export", "--ollama", "mygemma:1b", env=env)
+    assert result.exit_code == 0, result.stderr
+    manifest = target / "manifests/registry.ollama.ai/library/mygemma/1b"
+    assert str(manifest) in result.stdout
+    assert "hardlinked" in result.stdout
+    document = _read_back_as_ollama(target, "library/mygemma:1b")
+    types = [layer["mediaType"] for layer in document["layers"]]  # type: ignore[index]
+    assert types[0] == MODEL
+    assert sorted(types[1:]) == sorted([LICENSE, PARAMS, TEMPLATE])
+    model_digest = document["layers"][0]["digest"]  # type: ignore[index]
+    blob = target / "blobs" / model_digest.replace(":", "-")
+    placed = Path("models/gemma/gemma3-1b.gguf")
+    assert blob.stat().st_ino == placed.stat().st_ino  # the same bytes, not a copy
+    config_digest = document["config"]["digest"]  # type: ignore[index]
+    config = json.loads((target / "blobs" / config_digest.replace(":", "-")).read_bytes())
+    assert config["model_format"] == "gguf"
+    assert config["file_type"] == "Q4_K_M"
+    assert config["model_family"] == "llama"
+    before = manifest.read_bytes()
+    again = run_cli("export", "--ollama", "mygemma:1b", env=env)
+    assert again.exit_code == 0
+    assert "5 already there" in again.stdout
+    assert manifest.read_bytes() == before
+
+
+def test_export_ollama_of_a_hub_model(
+    run_cli: CliRunner,
+    hub_repo: HubRepoFactory,
+    hub: ServerHandle,
+    gguf_factory: GgufFactory,
+    tmp_path: Path,
+) -> None:
+    """A Hugging Face GGUF model exports as one model layer (named `library/<name>:latest`)."""
+    weights = gguf_factory("tiny-Q8_0.gguf", quant="Q8_0")
+    hub_repo("org/tiny", {"tiny-Q8_0.gguf": weights, "README.md": "# tiny"})
+    Path("models.toml").write_text('[models.tiny]\nsource = "hf://org/tiny:Q8_0"\n')
+    env = {
+        "HF_ENDPOINT": hub.endpoint,
+        "HF_HUB_CACHE": str(tmp_path / "no-hf"),
+        "OLLAMA_MODELS": str(tmp_path / "no-ollama"),
+    }
+    assert run_cli("sync", env=env).exit_code == 0
+    env["OLLAMA_MODELS"] = str(tmp_path / "ollama-home")
+    result = run_cli("export", "--ollama", "tiny", env=env)
+    assert result.exit_code == 0, result.stderr
+    document = _read_back_as_ollama(tmp_path / "ollama-home", "library/tiny:latest")
+    (layer,) = document["layers"]  # type: ignore[misc]
+    assert layer["mediaType"] == MODEL
+    assert layer["digest"] == "sha256:" + hashlib.sha256(weights.read_bytes()).hexdigest()
+
+
+def test_export_before_sync_says_to_sync(
+    run_cli: CliRunner, ollama_registry: OllamaRegistry, gemma: dict[str, bytes], tmp_path: Path
+) -> None:
+    """Exporting a locked model whose blobs the store lacks is exit 2, writing nothing."""
+    env = _project(ollama_registry, "ollama://gemma3:1b", tmp_path)
+    assert run_cli("lock", env=env).exit_code == 0
+    env["OLLAMA_MODELS"] = str(tmp_path / "ollama-home")
+    result = run_cli("export", "--ollama", "gemma", env=env)
+    assert result.exit_code == 2
+    assert "modelsync sync" in result.stderr
+    assert not (tmp_path / "ollama-home").exists()
