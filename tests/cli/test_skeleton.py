@@ -44,7 +44,7 @@ DESIGN_COMMANDS = {
     "search": ["--author", "--quant", "--sort", "--limit", "--gated"],
     "hw": ["--model"],
     "store": [],
-    "export": ["--ollama"],
+    "export": ["--ollama", "--bundle"],
     "serve": ["--host", "--port"],
 }
 GLOBAL_FLAGS = [
@@ -61,7 +61,6 @@ GLOBAL_FLAGS = [
 NOT_BUILT = [
     "outdated",
     "search",
-    "export",
 ]
 
 
@@ -140,7 +139,7 @@ def test_global_options_work_after_the_command(run_cli: CliRunner, tmp_path: Pat
 
 def test_errors_in_json_mode_are_json_objects(run_cli: CliRunner) -> None:
     """With --json an error is also reported as one JSON object on stdout."""
-    result = run_cli("export", "--json")
+    result = run_cli("export", "--bundle", "out", "--json")
     assert result.exit_code == 2
     [event] = result.json_lines()
     assert event["event"] == "error"

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, opts: GlobalOptions, out: Output) -> int:
     if args.bundle is not None:
         raise NotImplementedYetError(
-            "`modelsync export --bundle` is not built yet; nothing was read or changed",
+            "`modelsync export --bundle` is not implemented yet; nothing was read or changed",
             hint="see the project's open issues for its status",
         )
     if args.ollama is None:
