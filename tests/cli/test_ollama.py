@@ -228,3 +228,24 @@ def test_export_before_sync_says_to_sync(
     assert result.exit_code == 2
     assert "modelsync sync" in result.stderr
     assert not (tmp_path / "ollama-home").exists()
+
+
+def test_a_changed_entry_keeps_the_pinned_manifest(
+    run_cli: CliRunner, ollama_registry: OllamaRegistry, gemma: dict[str, bytes], tmp_path: Path
+) -> None:
+    """Editing the entry (its context) re-locks at the pinned manifest digest, not at whatever
+    the tag points to now; `lock --upgrade` moves to the tag's current manifest."""
+    env = _project(ollama_registry, "ollama://gemma3:1b", tmp_path, "context = 512\n")
+    assert run_cli("lock", env=env).exit_code == 0
+    first = tomllib.loads(Path("models.lock").read_text())["model"][0]
+    ollama_registry.models.add("library/gemma3:old", {**gemma})  # keeps the old manifest served
+    moved = ollama_registry.models.add("library/gemma3:1b", {**gemma, LICENSE: b"v2"})
+    Path("models.toml").write_text(Path("models.toml").read_text().replace("512", "1024"))
+    assert run_cli("lock", "--check", env=env).exit_code == 3
+    assert run_cli("lock", env=env).exit_code == 0
+    kept = tomllib.loads(Path("models.lock").read_text())["model"][0]
+    assert kept["commit"] == first["commit"]
+    assert kept["context"] == 1024
+    assert run_cli("lock", "--upgrade", env=env).exit_code == 0
+    upgraded = tomllib.loads(Path("models.lock").read_text())["model"][0]
+    assert upgraded["commit"] == moved.digest
