@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from modelsync.server.runner import ServerHandle
+from modelsync.store.layout import StoreLayout
 from tests.fixtures.cli import CliRunner
 from tests.fixtures.hub import HubRepoFactory
 from tests.fixtures.models import GgufFactory
@@ -100,8 +101,9 @@ def test_a_missing_tag_names_the_model_and_the_tag(
 def test_a_layer_whose_bytes_lie_fails_integrity_and_is_not_placed(
     run_cli: CliRunner, ollama_registry: OllamaRegistry, gguf_factory: GgufFactory, tmp_path: Path
 ) -> None:
-    """A manifest whose model layer digest does not match the served bytes: exit 4, the model
-    file is not placed and its bytes never enter the store."""
+    """A manifest whose model layer digest does not match the served bytes: exit 4 naming the
+    digest; the model file is not placed and its bytes never enter the store (the config
+    layer, which verified, is)."""
     good = gguf_factory("good.gguf", quant="Q4_K_M").read_bytes()
     claimed = hashlib.sha256(good).hexdigest()
     bad = bytearray(good)
@@ -113,8 +115,11 @@ def test_a_layer_whose_bytes_lie_fails_integrity_and_is_not_placed(
     assert result.exit_code == 4, result.stderr
     assert claimed in result.stderr
     assert not Path("models/gemma/gemma3-1b.gguf").exists()
-    store = Path(env.get("MODELSYNC_STORE", tmp_path / "store"))
-    assert not list(store.glob(f"blobs/sha256/{claimed[:2]}/{claimed}"))
+    layout = StoreLayout(tmp_path / "store")
+    assert layout.blobs_dir.is_dir()  # the store exists, so the absence below means something
+    assert not layout.blob_path(claimed).exists()
+    # design.md section 10: one failing file never stops the others; what verified is placed
+    assert sorted(p.name for p in Path("models/gemma").iterdir()) == ["config.json"]
 
 
 def test_a_model_ollama_already_pulled_costs_no_download(
