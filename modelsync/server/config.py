@@ -35,6 +35,8 @@ class ServerConfig:
     """How long CDN download and LFS upload URLs stay valid."""
     ollama_root: Path | None = None
     """An Ollama models folder (`manifests/`, `blobs/`) served as an Ollama registry at `/v2/`."""
+    ollama_private: bool = False
+    """The Ollama registry answers only requests with a valid token (a private registry)."""
     rescan_on_start: bool = True
     """Import every `<root>/<namespace>/<name>` folder when the server starts."""
 

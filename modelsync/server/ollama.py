@@ -8,7 +8,8 @@ so a machine's `~/.ollama/models` can be served as it is. Routes:
                                                                URL (or the bytes, without one)
     GET/HEAD /ollama/blobs/{digest}                           the CDN origin: signed URLs only
 
-A blob is served only for a model whose manifest names it (the registry's own isolation rule);
+A blob is served only for a model whose manifest names it (the registry's own isolation rule),
+and with `ollama_private` only to a caller with a valid token (the CDN checks its signature);
 the bytes are served as they are on disk, unverified, like any registry that went wrong.
 """
 
@@ -21,8 +22,8 @@ from pathlib import Path
 from aiohttp import web
 
 from modelsync.rules import is_ollama_repo, is_ollama_tag, is_prefixed_digest
-from modelsync.server.context import HubContext, context
-from modelsync.server.hub_errors import ForbiddenError, HubError
+from modelsync.server.context import HubContext, caller, context
+from modelsync.server.hub_errors import ForbiddenError, HubError, UnauthorizedError
 from modelsync.server.resolve import send_blob
 
 MANIFEST_MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
@@ -43,6 +44,9 @@ def _root(ctx: HubContext) -> Path:
 
 
 def _repo(request: web.Request) -> str:
+    """The URL's `ns/model`, once the caller may read (any valid token, when private)."""
+    if caller(request) is None and context(request).config.ollama_private:
+        raise UnauthorizedError()
     repo = f"{request.match_info['ns']}/{request.match_info['model']}"
     if not is_ollama_repo(repo):
         raise _unknown("NAME_UNKNOWN", f"repository name not known to registry: {repo}")

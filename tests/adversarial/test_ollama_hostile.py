@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.cli import CliRunner
-from tests.fixtures.hub import http_request
+from tests.fixtures.hub import HubFactory, HubTokens, http_request
 from tests.fixtures.models import GgufFactory
-from tests.fixtures.ollama import MODEL, TEMPLATE, OllamaRegistry
+from tests.fixtures.ollama import MODEL, TEMPLATE, OllamaModels, OllamaRegistry
 
 GGUF = b"GGUF" + b"\x00" * 60  # a blob nobody parses (the registry tests)
 
@@ -131,3 +131,37 @@ def test_an_export_name_cannot_leave_ollamas_folder(
     assert "not an Ollama model name" in result.stderr
     assert not home.exists()
     assert not (tmp_path / "evil").exists()
+
+
+def test_a_private_registry_gets_its_token_and_the_cdn_never_does(
+    run_cli: CliRunner,
+    hub_factory: HubFactory,
+    hub_tokens: HubTokens,
+    gguf_factory: GgufFactory,
+    tmp_path: Path,
+) -> None:
+    """A declared Ollama registry takes MODELSYNC_REGISTRY_<NAME>_TOKEN (credentials.py's one
+    rule): without it lock is refused (exit 5) naming the variable; with it lock and sync work,
+    and the CDN the blobs redirect to never sees an Authorization header."""
+    root = tmp_path / "private-models"
+    models = OllamaModels(root)
+    models.add("team/m:1", {MODEL: gguf_factory("m.gguf", quant="Q8_0", n_layers=1).read_bytes()})
+    server = hub_factory(root=tmp_path / "hub-private", ollama_root=root, ollama_private=True)
+    Path("models.toml").write_text(
+        f'[registries.corp]\ntype = "ollama"\nendpoint = "{server.endpoint}"\n\n'
+        '[models.m]\nsource = "corp://team/m:1"\n'
+    )
+    env = {"HF_HUB_CACHE": str(tmp_path / "no-hf"), "OLLAMA_MODELS": str(tmp_path / "no-ol")}
+    refused = run_cli("lock", env=env)
+    assert refused.exit_code == 5, refused.stderr
+    assert "MODELSYNC_REGISTRY_CORP_TOKEN" in refused.stderr
+    env["MODELSYNC_REGISTRY_CORP_TOKEN"] = hub_tokens.reader
+    assert run_cli("lock", env=env).exit_code == 0
+    result = run_cli("sync", env=env)
+    assert result.exit_code == 0, result.stderr
+    counters = server.repos.counters
+    cdn = counters.request_log("ollama_cdn_blob")
+    assert cdn  # the blobs did come through the CDN
+    assert all("authorization" not in r.header_names for r in cdn)
+    assert all("authorization" in r.header_names for r in counters.request_log("ollama_blob"))
+    assert hub_tokens.reader not in result.stdout + result.stderr + Path("models.lock").read_text()
