@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
+import subprocess
+import sys
 import tomllib
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +20,7 @@ from modelsync.store.layout import StoreLayout
 from tests.fixtures.cli import CliRunner
 from tests.fixtures.hub import HubRepoFactory
 from tests.fixtures.models import GgufFactory
-from tests.fixtures.ollama import LICENSE, MODEL, PARAMS, TEMPLATE, OllamaRegistry
+from tests.fixtures.ollama import LICENSE, MODEL, PARAMS, TEMPLATE, OllamaModels, OllamaRegistry
 
 
 @pytest.fixture
@@ -254,3 +259,37 @@ def test_a_changed_entry_keeps_the_pinned_manifest(
     assert run_cli("lock", "--upgrade", env=env).exit_code == 0
     upgraded = tomllib.loads(Path("models.lock").read_text())["model"][0]
     assert upgraded["commit"] == moved.digest
+
+
+def test_serve_ollama_models_folder(tmp_path: Path) -> None:
+    """`modelsync serve --ollama-models DIR` answers Ollama's manifest and blob routes over a
+    folder in Ollama's own layout (what `ollama pull` left there)."""
+    models = OllamaModels(tmp_path / "ollama-models")
+    pushed = models.add("library/m:1", {MODEL: b"GGUF-bytes"})
+    (tmp_path / "hub").mkdir()
+    command = [
+        sys.executable,
+        "-m",
+        "modelsync",
+        "--json",
+        "serve",
+        "--root",
+        str(tmp_path / "hub"),
+    ]
+    command += ["--port", "0", "--ollama-models", str(models.root)]
+    env = {**os.environ, "MODELSYNC_STORE": str(tmp_path / "store")}
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as proc:
+        assert proc.stdout is not None
+        endpoint = next(
+            json.loads(line)["endpoint"]
+            for line in proc.stdout
+            if json.loads(line).get("command") == "serve"
+        )
+        with urllib.request.urlopen(f"{endpoint}/v2/library/m/manifests/1") as answer:  # noqa: S310
+            assert answer.read() == pushed.body
+            assert answer.headers["Docker-Content-Digest"] == pushed.digest
+        digest = "sha256:" + hashlib.sha256(b"GGUF-bytes").hexdigest()
+        with urllib.request.urlopen(f"{endpoint}/v2/library/m/blobs/{digest}") as answer:  # noqa: S310
+            assert answer.read() == b"GGUF-bytes"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
