@@ -4,7 +4,7 @@ Ollama's models folder (`OLLAMA_MODELS`, else `~/.ollama/models`) gets the model
 `blobs/sha256-<hex>`, hardlinked from the store (a copy where the folder is on another
 filesystem), a config blob, and a manifest at `manifests/registry.ollama.ai/<ns>/<model>/<tag>`:
 schema 2, `application/vnd.docker.distribution.manifest.v2+json`, the format `ollama pull` and
-`ollama create` write (ollama `manifest/manifest.go`, checked against ollama v0.12–0.13), so
+`ollama create` write (ollama `manifest/manifest.go`, read at commit fb30760), so
 `ollama list` shows it as NAME. The plan is made first (pure), then applied; every file is
 written under a temporary name and renamed into place.
 """
