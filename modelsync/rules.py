@@ -15,6 +15,10 @@ from urllib.parse import quote, urlsplit
 
 DEFAULT_HUB_ENDPOINT = "https://huggingface.co"
 HF_ENDPOINT_ENV = "HF_ENDPOINT"
+DEFAULT_OLLAMA_ENDPOINT = "https://registry.ollama.ai"
+"""The public Ollama registry (`ollama pull`'s default host)."""
+OLLAMA_NAMESPACE = "library"
+OLLAMA_TAG = "latest"
 
 MAX_PATH_LENGTH = 1024
 """Longer paths are refused everywhere (the server's limit; no real repository comes close)."""
@@ -25,6 +29,9 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 _PREFIXED = re.compile(r"sha256:[0-9a-f]{64}")
 _DRIVE = re.compile(r"[A-Za-z]:")
+# Ollama's name parts (types/model/name.go): a namespace has no '.', a model or tag may.
+_OLLAMA_NAMESPACE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,79}")
+_OLLAMA_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}")
 
 
 def is_safe_name(name: str) -> bool:
@@ -38,6 +45,21 @@ def is_repo_part(part: str) -> bool:
     most 96, starting and ending with a letter or digit, no `..` and no `--` (the Hub cache's
     separator)."""
     return _REPO_PART.fullmatch(part) is not None and ".." not in part and "--" not in part
+
+
+def is_ollama_repo(repo: str) -> bool:
+    """`namespace/model` as Ollama allows it (no `..`: the model names a file)."""
+    namespace, _, model = repo.partition("/")
+    return (
+        _OLLAMA_NAMESPACE.fullmatch(namespace) is not None
+        and _OLLAMA_PART.fullmatch(model) is not None
+        and ".." not in model
+    )
+
+
+def is_ollama_tag(tag: str) -> bool:
+    """An Ollama tag: letters, digits, `_`, `-`, `.`, at most 80, no `..`."""
+    return _OLLAMA_PART.fullmatch(tag) is not None and ".." not in tag
 
 
 def is_safe_path(path: str) -> bool:

@@ -34,4 +34,5 @@ pytest_plugins = [
     "tests.fixtures.models",
     "tests.fixtures.cli",
     "tests.fixtures.projects",
+    "tests.fixtures.ollama",
 ]

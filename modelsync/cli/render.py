@@ -137,6 +137,10 @@ _EVENTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
         f"{e['target']} does not take {e['planned']} ({e['error']}); placing by {e['used']}"
     ),
     "lock.warning": lambda e: f"{e['model']}: {e['note']}",
+    "registry.ollama_layers_skipped": lambda e: (
+        f"{e['registry']}:{e['repo']}:{e['tag']}: left out layers of unknown media type "
+        f"{', '.join(e['media_types'])}"
+    ),
 }
 
 # The command prints these itself (its summary, lock's line per model, a dry run's note on a
@@ -153,6 +157,7 @@ _SUMMARIES = frozenset(
         "verify.mismatch",
         "search.done",
         "search.added",
+        "export.ollama",
     }
 )
 

@@ -39,7 +39,9 @@ from modelsync.registry.base import Registry
 from modelsync.registry.errors import RegistryProtocolError
 from modelsync.registry.hf import HubRegistry
 from modelsync.registry.http import Http, Rules
+from modelsync.registry.ollama import OllamaRegistry
 from modelsync.registry.url import UrlFiles
+from modelsync.rules import DEFAULT_OLLAMA_ENDPOINT
 
 log = structlog.get_logger(__name__)
 
@@ -169,6 +171,14 @@ class _Driver:
                 self.registries[ref.name] = HubRegistry(
                     name=ref.name,
                     endpoint=access.endpoint,
+                    http=http,
+                    token_env=access.variable,
+                    has_token=access.token is not None,
+                )
+            elif ref.type == "ollama":
+                self.registries[ref.name] = OllamaRegistry(
+                    name=ref.name,
+                    endpoint=access.endpoint or DEFAULT_OLLAMA_ENDPOINT,
                     http=http,
                     token_env=access.variable,
                     has_token=access.token is not None,

@@ -10,7 +10,7 @@ models.
 from __future__ import annotations
 
 from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from modelsync.gguf.header import GgufArray, GgufHeader
 from modelsync.hardware.model import HardwareProfile
@@ -19,6 +19,7 @@ from modelsync.lockfile.model import LockedFile, LockedModel, Lockfile
 from modelsync.manifest.model import DEFAULT_REVISION, ModelRequest, canonical_digest
 from modelsync.registry.errors import LockedCommitGoneError, RevisionNotFoundError
 from modelsync.registry.model import RemoteFile, RepoSnapshot, file_name
+from modelsync.registry.ollama_format import model_file
 from modelsync.resolve.gguf import catalog
 from modelsync.resolve.model import Choice, ModelShape, RepoFile, Want
 from modelsync.resolve.select import header_file, select
@@ -84,6 +85,9 @@ def resolution(
     """The steps that resolve `model` for every profile; `pinned` is the locked commit to keep."""
     source = model.url or model.repo
     assert source is not None
+    ollama = model.registry.type == "ollama"
+    if ollama:  # the tag names the files, also when a locked digest is asked for
+        source = f"{model.repo}:{model.revision}"
     try:
         snapshot = yield Listing(source, pinned or model.revision or DEFAULT_REVISION)
     except RevisionNotFoundError as err:
@@ -102,11 +106,15 @@ def resolution(
     else:  # a plain file's header is read whenever it is a GGUF file
         path = want.file if file_name(model.url).lower().endswith(".gguf") else None
     shape = None
+    quant = None
     if path is not None:
         header = yield Header(snapshot, path)
         assert isinstance(header, GgufHeader)
         shape = shape_of(header)
+        quant = header.quant
     choices = [select(want, files, shape, p, found) for p in profiles]
+    if ollama:
+        choices = [with_layers(c, snapshot, model.revision or "", quant) for c in choices]
     digests: dict[str, str] = {}
     missing = []
     for chosen in sorted({f.path for c in choices for f in c.files}):
@@ -129,6 +137,17 @@ def resolution(
         reused=False,
         explained=tuple(Explained(p.name, p, c) for p, c in zip(profiles, choices, strict=True)),
     )
+
+
+def with_layers(choice: Choice, snapshot: RepoSnapshot, tag: str, quant: str | None) -> Choice:
+    """An Ollama tag's choice: the model layer (estimated like any GGUF file) and every other
+    layer of the manifest (template, params, license, config); the quantization the model's
+    header names, else the one its name or size suggests."""
+    files = tuple(RepoFile(f.path, f.size) for f in snapshot.files)
+    others = ", ".join(f.path for f in files if f not in choice.files)
+    reason = choice.reason.replace("pinned by the source", f"the tag {tag}", 1)
+    reason = f"{reason}; with {others}" if others else reason
+    return replace(choice, files=files, quant=quant or choice.quant, reason=reason)
 
 
 def reused(
@@ -163,7 +182,18 @@ def locked_commit(lock: Lockfile | None, model: ModelRequest) -> str | None:
 
 
 def want_of(model: ModelRequest, where: str) -> Want:
-    """The resolver's view of a manifest entry (a plain URL pins its one file)."""
+    """The resolver's view of a manifest entry (a plain URL pins its one file, an Ollama tag
+    its model layer)."""
+    if model.registry.type == "ollama":
+        assert model.repo is not None
+        assert model.revision is not None
+        return Want(
+            subject=f"models.{model.name}",
+            source=where,
+            mode="file",
+            file=model_file(model.repo, model.revision),
+            context=model.context,
+        )
     return Want(
         subject=f"models.{model.name}",
         source=where,

@@ -84,6 +84,8 @@ class LockedModel(_Entry):
     url: str | None = None
     revision: str | None = None
     commit: str | None = None
+    """A Hub commit (40 hex); for an Ollama registry the manifest's digest (`sha256:<hex>`,
+    checked against the registry's type where the lock meets models.toml: `sync.desired`)."""
     profile: str | None = None
     quant: str | None = None
     context: int | None = Field(default=None, ge=1)
@@ -97,8 +99,8 @@ class LockedModel(_Entry):
     @field_validator("commit")
     @classmethod
     def _commit(cls, value: str | None) -> str | None:
-        if value is not None and not is_commit_id(value):
-            raise ValueError("expected a 40-hex commit id")
+        if value is not None and not (is_commit_id(value) or is_prefixed_digest(value)):
+            raise ValueError('expected a 40-hex commit id (or "sha256:<hex>" for Ollama)')
         return value
 
     @field_validator("url")

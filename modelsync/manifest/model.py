@@ -16,6 +16,10 @@ Source grammar (design.md section 3):
                              registry's endpoint): the Hub source it names, not a plain URL
     https://host/file.gguf   a plain file; needs `sha256`
     NAME://path/file.gguf    a file under a declared `type = "url"` registry's endpoint
+    ollama://[ns/]model[:tag]
+                             an Ollama registry's tag (namespace `library` and tag `latest`
+                             implied, as `ollama pull` does); also `model:tag` with
+                             `registry = "ollama"` or any declared `type = "ollama"` registry
 
 `quant` is `best` (the best that fits, up to Q8_0), `best-full` (F16/BF16/F32 too), a label or
 a list of labels. `include` globs next to a quantization (or a pinned file) add files such as a
@@ -36,12 +40,22 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from modelsync.credentials import HF_TOKEN_ENV, allowed_token_env, registry_token_env
 from modelsync.manifest.quants import canonical_label, suggest_label
-from modelsync.rules import is_repo_part, is_safe_name, is_safe_path, is_sha256
+from modelsync.rules import (
+    OLLAMA_NAMESPACE,
+    OLLAMA_TAG,
+    is_ollama_repo,
+    is_ollama_tag,
+    is_repo_part,
+    is_safe_name,
+    is_safe_path,
+    is_sha256,
+)
 
 Loc = tuple[str | int, ...]
 
 DEFAULT_REGISTRY = "hf"
 URL_REGISTRY = "url"
+OLLAMA_REGISTRY = "ollama"
 DEFAULT_REVISION = "main"
 MAX_CONTEXT = 1 << 24
 
@@ -378,9 +392,16 @@ class Project:
 
     def digest(self) -> str:
         """`sha256:<hex>` of everything the lock depends on; formatting and comments excluded."""
+        # The implicit `ollama` registry came after locks existed: leaving it out keeps their
+        # digests (a model using it carries its registry in its own canonical form).
+        registries = [
+            self.registries[n].canonical()
+            for n in sorted(self.registries)
+            if self.registries[n] != _IMPLICIT_OLLAMA
+        ]
         return canonical_digest(
             {
-                "registries": [self.registries[n].canonical() for n in sorted(self.registries)],
+                "registries": registries,
                 "profiles": {n: p.canonical() for n, p in self.profiles.items()},
                 "models": [m.canonical() for m in self.models],
             }
@@ -391,6 +412,9 @@ def canonical_digest(value: object) -> str:
     """`sha256:<hex>` of the canonical JSON of a value (sorted keys, no whitespace)."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+_IMPLICIT_OLLAMA = RegistryRef(OLLAMA_REGISTRY, "ollama")
 
 
 def build_project(
@@ -425,6 +449,7 @@ def _registries(manifest: Manifest, problems: list[ManifestProblem]) -> dict[str
     found = {
         DEFAULT_REGISTRY: RegistryRef(DEFAULT_REGISTRY, "huggingface"),
         URL_REGISTRY: RegistryRef(URL_REGISTRY, "url"),
+        OLLAMA_REGISTRY: _IMPLICIT_OLLAMA,
     }
     variables = {registry_token_env(name): name for name in found}
     for name, spec in manifest.registries.items():
@@ -618,11 +643,7 @@ def _model(
         path = _check_repo_path(rest, src_loc)
         return _url_model(name, spec, registry, f"{registry.endpoint}/{path}", loc)
     if registry.type == "ollama":
-        raise ManifestProblem(
-            src_loc,
-            f'registry "{registry.name}" is of type "ollama", which `lock` cannot resolve yet',
-            "use a Hugging Face source (hf://org/repo) for this model",
-        )
+        return _ollama_model(name, spec, registry, rest, loc)
     for host in _HUB_HOSTS:
         if rest.startswith(host):
             rest = rest[len(host) :]
@@ -731,6 +752,40 @@ def _hub_model(
         context=spec.context,
         quality_floor=_floor(spec, loc),
     )
+
+
+def _ollama_model(
+    name: str, spec: ModelSpec, registry: RegistryRef, rest: str, loc: Loc
+) -> ModelRequest:
+    """A tag on an Ollama registry: `[namespace/]model[:tag]`. The tag is the variant, so
+    nothing chooses among files: quant, include, exclude and the like have no meaning."""
+    src_loc: Loc = (*loc, "source")
+    repo, _, tag = rest.partition(":")
+    if "/" not in repo:
+        repo = f"{OLLAMA_NAMESPACE}/{repo}"
+    tag = tag or OLLAMA_TAG
+    if not is_ollama_repo(repo) or not is_ollama_tag(tag):
+        raise ManifestProblem(
+            src_loc,
+            f'cannot read Ollama source "{spec.source.strip()}"',
+            'expected "ollama://model:tag" or "ollama://namespace/model:tag", '
+            'like "ollama://gemma3:1b"',
+        )
+    for key, value in (
+        ("quant", spec.quant),
+        ("revision", spec.revision),
+        ("include", spec.include),
+        ("exclude", spec.exclude),
+        ("sha256", spec.sha256),
+        ("quality-floor", spec.quality_floor),
+    ):
+        if value is not None:
+            raise ManifestProblem(
+                (*loc, key),
+                f"an Ollama tag names its files (the tag is the variant), so {key} has no meaning",
+                f"remove {key} (choose another variant by its tag, like gemma3:1b-it-q8_0)",
+            )
+    return ModelRequest(name=name, registry=registry, repo=repo, revision=tag, context=spec.context)
 
 
 def _registry_name(

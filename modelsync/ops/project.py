@@ -21,7 +21,7 @@ from modelsync.lockfile.io import read_lock
 from modelsync.lockfile.model import LockedModel, Lockfile
 from modelsync.manifest.load import load_manifest
 from modelsync.manifest.model import ModelRequest, Project
-from modelsync.rules import HF_ENDPOINT_ENV, hub_endpoint
+from modelsync.rules import DEFAULT_OLLAMA_ENDPOINT, HF_ENDPOINT_ENV, hub_endpoint
 from modelsync.store import roots
 from modelsync.store.blobs import BlobStore
 from modelsync.sync.desired import (
@@ -172,6 +172,8 @@ def sources(project: Project, environ: Mapping[str, str]) -> dict[str, Source]:
     for name, ref in project.registries.items():
         if ref.type == "huggingface":
             found[name] = Source(name, hub_endpoint(ref.endpoint, environ))
+        elif ref.type == "ollama":
+            found[name] = Source(name, ref.endpoint or DEFAULT_OLLAMA_ENDPOINT, "ollama")
         else:
             found[name] = Source(name, ref.endpoint)
     return found

@@ -24,6 +24,7 @@ class ServeRequest:
     cdn_host: str | None
     cdn_port: int
     tokens_file: Path | None
+    ollama_models: Path | None = None
 
 
 def _config(request: ServeRequest) -> ServerConfig:
@@ -31,6 +32,12 @@ def _config(request: ServeRequest) -> ServerConfig:
         raise UsageError(
             f"--root {request.root}: not a directory",
             hint="create it and put repositories in <root>/<namespace>/<name>/",
+        )
+    ollama = request.ollama_models
+    if ollama is not None and not (ollama / "manifests").is_dir():
+        raise UsageError(
+            f"--ollama-models {ollama}: no manifests/ folder: not an Ollama models folder",
+            hint="point it at Ollama's models folder (OLLAMA_MODELS, default ~/.ollama/models)",
         )
     tokens = load_tokens_file(request.tokens_file) if request.tokens_file else {}
     return ServerConfig(
@@ -40,6 +47,7 @@ def _config(request: ServeRequest) -> ServerConfig:
         cdn_host=request.cdn_host,
         cdn_port=request.cdn_port,
         tokens=tokens,
+        ollama_root=ollama.resolve() if ollama is not None else None,
     )
 
 

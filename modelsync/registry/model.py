@@ -29,7 +29,8 @@ class RepoSnapshot:
     """`org/name`, or the URL of a plain file."""
     revision: str
     commit: str
-    """40 hex digits; `""` for a plain URL, which has no commits."""
+    """40 hex digits; `sha256:<hex>` (the manifest's digest) on an Ollama registry; `""` for a
+    plain URL, which has no commits."""
     files: tuple[RemoteFile, ...]
     gated: bool = False
     private: bool = False
@@ -45,7 +46,8 @@ class RepoSnapshot:
         """`hf:org/repo@abc1234` (a plain URL: the URL), for messages."""
         if not self.commit:
             return self.repo
-        return f"{self.registry}:{self.repo}@{self.commit[:7]}"
+        short = self.commit[7:19] if self.commit.startswith("sha256:") else self.commit[:7]
+        return f"{self.registry}:{self.repo}@{short}"
 
     def where_of(self, path: str) -> str:
         """`hf:org/repo@abc1234: path` (a plain URL: the URL), for messages about one file."""

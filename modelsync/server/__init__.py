@@ -14,6 +14,8 @@ served). Modules, top down:
       upload      POST /api/models/{repo}/preupload/{rev}, /commit/{rev} (NDJSON),
                   POST /{repo}.git/info/lfs/objects/batch and /verify, PUT /lfs/upload/{oid}
       cdn         HEAD/GET /cdn/{oid} behind signed, expiring URLs
+      ollama      GET /v2/{ns}/{model}/manifests/{ref} and /blobs/{digest} over an Ollama
+                  models folder (an Ollama registry; blobs redirect to the CDN origin)
     context, responses   shared state, request helpers, JSON errors and request counting
     bodies      untrusted JSON bodies: size and depth limits, parsed off the loop when large
     repos       RepoStore: repositories, commits, refs, folder import and write-back

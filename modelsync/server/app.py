@@ -1,10 +1,11 @@
-"""The two aiohttp applications: the Hub (API, resolve, uploads) and the CDN origin."""
+"""The two aiohttp applications: the Hub (API, resolve, uploads, and an Ollama registry's
+`/v2/` routes) and the CDN origin."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from modelsync.server import api, cdn, resolve, upload
+from modelsync.server import api, cdn, ollama, resolve, upload
 from modelsync.server.context import CONTEXT, HubContext
 from modelsync.server.responses import hub_middleware
 
@@ -16,6 +17,7 @@ def build_hub_app(ctx: HubContext) -> web.Application:
     """The Hub-compatible application: `/api/...`, `/{repo}/resolve/...`, LFS and commits."""
     app = web.Application(middlewares=[hub_middleware], client_max_size=MAX_JSON_BODY)
     app[CONTEXT] = ctx
+    ollama.add_routes(app)
     api.add_routes(app)
     upload.add_routes(app)
     resolve.add_routes(app)
@@ -27,5 +29,6 @@ def build_cdn_app(ctx: HubContext) -> web.Application:
     app = web.Application(middlewares=[hub_middleware], client_max_size=MAX_JSON_BODY)
     app[CONTEXT] = ctx
     cdn.add_routes(app)
+    ollama.add_cdn_routes(app)
     upload.add_upload_route(app)
     return app

@@ -34,6 +34,10 @@ class ServerConfig:
     """Items per page of listings (models, tree, commits); tests lower it to exercise paging."""
     signed_url_ttl_s: int = 3600
     """How long CDN download and LFS upload URLs stay valid."""
+    ollama_root: Path | None = None
+    """An Ollama models folder (`manifests/`, `blobs/`) served as an Ollama registry at `/v2/`."""
+    ollama_private: bool = False
+    """The Ollama registry answers only requests with a valid token (a private registry)."""
     rescan_on_start: bool = True
     """Import every `<root>/<namespace>/<name>` folder when the server starts."""
     clock: Callable[[], float] = time.time

@@ -15,9 +15,16 @@ from pathlib import Path
 from modelsync.errors import LockfileError, UsageError
 from modelsync.hardware.model import HardwareProfile
 from modelsync.lockfile.model import LockedModel, LockedProfile, Lockfile
+from modelsync.registry.ollama_format import blob_url
 from modelsync.resolve.memory import budgets
 from modelsync.resolve.model import describe, gib
-from modelsync.rules import hub_file_url, is_safe_name
+from modelsync.rules import (
+    hub_file_url,
+    is_commit_id,
+    is_ollama_repo,
+    is_prefixed_digest,
+    is_safe_name,
+)
 from modelsync.sync.model import Source, Wanted
 
 
@@ -142,8 +149,9 @@ def select_models(
     return tuple(chosen)
 
 
-def download_url(model: LockedModel, path: str, source: Source) -> str:
-    """The Hub file URL at the locked commit (`rules.hub_file_url`), or the locked URL."""
+def download_url(model: LockedModel, path: str, sha256: str, source: Source) -> str:
+    """The Hub file URL at the locked commit (`rules.hub_file_url`), an Ollama registry's blob
+    URL (by the file's digest), or the locked URL."""
     if model.url is not None:
         return model.url
     if model.repo is None or model.commit is None or source.endpoint is None:
@@ -151,6 +159,20 @@ def download_url(model: LockedModel, path: str, source: Source) -> str:
             f"models.lock: model {model.name} has neither a url nor a repo and commit",
             hint="run `modelsync lock` to regenerate it",
         )
+    # The lock's commit form follows the registry's type: a Hub pins a commit, an Ollama
+    # registry the manifest's digest; anything else is a hand-edited lock.
+    ollama = source.kind == "ollama"
+    if not (is_prefixed_digest(model.commit) if ollama else is_commit_id(model.commit)) or (
+        ollama and not is_ollama_repo(model.repo)
+    ):
+        want = '"sha256:<hex>" and repo "namespace/model"' if ollama else "a 40-hex commit"
+        raise LockfileError(
+            f"models.lock: model {model.name} comes from {source.kind} registry "
+            f"{source.registry}, which needs {want}",
+            hint="restore models.lock from git or run `modelsync lock` to regenerate it",
+        )
+    if ollama:
+        return blob_url(source.endpoint, model.repo, sha256)
     return hub_file_url(source.endpoint, model.repo, model.commit, path)
 
 
@@ -200,7 +222,7 @@ def wanted_files(
                 size=file.size,
                 sha256=file.sha256,
                 target=target_of(root, model.name, file.path),
-                url=download_url(model, file.path, source),
+                url=download_url(model, file.path, file.sha256, source),
                 registry=model.registry,
             )
             for file in model.files

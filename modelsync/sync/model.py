@@ -47,6 +47,8 @@ class Source:
 
     registry: str
     endpoint: str | None
+    kind: str = "huggingface"
+    """The registry's type: `huggingface`, `url` or `ollama` (how a file's URL is made)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,7 +53,7 @@ DESIGN_COMMANDS = {
     ],
     "hw": ["--model"],
     "store": [],
-    "export": ["--ollama"],
+    "export": ["--ollama", "--bundle"],
     "serve": ["--host", "--port"],
 }
 GLOBAL_FLAGS = [
@@ -69,7 +69,6 @@ GLOBAL_FLAGS = [
 ]
 NOT_BUILT = [
     "outdated",
-    "export",
 ]
 
 
@@ -148,7 +147,7 @@ def test_global_options_work_after_the_command(run_cli: CliRunner, tmp_path: Pat
 
 def test_errors_in_json_mode_are_json_objects(run_cli: CliRunner) -> None:
     """With --json an error is also reported as one JSON object on stdout."""
-    result = run_cli("export", "--json")
+    result = run_cli("export", "--bundle", "out", "--json")
     assert result.exit_code == 2
     [event] = result.json_lines()
     assert event["event"] == "error"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from modelsync.gguf import GgufHeader, parse_header, read_header
+from modelsync.gguf.header import QUANT_FILE_TYPES
 from modelsync.testing.gguf_files import (
-    QUANT_FILE_TYPES,
     SyntheticModel,
     write_gguf,
     write_imatrix,

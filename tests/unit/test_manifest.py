@@ -164,7 +164,7 @@ def test_unknown_registry_alias_lists_the_declared_ones() -> None:
     line = error_of('[models.g]\nsource = "corp://org/repo"\n')
     assert line == (
         'models.toml:2: models.g.source: unknown registry "corp"; '
-        "declare [registries.corp] or use one of: hf"
+        "declare [registries.corp] or use one of: hf, ollama"
     )
 
 
@@ -176,12 +176,50 @@ def test_token_in_token_env_is_refused_without_echoing_it() -> None:
     assert token not in line
 
 
-def test_ollama_registry_is_refused_for_models() -> None:
-    """A model on an Ollama registry is refused with a way out; declaring one alone is fine."""
-    declared = '[registries.o]\ntype = "ollama"\n'
-    assert parse_manifest(declared).models == ()
-    line = error_of(declared + '[models.g]\nsource = "o://library/gemma"\n')
-    assert 'models.g.source: registry "o" is of type "ollama"' in line
+@pytest.mark.parametrize(
+    ("source", "extra", "repo", "tag"),
+    [
+        ("ollama://gemma3:1b", "", "library/gemma3", "1b"),
+        ("ollama://library/gemma3:1b", "", "library/gemma3", "1b"),
+        ("ollama://user/model:q4_K_M-v1.2", "", "user/model", "q4_K_M-v1.2"),
+        ("ollama://gemma3", "", "library/gemma3", "latest"),
+        ("gemma3:1b", 'registry = "ollama"\n', "library/gemma3", "1b"),
+        ("o://team/m:7b", 'registry = "o"\n', "team/m", "7b"),
+    ],
+)
+def test_ollama_sources(source: str, extra: str, repo: str, tag: str) -> None:
+    """Ollama sources name `ns/model` (namespace `library` implied) and a tag (`latest`
+    implied), on the implicit `ollama` registry or a declared one."""
+    text = f'[registries.o]\ntype = "ollama"\n[models.g]\nsource = "{source}"\n{extra}'
+    (model,) = parse_manifest(text).models
+    assert (model.registry.type, model.repo, model.revision) == ("ollama", repo, tag)
+
+
+def test_ollama_source_refuses_a_quant() -> None:
+    """The tag is the variant: `quant` next to an Ollama source is an error naming the key."""
+    line = error_of('[models.g]\nsource = "ollama://gemma3:1b"\nquant = "Q8_0"\n')
+    assert line.startswith("models.toml:3: models.g.quant: an Ollama tag names its files")
+
+
+def test_ollama_source_refuses_a_bad_name() -> None:
+    """A name Ollama would not accept (a path, `..`) is refused with the expected forms."""
+    line = error_of('[models.g]\nsource = "ollama://a/b/c:1"\n')
+    assert 'cannot read Ollama source "ollama://a/b/c:1"' in line
+    line = error_of('[models.g]\nsource = "ollama://lib/..:1"\n')
+    assert "cannot read Ollama source" in line
+
+
+def test_the_implicit_ollama_registry_keeps_old_digests() -> None:
+    """Adding the implicit `ollama` registry leaves a manifest's digest as it was (existing
+    locks stay fresh); declaring it explicitly is part of the digest."""
+    plain = parse_manifest('[models.g]\nsource = "a/b"\n').digest()
+    # The digest modelsync gave this manifest before Ollama sources existed.
+    assert plain == "sha256:1efdd94a1cb46625c4527a12bea17bddc31688bb02079a12dfd887296ea11a89"
+    declared = parse_manifest(
+        '[registries.ollama]\ntype = "ollama"\nendpoint = "https://r.example"\n'
+        '[models.g]\nsource = "a/b"\n'
+    ).digest()
+    assert declared != plain
 
 
 def test_conflicting_tag_and_quant() -> None:

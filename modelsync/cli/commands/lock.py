@@ -68,7 +68,7 @@ def render(report: LockReport, out: Output, *, explain: bool) -> None:
                 out.line("")
         for entry in outcome.entries:
             where = f" [{entry.profile}]" if entry.profile else ""
-            pin = f" @ {entry.commit[:7]}" if entry.commit else ""
+            pin = f" @ {entry.commit.removeprefix('sha256:')[:7]}" if entry.commit else ""
             what = entry.quant or f"{len(entry.files)} files"
             kept = " (kept)" if outcome.reused else ""
             out.line(f"{entry.name}{where}: {what}{pin}{kept}: {entry.reason}")

@@ -27,6 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--cdn-port", type=int, default=0, help="port of the second origin")
     parser.add_argument(
+        "--ollama-models",
+        type=Path,
+        metavar="DIR",
+        help="also serve an Ollama models folder (e.g. ~/.ollama/models) as an Ollama registry "
+        "at /v2/",
+    )
+    parser.add_argument(
         "--tokens-file",
         type=Path,
         metavar="FILE",
@@ -44,6 +51,7 @@ def run(args: argparse.Namespace, _opts: GlobalOptions, out: Output) -> int:
         cdn_host=args.cdn_host,
         cdn_port=args.cdn_port,
         tokens_file=args.tokens_file,
+        ollama_models=args.ollama_models,
     )
 
     def ready(endpoint: str) -> None:
