@@ -60,7 +60,8 @@ def test_a_no_op_sync_and_status_load_no_network_stack_and_no_rich(
     tmp_path: Path, env: dict[str, str], run_cli_process: CliRunner
 ) -> None:
     """The first sync downloads (so it loads aiohttp, proving the check sees imports); a second
-    sync with nothing to do, and `status`, load neither aiohttp nor rich."""
+    sync with nothing to do, and `status`, load no aiohttp, rich, tomlkit (the manifest is read
+    with tomllib) or filelock (no store lock is taken)."""
     assert run_cli_process("lock", env=env).exit_code == 0
     code, first = loaded_by(tmp_path, env, "sync")
     assert code == 0
@@ -68,4 +69,4 @@ def test_a_no_op_sync_and_status_load_no_network_stack_and_no_rich(
     for args in (("sync",), ("status",), ("-q", "sync")):
         code, modules = loaded_by(tmp_path, env, *args)
         assert code == 0, args
-        assert modules & {"aiohttp", "rich", "yarl", "multidict"} == set(), args
+        assert modules & {"aiohttp", "rich", "tomlkit", "filelock"} == set(), args
