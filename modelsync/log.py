@@ -20,9 +20,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 
 @contextlib.contextmanager
-def _hidden(module: str) -> Iterator[None]:
-    """Make `import module` fail inside the block (None in sys.modules), unless it is loaded."""
-    if module in sys.modules:
+def _hidden(module: str, unless: str) -> Iterator[None]:
+    """Make `import module` fail inside the block (None in sys.modules), unless `module` or
+    `unless` is loaded already (then the block imports nothing new, and hides nothing)."""
+    if module in sys.modules or unless in sys.modules:
         yield
         return
     sys.modules[module] = None  # type: ignore[assignment]
@@ -216,7 +217,7 @@ def configure(
     # without rich: structlog.dev and structlog.tracebacks import it when installed (about 60 ms,
     # more than a no-op sync's own work) for renderers we never use (format_exc_info renders
     # plain tracebacks); rich is imported by itself where a progress bar is drawn.
-    with _hidden("rich"):
+    with _hidden("rich", unless="structlog"):
         import structlog  # noqa: PLC0415
     processors: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
