@@ -15,10 +15,26 @@ import re
 import sys
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
-import structlog
+
+@contextlib.contextmanager
+def _hidden(module: str, unless: str) -> Iterator[None]:
+    """Make `import module` fail inside the block (None in sys.modules), unless `module` or
+    `unless` is loaded already (then the block imports nothing new, and hides nothing)."""
+    if module in sys.modules or unless in sys.modules:
+        yield
+        return
+    sys.modules[module] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        del sys.modules[module]
+
+
+if TYPE_CHECKING:
+    import structlog
 
 REDACTED = "[redacted]"
 
@@ -154,6 +170,8 @@ class _Console:
             self.writer(
                 f"\x1b[33m{line}\x1b[0m" if self.colors and level >= logging.WARNING else line
             )
+        import structlog  # noqa: PLC0415 - loaded by configure
+
         raise structlog.DropEvent
 
 
@@ -195,6 +213,12 @@ def configure(
     (debug too with -v) enter the ring of recent lines, those at the console level are shown.
     """
     global _console  # noqa: PLW0603 - structlog's configuration is process-wide as well
+    # Imported here, not at the top: `--help` needs no structlog (it pulls in asyncio). And
+    # without rich: structlog.dev and structlog.tracebacks import it when installed (about 60 ms,
+    # more than a no-op sync's own work) for renderers we never use (format_exc_info renders
+    # plain tracebacks); rich is imported by itself where a progress bar is drawn.
+    with _hidden("rich", unless="structlog"):
+        import structlog  # noqa: PLC0415
     processors: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

@@ -6,8 +6,6 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-import platformdirs
-
 STORE_ENV = "MODELSYNC_STORE"
 MANIFEST_NAME = "models.toml"
 LOCK_NAME = "models.lock"
@@ -19,6 +17,8 @@ def default_store(environ: os._Environ[str] | dict[str, str] | None = None) -> P
     configured = env.get(STORE_ENV)
     if configured:
         return Path(configured).expanduser()
+    import platformdirs  # noqa: PLC0415 - not needed with MODELSYNC_STORE or for --help
+
     return Path(platformdirs.user_cache_dir("modelsync", appauthor=False))
 
 

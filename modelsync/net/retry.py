@@ -6,7 +6,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 # The Hub's rate-limit header: `"api";r=0;t=55` → retry in t seconds.
@@ -58,6 +57,9 @@ def retry_after_seconds(headers: Mapping[str, str], *, now: datetime | None = No
     value = value.strip()
     if value.isascii() and value.isdigit():
         return float(value)
+    # email.utils loads the email package: worth it only here, not for every no-op sync.
+    from email.utils import parsedate_to_datetime  # noqa: PLC0415
+
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):

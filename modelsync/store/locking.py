@@ -16,11 +16,14 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
-from filelock import FileLock, Timeout
 
 from modelsync.errors import BusyError
+
+if TYPE_CHECKING:  # filelock is imported where a lock is taken: a no-op sync takes none
+    from filelock import FileLock
 
 log = structlog.get_logger(__name__)
 
@@ -72,6 +75,8 @@ def exclusive(
 ) -> Iterator[None]:
     """Hold `lock_path` for the block; wait for it (logging the holder; at most `wait_s`
     seconds when given) or raise BusyError."""
+    from filelock import FileLock, Timeout  # noqa: PLC0415 - see TYPE_CHECKING above
+
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(lock_path)
     try:
@@ -95,6 +100,8 @@ async def exclusive_async(
 ) -> AsyncIterator[None]:
     """`exclusive` for the event loop: it waits in asyncio.sleep, so transfers keep running
     (also other tasks of this process, which hold the lock through their own FileLock)."""
+    from filelock import FileLock, Timeout  # noqa: PLC0415 - see TYPE_CHECKING above
+
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(lock_path)
     since: float | None = None

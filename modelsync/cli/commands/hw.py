@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 from typing import TYPE_CHECKING
 
 from modelsync.cli.commands.base import Command, add_model_filter
 from modelsync.cli.options import GlobalOptions
 from modelsync.cli.render import Output
-from modelsync.resolve.explain import explain_lines
-from modelsync.resolve.model import gib
 
 if TYPE_CHECKING:
     from modelsync.ops.hw import HwReport
@@ -22,7 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, opts: GlobalOptions, out: Output) -> int:
-    from modelsync.ops.hw import HwRequest, show_hardware  # noqa: PLC0415 - see base.LAZY_OPS
+    import asyncio  # noqa: PLC0415 - see base.LAZY_OPS
+
+    from modelsync.ops.hw import HwRequest, show_hardware  # noqa: PLC0415
 
     request = HwRequest(
         # Read only with --model: `hw` alone works where there is no models.toml.
@@ -38,6 +37,9 @@ def run(args: argparse.Namespace, opts: GlobalOptions, out: Output) -> int:
 
 def render(report: HwReport, out: Output) -> None:
     """The profile, its budgets, GPUs, notes, then a table per model."""
+    from modelsync.resolve.explain import explain_lines  # noqa: PLC0415 - see base.LAZY_OPS
+    from modelsync.resolve.model import gib  # noqa: PLC0415
+
     profile = report.profile
     out.line(f"profile: {profile.name} ({profile.source}), fingerprint {profile.fingerprint()}")
     flags = ", ".join(profile.cpu_flags) or "none detected"

@@ -7,7 +7,6 @@ import argparse
 from modelsync.cli.commands.base import Command
 from modelsync.cli.options import GlobalOptions
 from modelsync.cli.render import Output
-from modelsync.ops.init import init_manifest
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,6 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, opts: GlobalOptions, out: Output) -> int:
+    from modelsync.ops.init import init_manifest  # noqa: PLC0415 - see base.LAZY_OPS
+
     report = init_manifest(opts.new_manifest, force=args.force)
     verb = "replaced" if report.replaced else "wrote"
     out.line(f"{verb} {report.path}; edit it, then run `modelsync lock`")

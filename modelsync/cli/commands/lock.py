@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 from typing import TYPE_CHECKING
 
 from modelsync.cli.commands.base import Command
 from modelsync.cli.options import GlobalOptions
 from modelsync.cli.render import Output
-from modelsync.resolve.explain import explain_lines
 
 if TYPE_CHECKING:
     from modelsync.ops.lock import LockReport
@@ -37,7 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, opts: GlobalOptions, out: Output) -> int:
-    from modelsync.ops.lock import LockRequest, lock_project  # noqa: PLC0415 - see base.LAZY_OPS
+    import asyncio  # noqa: PLC0415 - see base.LAZY_OPS
+
+    from modelsync.ops.lock import LockRequest, lock_project  # noqa: PLC0415
 
     request = LockRequest(
         manifest=opts.manifest,
@@ -56,6 +56,8 @@ def run(args: argparse.Namespace, opts: GlobalOptions, out: Output) -> int:
 
 def render(report: LockReport, out: Output, *, explain: bool) -> None:
     """Human lines (and the --explain tables), or one JSON report."""
+    from modelsync.resolve.explain import explain_lines  # noqa: PLC0415 - see base.LAZY_OPS
+
     if report.checked:
         out.line(f"{report.lock_path} is fresh")
         out.report("lock", path=str(report.lock_path), fresh=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import os
 import sys
@@ -80,7 +79,9 @@ def progress_factory(opts: GlobalOptions) -> ProgressFactory:
 
 
 def run(args: argparse.Namespace, opts: GlobalOptions, out: Output) -> int:
-    from modelsync.ops.sync import LinkMode, SyncRequest, sync_project  # noqa: PLC0415 - see base.LAZY_OPS
+    import asyncio  # noqa: PLC0415 - see base.LAZY_OPS
+
+    from modelsync.ops.sync import LinkMode, SyncRequest, sync_project  # noqa: PLC0415
 
     request = SyncRequest(
         manifest=opts.manifest,
