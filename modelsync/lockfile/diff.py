@@ -57,10 +57,12 @@ def label(entry: LockedModel) -> str:
 
 def diff_model(old: Sequence[LockedModel], new: Sequence[LockedModel]) -> ModelChange:
     """Compare one model's entries (one shared, or one per profile) in two locks."""
-    assert old and new
+    assert old
+    assert new
     before = {f.path: (f.size, f.sha256) for e in old for f in e.files}
     after = {f.path: (f.size, f.sha256) for e in new for f in e.files}
-    profiles = sorted({e.profile for e in (*old, *new) if e.profile is not None}) or [None]
+    named = sorted({e.profile for e in (*old, *new) if e.profile is not None})
+    profiles: list[str | None] = [*named] or [None]
     choices = []
     for profile in profiles:
         was, now = _entry(old, profile), _entry(new, profile)
