@@ -30,6 +30,7 @@ from modelsync.manifest.load import load_manifest
 from modelsync.net.retry import RetryPolicy
 from modelsync.ops.project import origin_of, origins, profile_names
 from modelsync.rules import HF_ENDPOINT_ENV
+from modelsync.store.locking import project_lock
 from modelsync.sync.desired import machine_of
 
 log = structlog.get_logger(__name__)
@@ -50,6 +51,10 @@ class LockRequest:
     environ: Mapping[str, str] = field(default_factory=dict)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     detector: Detector = detect
+    store: Path | None = None
+    """Where the project lock lives; None: the caller holds it already (`sync`'s re-lock)."""
+    wait: bool = True
+    wait_timeout: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +71,17 @@ class LockReport:
 
 
 async def lock_project(request: LockRequest) -> LockReport:
-    """Run `lock` as asked; raises ModelsyncError subclasses (exit codes in errors.py)."""
+    """Run `lock` as asked, under the project lock (not for `--check`, which only reads);
+    raises ModelsyncError subclasses (exit codes in errors.py)."""
+    if request.store is None or request.check:
+        return await _lock(request)
+    with project_lock(
+        request.store, request.manifest, wait=request.wait, wait_s=request.wait_timeout
+    ):
+        return await _lock(request)
+
+
+async def _lock(request: LockRequest) -> LockReport:
     started = time.monotonic()
     project = load_manifest(request.manifest, hub_endpoint=request.environ.get(HF_ENDPOINT_ENV))
     lock_path = paths.lock_path_for(request.manifest)

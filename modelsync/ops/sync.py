@@ -26,7 +26,7 @@ from modelsync.ops import project as proj
 from modelsync.store import roots
 from modelsync.store.blobs import BlobStore
 from modelsync.store.layout import StoreLayout
-from modelsync.store.locking import exclusive, exclusive_async
+from modelsync.store.locking import exclusive, exclusive_async, project_lock
 from modelsync.store.state import open_state
 from modelsync.sync.apply import (
     ApplyOptions,
@@ -127,7 +127,17 @@ def _plan(
 
 
 async def sync_project(request: SyncRequest) -> SyncReport:
-    """Run `sync` as asked; raises ModelsyncError subclasses (exit codes in errors.py)."""
+    """Run `sync` as asked, under the project lock (not for a dry run, which changes nothing);
+    raises ModelsyncError subclasses (exit codes in errors.py)."""
+    if request.dry_run:
+        return await _sync(request)
+    with project_lock(
+        request.store, request.manifest, wait=request.wait, wait_s=request.wait_timeout
+    ):
+        return await _sync(request)
+
+
+async def _sync(request: SyncRequest) -> SyncReport:
     started = time.monotonic()
     if request.frozen and request.locked:
         # uv refuses it too: --frozen would skip the check --locked asks for, so a stale lock

@@ -4,12 +4,19 @@ It is held only to admit blobs and to place, never for a download (design.md sec
 A second run waits, saying who holds the lock (pid and command), or with `--no-wait` exits 6;
 with `--wait-timeout S` it waits at most S seconds, then exits 6 the same way.
 The lock is an OS-level lock via filelock, so a crashed holder never leaves it stuck.
+
+The project lock (`project_lock`) serializes `lock` and `sync` runs of one project the same
+way, for the whole run. It lives in the store, keyed by the manifest's real path, not beside
+models.toml: nothing appears in the user's repository (no file to ignore or to commit), and
+overlapping runs already share the store. Runs of one project with different stores do not
+see each other's project lock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import sys
@@ -43,7 +50,7 @@ async def unguarded() -> AsyncIterator[None]:
     yield
 
 
-def _busy(lock_path: Path, holder: str, timeout: float | None = None) -> BusyError:
+def _busy(lock_path: Path | str, holder: str, timeout: float | None = None) -> BusyError:
     if timeout is None:
         return BusyError(
             f"{lock_path}: held by {holder}",
@@ -58,7 +65,9 @@ def _busy(lock_path: Path, holder: str, timeout: float | None = None) -> BusyErr
 @contextlib.contextmanager
 def _holding(lock_path: Path, lock: FileLock) -> Iterator[None]:
     try:
-        command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+        program = Path(sys.argv[0]).name
+        program = "modelsync" if program == "__main__.py" else program  # python -m modelsync
+        command = " ".join([program, *sys.argv[1:]])
         _holder_file(lock_path).write_text(json.dumps({"pid": os.getpid(), "command": command}))
         yield
     finally:
@@ -68,25 +77,44 @@ def _holding(lock_path: Path, lock: FileLock) -> Iterator[None]:
 
 @contextlib.contextmanager
 def exclusive(
-    lock_path: Path, *, wait: bool, wait_s: float | None = None, poll: float = 0.25
+    lock_path: Path,
+    *,
+    wait: bool,
+    wait_s: float | None = None,
+    poll: float = 0.25,
+    subject: str | None = None,
+    event: str = "store.lock_wait",
 ) -> Iterator[None]:
     """Hold `lock_path` for the block; wait for it (logging the holder; at most `wait_s`
-    seconds when given) or raise BusyError."""
+    seconds when given) or raise BusyError. `subject` names it in messages (default: the
+    path)."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(lock_path)
+    name = subject or lock_path
     try:
         lock.acquire(timeout=0)
     except Timeout:
         holder = _describe_holder(lock_path)
         if not wait:
-            raise _busy(lock_path, holder) from None
-        log.info("store.lock_wait", lock=str(lock_path), holder=holder, timeout=wait_s)
+            raise _busy(name, holder) from None
+        log.info(event, lock=str(name), holder=holder, timeout=wait_s)
         try:
             lock.acquire(timeout=-1 if wait_s is None else wait_s, poll_interval=poll)
         except Timeout:
-            raise _busy(lock_path, _describe_holder(lock_path), wait_s) from None
+            raise _busy(name, _describe_holder(lock_path), wait_s) from None
     with _holding(lock_path, lock):
         yield
+
+
+def project_lock(
+    store: Path, manifest: Path, *, wait: bool, wait_s: float | None = None
+) -> contextlib.AbstractContextManager[None]:
+    """The project lock of `manifest`: `<store>/projects.d/<digest of its real path>.lock`."""
+    real = manifest.resolve()
+    key = hashlib.sha256(os.fsencode(real)).hexdigest()[:32]
+    path = store / "projects.d" / f"{key}.lock"
+    subject = f"project {real}"
+    return exclusive(path, wait=wait, wait_s=wait_s, subject=subject, event="project.lock_wait")
 
 
 @contextlib.asynccontextmanager

@@ -48,6 +48,9 @@ def run(args: argparse.Namespace, opts: GlobalOptions, out: Output) -> int:
         explain=args.explain,
         offline=opts.offline,
         environ=dict(os.environ),
+        store=opts.store,
+        wait=opts.wait,
+        wait_timeout=opts.wait_timeout,
     )
     report = asyncio.run(lock_project(request))
     render(report, out, explain=args.explain)
