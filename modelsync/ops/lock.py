@@ -22,6 +22,7 @@ from modelsync.hardware.model import Detector
 from modelsync.lock.driver import DEFAULT_JOBS, resolve_models
 from modelsync.lock.profiles import locked_profile, target_profiles
 from modelsync.lock.steps import ModelOutcome, locked_commit, reused
+from modelsync.lockfile.diff import ModelChange, diff_model
 from modelsync.lockfile.freshness import freshness
 from modelsync.lockfile.io import read_lock, write_lock
 from modelsync.lockfile.model import LOCK_VERSION, LockedProfile, Lockfile
@@ -68,6 +69,9 @@ class LockReport:
     requests: int = 0
     seconds: float = 0.0
     checked: bool = False
+    changes: tuple[ModelChange, ...] = ()
+    """The models whose entries differ from the lock this one replaced (`lock --upgrade`
+    names what moved)."""
 
 
 async def lock_project(request: LockRequest) -> LockReport:
@@ -139,4 +143,17 @@ async def _lock(request: LockRequest) -> LockReport:
         requests=requests,
         seconds=round(seconds, 3),
     )
-    return LockReport(lock_path, written, tuple(outcomes), lock.profiles, requests, seconds)
+    changes = [
+        diff_model(existing.entries(o.name), o.entries)
+        for o in resolved
+        if existing is not None and existing.entries(o.name)
+    ]
+    return LockReport(
+        lock_path,
+        written,
+        tuple(outcomes),
+        lock.profiles,
+        requests,
+        seconds,
+        changes=tuple(c for c in changes if c),
+    )

@@ -196,3 +196,22 @@ def test_stopped_registry_is_exit_5_and_lock_upgrade_changes_nothing(
     with pytest.raises(RemoteError):
         asyncio.run(lock_project(upgrade))
     assert manifest.with_name("models.lock").read_bytes() == before
+
+
+def test_lock_upgrade_names_what_moved(
+    run_cli: CliRunner, tiny_project: dict[str, str], hub_repo: HubRepoFactory
+) -> None:
+    """`lock --upgrade` after upstream moved prints the same comparison as `outdated` did,
+    and `outdated` then finds nothing (exit 0); a second upgrade names no change."""
+    assert run_cli("lock", env=tiny_project).exit_code == 0
+    old = re.findall(r'commit = "([0-9a-f]{40})"', Path("models.lock").read_text())[0]
+    new = hub_repo("org/tiny", {"config.json": '{"a": 1}'}).commit
+    upgraded = run_cli("lock", "--upgrade", env=tiny_project)
+    assert upgraded.exit_code == 0, upgraded.stderr
+    assert (
+        f"  changed tiny: {old[:7]} → {new[:7]}: 0 added, 0 removed, 1 changed, +6 B; "
+        "choice unchanged"
+    ) in upgraded.stdout.splitlines()
+    assert run_cli("outdated", env=tiny_project).exit_code == 0
+    again = last_report(run_cli("lock", "--upgrade", "--json", env=tiny_project))
+    assert again["changes"] == []

@@ -8,6 +8,7 @@ import os
 from typing import TYPE_CHECKING
 
 from modelsync.cli.commands.base import Command
+from modelsync.cli.commands.outdated import change_json, change_text
 from modelsync.cli.options import GlobalOptions
 from modelsync.cli.render import Output
 from modelsync.resolve.explain import explain_lines
@@ -75,6 +76,9 @@ def render(report: LockReport, out: Output, *, explain: bool) -> None:
             what = entry.quant or f"{len(entry.files)} files"
             kept = " (kept)" if outcome.reused else ""
             out.line(f"{entry.name}{where}: {what}{pin}{kept}: {entry.reason}")
+    for change in report.changes:
+        old, new = (change.old_commit or "")[:7], (change.new_commit or "")[:7]
+        out.line(f"  changed {change.name}: {old} → {new}: {change_text(change)}")
     verb = "wrote" if report.written else "unchanged:"
     resolved = sum(not o.reused for o in report.models)
     out.line(
@@ -100,6 +104,7 @@ def render(report: LockReport, out: Output, *, explain: bool) -> None:
             for o in report.models
             for e in o.entries
         ],
+        changes=[change_json(c) for c in report.changes],
     )
 
 
