@@ -8,7 +8,7 @@ import pytest
 from tests.fixtures.cli import CliRunner
 
 
-@pytest.mark.parametrize("name", ["outdated", "search", "export"])
+@pytest.mark.parametrize("name", ["search", "export"])
 def test_help_of_an_unbuilt_command_says_so_first(run_cli: CliRunner, name: str) -> None:
     """The description under `usage:` starts with "not built yet", and so does its entry in
     `modelsync --help`."""

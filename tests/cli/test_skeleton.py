@@ -59,7 +59,6 @@ GLOBAL_FLAGS = [
     "--wait-timeout",
 ]
 NOT_BUILT = [
-    "outdated",
     "search",
     "export",
 ]
