@@ -33,6 +33,8 @@ from modelsync.ops.project import no_lock_error, origins, profile_names
 from modelsync.rules import HF_ENDPOINT_ENV, is_commit_id
 from modelsync.sync.desired import machine_of
 
+__all__ = ["ModelChange", "ModelStatus", "OutdatedReport", "OutdatedRequest", "check_outdated"]
+
 
 @dataclass(frozen=True, slots=True)
 class OutdatedRequest:

@@ -14,8 +14,7 @@ from modelsync.cli.render import Output
 from modelsync.units import human_bytes
 
 if TYPE_CHECKING:
-    from modelsync.lockfile.diff import ModelChange
-    from modelsync.ops.outdated import ModelStatus, OutdatedReport
+    from modelsync.ops.outdated import ModelChange, ModelStatus, OutdatedReport
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
