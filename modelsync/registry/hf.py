@@ -54,7 +54,7 @@ class _Info(pydantic.BaseModel):
     gated: bool | str = False
     private: bool = False
     gguf: dict[str, Any] | None = None
-    last_modified: str | None = pydantic.Field(default=None, alias="lastModified")
+    last_modified: object = pydantic.Field(default=None, alias="lastModified")
 
 
 class _TreeLfs(pydantic.BaseModel):
@@ -268,11 +268,13 @@ def range_body(answer: Answer, start: int, end: int, registry: str) -> bytes:
     return answer.body[start : end + 1]
 
 
-def _date(text: str | None) -> datetime | None:
+def _date(value: object) -> datetime | None:
     """An ISO 8601 date with its zone (`2026-11-30T10:00:00.000Z`); anything else is unknown,
     never an error: the date only informs `outdated`."""
+    if not isinstance(value, str):
+        return None
     try:
-        date = datetime.fromisoformat(text or "")
+        date = datetime.fromisoformat(value)
     except ValueError:
         return None
     return date if date.tzinfo is not None else None
