@@ -215,3 +215,21 @@ def test_lock_upgrade_names_what_moved(
     assert run_cli("outdated", env=tiny_project).exit_code == 0
     again = last_report(run_cli("lock", "--upgrade", "--json", env=tiny_project))
     assert again["changes"] == []
+
+
+def test_stale_lock_is_exit_3_without_a_request(
+    run_cli: CliRunner, tiny_project: dict[str, str], hub: ServerHandle
+) -> None:
+    """A lock that no longer says what models.toml asks for is exit 3 naming `lock`, before
+    asking any registry (comparing it with upstream would answer the wrong question)."""
+    assert run_cli("lock", env=tiny_project).exit_code == 0
+    manifest = Path("models.toml")
+    manifest.write_text(manifest.read_text().replace('include = ["*"]', 'include = ["*.bin"]'))
+    sent = hub.repos.counters.requests()
+    result = run_cli("outdated", env=tiny_project)
+    assert result.exit_code == 3
+    assert result.stderr == (
+        "modelsync: error: models.lock is stale: models.toml changed since the lock was "
+        "written; run `modelsync lock` (or `modelsync lock --upgrade`) first\n"
+    )
+    assert hub.repos.counters.requests() == sent

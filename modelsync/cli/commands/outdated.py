@@ -72,7 +72,7 @@ def _line(model: ModelStatus) -> str:
     if model.skipped is not None:
         return f"{model.name}: not checked: {model.skipped}"
     if model.error is not None:
-        return f"{model.name}: could not check @ {old} (see the error below)"
+        return f"{model.name}: could not check @ {old}: {model.error.one_line()}"
     if model.change is None:
         return f"{model.name}: up to date @ {old}"
     date = f" ({model.date.astimezone(UTC):%Y-%m-%d %H:%M} UTC)" if model.date else ""
