@@ -77,6 +77,11 @@ def _fetched(e: Mapping[str, Any]) -> str:
     return f"fetched {e['file']} ({human_bytes(int(e['bytes']))} in {_seconds(e)}{extra})"
 
 
+def _lock_wait(e: Mapping[str, Any]) -> str:
+    limit = f" (at most {e['timeout']:g} s)" if e.get("timeout") is not None else ""
+    return f"waiting for {e['lock']}: held by {e['holder']}{limit}"
+
+
 def _progress(e: Mapping[str, Any]) -> str:
     done, total = int(e["bytes"]), int(e["total"])
     pct = f" ({100 * done // total}%)" if total else ""
@@ -98,10 +103,8 @@ _EVENTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "registry.retry": lambda e: (
         f"retrying {e['url']} in {_seconds(e)} (attempt {e['attempt']}): {e['reason']}"
     ),
-    "store.lock_wait": lambda e: (
-        f"waiting for {e['lock']}: held by {e['holder']}"
-        + (f" (at most {e['timeout']:g} s)" if e.get("timeout") is not None else "")
-    ),
+    "store.lock_wait": _lock_wait,
+    "project.lock_wait": _lock_wait,
     "sync.adopted": lambda e: f"adopted {e['file']} from {e['source']} ({e['path']})",
     "sync.removed_stale": lambda e: f"removed {e['file']} (no longer in the lock)",
     "sync.link_mode": lambda e: f"placing into {e['target']} by {e['mode']}",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import aiohttp
@@ -32,13 +33,14 @@ from modelsync.lock.steps import (
     Steps,
     resolution,
 )
-from modelsync.manifest.model import ModelRequest, RegistryRef
+from modelsync.manifest.model import DEFAULT_REVISION, ModelRequest, RegistryRef
 from modelsync.net.retry import RetryPolicy
 from modelsync.net.session import Credentials, create_session
 from modelsync.registry.base import Registry
 from modelsync.registry.errors import RegistryProtocolError
 from modelsync.registry.hf import HubRegistry
 from modelsync.registry.http import Http, Rules
+from modelsync.registry.model import RepoSnapshot
 from modelsync.registry.ollama import OllamaRegistry
 from modelsync.registry.url import UrlFiles
 from modelsync.rules import DEFAULT_OLLAMA_ENDPOINT
@@ -91,6 +93,50 @@ async def resolve_models(
     return outcomes, sum(r.requests for r in driver.registries.values())
 
 
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """One model as `outdated` finds it: the registry's snapshot at its revision and, when the
+    commit moved, the model resolved there as `lock --upgrade` would (or the error)."""
+
+    name: str
+    snapshot: RepoSnapshot | None = None
+    outcome: ModelOutcome | None = None
+    error: ModelsyncError | None = None
+
+
+async def check_models(
+    models: Sequence[ModelRequest],
+    locked: Mapping[str, str],
+    profiles: Sequence[HardwareProfile],
+    *,
+    environ: Mapping[str, str],
+    retry: RetryPolicy = _DEFAULT_RETRY,
+    jobs: int = DEFAULT_JOBS,
+) -> tuple[list[Upstream], int]:
+    """Ask where each model's revision points now (one request per model, `jobs` at once) and
+    resolve again only those that moved from their `locked` commit; a model's error is kept in
+    its answer, so one registry that is down does not hide what the others say."""
+    jobs = max(jobs, 1)
+    async with create_session(connections=max(jobs, 4)) as session:
+        driver = _Driver(session, environ, retry)
+        gate = asyncio.Semaphore(jobs)
+
+        async def one(model: ModelRequest) -> Upstream:
+            async with gate:
+                try:
+                    snapshot = await driver.listing(model)
+                    if snapshot.commit == locked.get(model.name):
+                        return Upstream(model.name, snapshot)
+                    # The steps' first need is this same listing: answered from the memo.
+                    steps = resolution(model, profiles, None)
+                    return Upstream(model.name, snapshot, await driver.drive(model, steps))
+                except ModelsyncError as err:
+                    return Upstream(model.name, error=err)
+
+        found = await asyncio.gather(*(one(m) for m in models))
+    return list(found), sum(r.requests for r in driver.registries.values())
+
+
 class _Driver:
     """Answers the steps' needs for one `lock` run."""
 
@@ -129,6 +175,15 @@ class _Driver:
             files=len(first.files),
         )
         return outcome
+
+    async def listing(self, model: ModelRequest) -> RepoSnapshot:
+        """The snapshot of `model` at its manifest revision (shared with its steps' first need)."""
+        source = model.url or model.repo
+        assert source is not None
+        need = Listing(source, model.revision or DEFAULT_REVISION)
+        snapshot = await self._answer(self._registry(model.registry), need)
+        assert isinstance(snapshot, RepoSnapshot)
+        return snapshot
 
     async def _answer(self, registry: Registry, need: Need) -> Answer:
         name = registry.name

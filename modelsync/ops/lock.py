@@ -22,6 +22,7 @@ from modelsync.hardware.model import Detector
 from modelsync.lock.driver import DEFAULT_JOBS, resolve_models
 from modelsync.lock.profiles import locked_profile, target_profiles
 from modelsync.lock.steps import ModelOutcome, locked_commit, reused
+from modelsync.lockfile.diff import ModelChange, diff_model
 from modelsync.lockfile.freshness import freshness
 from modelsync.lockfile.io import read_lock, write_lock
 from modelsync.lockfile.model import LOCK_VERSION, LockedProfile, Lockfile
@@ -30,6 +31,7 @@ from modelsync.manifest.load import load_manifest
 from modelsync.net.retry import RetryPolicy
 from modelsync.ops.project import origin_of, origins, profile_names
 from modelsync.rules import HF_ENDPOINT_ENV
+from modelsync.store.locking import project_lock
 
 log = structlog.get_logger(__name__)
 
@@ -49,6 +51,10 @@ class LockRequest:
     environ: Mapping[str, str] = field(default_factory=dict)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     detector: Detector = detect
+    store: Path | None = None
+    """Where the project lock lives; None: the caller holds it already (`sync`'s re-lock)."""
+    wait: bool = True
+    wait_timeout: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +68,23 @@ class LockReport:
     requests: int = 0
     seconds: float = 0.0
     checked: bool = False
+    changes: tuple[ModelChange, ...] = ()
+    """The models whose entries differ from the lock this one replaced (`lock --upgrade`
+    names what moved)."""
 
 
 async def lock_project(request: LockRequest) -> LockReport:
-    """Run `lock` as asked; raises ModelsyncError subclasses (exit codes in errors.py)."""
+    """Run `lock` as asked, under the project lock (not for `--check`, which only reads);
+    raises ModelsyncError subclasses (exit codes in errors.py)."""
+    if request.store is None or request.check:
+        return await _lock(request)
+    with project_lock(
+        request.store, request.manifest, wait=request.wait, wait_s=request.wait_timeout
+    ):
+        return await _lock(request)
+
+
+async def _lock(request: LockRequest) -> LockReport:
     started = time.monotonic()
     project = load_manifest(request.manifest, hub_endpoint=request.environ.get(HF_ENDPOINT_ENV))
     lock_path = paths.lock_path_for(request.manifest)
@@ -122,4 +141,17 @@ async def lock_project(request: LockRequest) -> LockReport:
         requests=requests,
         seconds=round(seconds, 3),
     )
-    return LockReport(lock_path, written, tuple(outcomes), lock.profiles, requests, seconds)
+    changes = [
+        diff_model(existing.entries(o.name), o.entries)
+        for o in resolved
+        if existing is not None and existing.entries(o.name)
+    ]
+    return LockReport(
+        lock_path,
+        written,
+        tuple(outcomes),
+        lock.profiles,
+        requests,
+        seconds,
+        changes=tuple(c for c in changes if c),
+    )

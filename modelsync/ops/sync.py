@@ -21,12 +21,14 @@ import structlog
 
 from modelsync.errors import StaleError, UsageError
 from modelsync.fetch.progress import ProgressSink
+from modelsync.manifest.load import load_manifest
 from modelsync.net.retry import RetryPolicy
 from modelsync.ops import project as proj
+from modelsync.rules import HF_ENDPOINT_ENV
 from modelsync.store import roots
 from modelsync.store.blobs import BlobStore
 from modelsync.store.layout import StoreLayout
-from modelsync.store.locking import exclusive, exclusive_async
+from modelsync.store.locking import exclusive, exclusive_async, project_lock
 from modelsync.store.state import open_state
 from modelsync.sync.apply import (
     ApplyOptions,
@@ -127,7 +129,29 @@ def _plan(
 
 
 async def sync_project(request: SyncRequest) -> SyncReport:
-    """Run `sync` as asked; raises ModelsyncError subclasses (exit codes in errors.py)."""
+    """Run `sync` as asked, under the project lock (not for a dry run, which changes nothing);
+    raises ModelsyncError subclasses (exit codes in errors.py)."""
+    if request.dry_run:
+        return await _sync(request)
+    _check_target(request)  # a refused target is refused before the project lock makes the store
+    with project_lock(
+        request.store, request.manifest, wait=request.wait, wait_s=request.wait_timeout
+    ):
+        return await _sync(request)
+
+
+def _check_target(request: SyncRequest) -> None:
+    project = load_manifest(
+        request.manifest,
+        environ=request.environ,
+        hub_endpoint=request.environ.get(HF_ENDPOINT_ENV),
+    )
+    home = request.environ.get("HOME") or str(Path.home())
+    root = proj.target_root(request.manifest, project)
+    proj.check_target(root, request.manifest, request.store, home)
+
+
+async def _sync(request: SyncRequest) -> SyncReport:
     started = time.monotonic()
     if request.frozen and request.locked:
         # uv refuses it too: --frozen would skip the check --locked asks for, so a stale lock

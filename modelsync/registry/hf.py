@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -53,6 +54,7 @@ class _Info(pydantic.BaseModel):
     gated: bool | str = False
     private: bool = False
     gguf: dict[str, Any] | None = None
+    last_modified: object = pydantic.Field(default=None, alias="lastModified")
 
 
 class _TreeLfs(pydantic.BaseModel):
@@ -119,6 +121,7 @@ class HubRegistry:
             gated=info.gated not in (False, "false", ""),
             private=info.private,
             gguf=MappingProxyType(dict(info.gguf or {})),
+            date=_date(info.last_modified),
         )
 
     def _sibling(self, repo: str, sibling: _Sibling, answer: Answer) -> RemoteFile:
@@ -263,6 +266,18 @@ def range_body(answer: Answer, start: int, end: int, registry: str) -> bytes:
             )
         return answer.body[: end - start + 1]
     return answer.body[start : end + 1]
+
+
+def _date(value: object) -> datetime | None:
+    """An ISO 8601 date with its zone (`2026-11-30T10:00:00.000Z`); anything else is unknown,
+    never an error: the date only informs `outdated`."""
+    if not isinstance(value, str):
+        return None
+    try:
+        date = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return date if date.tzinfo is not None else None
 
 
 def next_link(header: str) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import MappingProxyType
 
 from modelsync.registry.errors import UnsafePathError
@@ -36,6 +37,8 @@ class RepoSnapshot:
     private: bool = False
     gguf: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
     """The Hub's `gguf` summary where it sends one (parameter count, architecture, context)."""
+    date: datetime | None = None
+    """When the commit was made (the Hub's `lastModified` at that revision), where known."""
 
     def file(self, path: str) -> RemoteFile | None:
         """The listed file at `path`, or None."""

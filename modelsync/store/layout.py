@@ -6,6 +6,7 @@
 <store>/quarantine/                           bytes found bad: moved here, never deleted on sight
 <store>/locks.d/                              registered lock files (roots for gc)
 <store>/store.lock                            inter-process lock around store mutation
+<store>/projects.d/<key>.lock                 one project's lock/sync runs, one at a time
 """
 
 from __future__ import annotations

@@ -3,27 +3,33 @@
 It is held only to admit blobs and to place, never for a download (design.md section 3).
 A second run waits, saying who holds the lock (pid and command), or with `--no-wait` exits 6;
 with `--wait-timeout S` it waits at most S seconds, then exits 6 the same way.
-The lock is an OS-level lock via filelock, so a crashed holder never leaves it stuck.
+The lock is an OS-level `flock` on the lock file, so a crashed holder never leaves it stuck
+(the `filelock` package takes the same lock, which tests use to play a holder; importing it
+cost a no-op sync 65 ms and more, as it pulls in asyncio and inspect).
+
+The project lock (`project_lock`) serializes `lock` and `sync` runs of one project the same
+way, for the whole run. It lives in the store, keyed by the manifest's real path, not beside
+models.toml: nothing appears in the user's repository (no file to ignore or to commit), and
+overlapping runs already share the store. Runs of one project with different stores do not
+see each other's project lock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import hashlib
 import json
 import os
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import structlog
 
 from modelsync.errors import BusyError
-
-if TYPE_CHECKING:  # filelock is imported where a lock is taken: a no-op sync takes none
-    from filelock import FileLock
 
 log = structlog.get_logger(__name__)
 
@@ -46,7 +52,7 @@ async def unguarded() -> AsyncIterator[None]:
     yield
 
 
-def _busy(lock_path: Path, holder: str, timeout: float | None = None) -> BusyError:
+def _busy(lock_path: Path | str, holder: str, timeout: float | None = None) -> BusyError:
     if timeout is None:
         return BusyError(
             f"{lock_path}: held by {holder}",
@@ -58,40 +64,76 @@ def _busy(lock_path: Path, holder: str, timeout: float | None = None) -> BusyErr
     )
 
 
-@contextlib.contextmanager
-def _holding(lock_path: Path, lock: FileLock) -> Iterator[None]:
+def _open(lock_path: Path) -> int:
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    return os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+
+
+def _try_lock(fd: int) -> bool:
+    """Take the lock of `fd` if it is free (flock: per open file, so two opens in one process
+    exclude each other as two processes do)."""
     try:
-        command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _holding(lock_path: Path, fd: int) -> Iterator[None]:
+    """Say who holds the lock while the block runs; closing `fd` releases it."""
+    try:
+        program = Path(sys.argv[0]).name
+        program = "modelsync" if program == "__main__.py" else program  # python -m modelsync
+        command = " ".join([program, *sys.argv[1:]])
         _holder_file(lock_path).write_text(json.dumps({"pid": os.getpid(), "command": command}))
         yield
     finally:
         _holder_file(lock_path).unlink(missing_ok=True)
-        lock.release()
+        os.close(fd)
 
 
 @contextlib.contextmanager
 def exclusive(
-    lock_path: Path, *, wait: bool, wait_s: float | None = None, poll: float = 0.25
+    lock_path: Path,
+    *,
+    wait: bool,
+    wait_s: float | None = None,
+    poll: float = 0.25,
+    subject: str | None = None,
+    event: str = "store.lock_wait",
 ) -> Iterator[None]:
     """Hold `lock_path` for the block; wait for it (logging the holder; at most `wait_s`
-    seconds when given) or raise BusyError."""
-    from filelock import FileLock, Timeout  # noqa: PLC0415 - see TYPE_CHECKING above
-
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(lock_path)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        holder = _describe_holder(lock_path)
-        if not wait:
-            raise _busy(lock_path, holder) from None
-        log.info("store.lock_wait", lock=str(lock_path), holder=holder, timeout=wait_s)
-        try:
-            lock.acquire(timeout=-1 if wait_s is None else wait_s, poll_interval=poll)
-        except Timeout:
-            raise _busy(lock_path, _describe_holder(lock_path), wait_s) from None
-    with _holding(lock_path, lock):
+    seconds when given) or raise BusyError. `subject` names it in messages (default: the
+    path)."""
+    name = subject or lock_path
+    fd = _open(lock_path)
+    with contextlib.ExitStack() as unless_taken:
+        unless_taken.callback(os.close, fd)
+        if not _try_lock(fd):
+            holder = _describe_holder(lock_path)
+            if not wait:
+                raise _busy(name, holder)
+            log.info(event, lock=str(name), holder=holder, timeout=wait_s)
+            deadline = None if wait_s is None else time.monotonic() + wait_s
+            while not _try_lock(fd):
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise _busy(name, _describe_holder(lock_path), wait_s)
+                time.sleep(poll)
+        unless_taken.pop_all()
+    with _holding(lock_path, fd):
         yield
+
+
+def project_lock(
+    store: Path, manifest: Path, *, wait: bool, wait_s: float | None = None
+) -> contextlib.AbstractContextManager[None]:
+    """The project lock of `manifest`: `<store>/projects.d/<digest of its real path>.lock`."""
+    real = manifest.resolve()
+    key = hashlib.sha256(os.fsencode(real)).hexdigest()[:32]
+    path = store / "projects.d" / f"{key}.lock"
+    subject = f"project {real}"
+    return exclusive(path, wait=wait, wait_s=wait_s, subject=subject, event="project.lock_wait")
 
 
 @contextlib.asynccontextmanager
@@ -99,26 +141,22 @@ async def exclusive_async(
     lock_path: Path, *, wait: bool, wait_s: float | None = None, poll: float = 0.05
 ) -> AsyncIterator[None]:
     """`exclusive` for the event loop: it waits in asyncio.sleep, so transfers keep running
-    (also other tasks of this process, which hold the lock through their own FileLock)."""
-    from filelock import FileLock, Timeout  # noqa: PLC0415 - see TYPE_CHECKING above
-
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(lock_path)
+    (also other tasks of this process, which hold the lock through their own open of it)."""
+    fd = _open(lock_path)
     since: float | None = None
-    while True:
-        try:
-            lock.acquire(timeout=0)
-            break
-        except Timeout:
+    with contextlib.ExitStack() as unless_taken:
+        unless_taken.callback(os.close, fd)
+        while not _try_lock(fd):
             if not wait:
-                raise _busy(lock_path, _describe_holder(lock_path)) from None
+                raise _busy(lock_path, _describe_holder(lock_path))
             now = time.monotonic()
             if since is None:
                 holder = _describe_holder(lock_path)
                 log.info("store.lock_wait", lock=str(lock_path), holder=holder, timeout=wait_s)
                 since = now
             elif wait_s is not None and now - since >= wait_s:
-                raise _busy(lock_path, _describe_holder(lock_path), wait_s) from None
+                raise _busy(lock_path, _describe_holder(lock_path), wait_s)
             await asyncio.sleep(poll)
-    with _holding(lock_path, lock):
+        unless_taken.pop_all()
+    with _holding(lock_path, fd):
         yield

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pytest_httpserver import HTTPServer
 
 from modelsync.lockfile.io import read_lock
 from modelsync.manifest.load import load_manifest
@@ -179,3 +180,39 @@ def test_crontab_line_syncs_even_when_two_runs_overlap(
     results = [(p.wait(timeout=120), *p.communicate()) for p in runs]
     assert results == [(0, "", ""), (0, "", "")]
     assert Path("models/tiny/weights.bin").stat().st_size == 5000
+
+
+def test_upgrade_script_upgrades_when_upstream_moved_and_changes_nothing_when_down(
+    tiny_project: dict[str, str],
+    run_cli: CliRunner,
+    hub_repo: HubRepoFactory,
+    httpserver: HTTPServer,
+) -> None:
+    """`examples/cron/upgrade.sh` (bench and publish off): nothing moved is exit 0 with no
+    change; after upstream moved it re-locks and syncs, its stdout naming the model's old → new
+    commit and the sync; with the registry refusing it exits 5 and changes nothing."""
+    assert run_cli("sync", env=tiny_project).exit_code == 0
+    script = str(EXAMPLES / "cron" / "upgrade.sh")
+    env = {**os.environ, **tiny_project, "MODELSYNC": MODELSYNC, "BENCH": "0", "PUBLISH": "0"}
+
+    def upgrade(**extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["sh", script], env={**env, **extra}, capture_output=True, text=True, check=False
+        )
+
+    lock = Path("models.lock").read_bytes()
+    quiet = upgrade()
+    assert (quiet.returncode, Path("models.lock").read_bytes()) == (0, lock), quiet.stderr
+    new = hub_repo("org/tiny", {"weights.bin": b"v" * 6000}).commit
+    moved = upgrade()
+    assert moved.returncode == 0, moved.stderr
+    assert "  changed tiny: " in moved.stdout
+    assert f"→ {new[:7]}: 0 added, 0 removed, 1 changed, +1000 B; choice unchanged" in moved.stdout
+    assert "synced 1 models" in moved.stdout
+    assert Path("models/tiny/weights.bin").read_bytes() == b"v" * 6000
+    httpserver.expect_request(re.compile("/.*")).respond_with_data("no", status=403)
+    lock = Path("models.lock").read_bytes()
+    down = upgrade(HF_ENDPOINT=httpserver.url_for("").rstrip("/"))
+    assert down.returncode == 5, down.stderr
+    assert Path("models.lock").read_bytes() == lock
+    assert Path("models/tiny/weights.bin").read_bytes() == b"v" * 6000

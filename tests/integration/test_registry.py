@@ -97,6 +97,20 @@ def test_snapshot_agrees_with_huggingface_hub(
     ours = {f.path: (f.size, f.sha256) for f in found.files}
     assert ours == theirs
     assert any(f.sha256 is None for f in found.files)  # small text files are not in LFS
+    assert found.date is not None
+    assert found.date == info.last_modified  # the commit's date, for `outdated`
+
+
+@pytest.mark.parametrize("value", ["yesterday", 12, "2026-11-30T10:00:00", None])
+def test_unreadable_commit_date_is_unknown_not_an_error(
+    httpserver: HTTPServer, value: object
+) -> None:
+    """A `lastModified` that is not an ISO date with a zone leaves the date unknown; the
+    listing is still read (the date only informs `outdated`)."""
+    body = {**info_json([{"rfilename": "a.bin", "size": 1}]), "lastModified": value}
+    httpserver.expect_request("/api/models/org/x/revision/main").respond_with_json(body)
+    found = snapshot(httpserver.url_for("").rstrip("/"), "org/x")
+    assert (found.commit, found.date) == (COMMIT, None)
 
 
 def test_non_lfs_files_are_hashed_like_the_downloaded_bytes(

@@ -79,13 +79,14 @@ class Proc:
         for line in self.popen.stderr:
             self.lines.append(line)
 
-    def wait_for(self, text: str, timeout: float = 30) -> None:
+    def wait_for(self, *texts: str, timeout: float = 30) -> None:
+        """Until a stderr line holds one of `texts`."""
         deadline = time.monotonic() + timeout
-        while not any(text in line for line in self.lines):
+        while not any(text in line for line in self.lines for text in texts):
             if self.popen.poll() is not None or time.monotonic() > deadline:
                 self.popen.kill()
                 self.finish()
-                pytest.fail(f"never saw {text!r}: {''.join(self.lines)}")
+                pytest.fail(f"never saw {texts!r}: {''.join(self.lines)}")
             time.sleep(0.02)
 
     def finish(self, timeout: float = 60) -> int:
@@ -103,10 +104,9 @@ def test_syncs_on_one_store_wait_then_download_once(
     hub: ServerHandle, hub_repo: HubRepoFactory, tmp_path: Path, env: dict[str, str]
 ) -> None:
     """Three syncs started while the store is busy (two of one project, one of another that
-    needs the same blob): all wait, saying who holds the lock; the file is downloaded once (by
-    one run, the others wait for that download), and of the two runs of one project only one
-    places it (usually the other finds nothing to do; it may also report the download it
-    made while the first placed)."""
+    needs the same blob): all wait, saying who holds the lock (the store's, or for the second
+    run of a project, the project's); the file is downloaded once, and of the two runs of one
+    project only one places it (the other, run after it, finds nothing to do)."""
     hub_repo("org/a", {"shared.bin": SHARED})
     hub_repo("org/b", {"shared.bin": SHARED, "b.txt": "b"})
     one = manifest_for(tmp_path / "one", {"a": "org/a"}).parent
@@ -120,11 +120,13 @@ def test_syncs_on_one_store_wait_then_download_once(
     with exclusive(StoreLayout(tmp_path / "store").lock_path, wait=False):
         procs = [Proc(["sync"], one, env), Proc(["sync"], one, env), Proc(["sync"], two, env)]
         for proc in procs:
-            proc.wait_for("store.lock: held by pid")
+            proc.wait_for("store.lock: held by pid", "models.toml: held by pid")
         assert hub.repos.counters.bytes_sent(path="shared.bin") == 0
     codes = [proc.finish() for proc in procs]
     assert codes == [0, 0, 0], [p.lines for p in procs]
-    assert all(f"pid {os.getpid()}" in "".join(p.lines) for p in procs)
+    holders = sorted(f"held by pid {os.getpid()}" in "".join(p.lines) for p in procs[:2])
+    assert holders == [False, True]  # the other run of project one waited for the project
+    assert f"held by pid {os.getpid()}" in "".join(procs[2].lines)
     assert hub.repos.counters.bytes_sent(path="shared.bin") == len(SHARED)
     assert sorted(" 1 placed " in p.stdout for p in procs[:2]) == [False, True], procs[0].stdout
     assert (one / "models" / "a" / "shared.bin").read_bytes() == SHARED

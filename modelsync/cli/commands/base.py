@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from modelsync.cli.options import GlobalOptions
 from modelsync.cli.render import Output
-from modelsync.errors import NotImplementedYetError
 
 Runner = Callable[[argparse.Namespace, GlobalOptions, Output], int]
 
@@ -25,25 +24,6 @@ class Command:
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Runner
-
-
-def not_built(name: str) -> Runner:
-    """Runner for a command whose flags are defined but whose work is not built yet."""
-
-    def run(_args: argparse.Namespace, _opts: GlobalOptions, _out: Output) -> int:
-        raise NotImplementedYetError(
-            f"`modelsync {name}` is not implemented yet; nothing was read or changed",
-            hint="see the project's open issues for its status",
-        )
-
-    return run
-
-
-def unbuilt(
-    name: str, text: str, add_arguments: Callable[[argparse.ArgumentParser], None]
-) -> Command:
-    """A command whose flags are defined but whose work is not: its help says so first."""
-    return Command(name, f"not built yet: {text}", add_arguments, not_built(name))
 
 
 def add_model_filter(parser: argparse.ArgumentParser) -> None:

@@ -7,6 +7,7 @@ import os
 from typing import TYPE_CHECKING
 
 from modelsync.cli.commands.base import Command
+from modelsync.cli.commands.outdated import change_json, change_text
 from modelsync.cli.options import GlobalOptions
 from modelsync.cli.render import Output
 
@@ -48,6 +49,9 @@ def run(args: argparse.Namespace, opts: GlobalOptions, out: Output) -> int:
         explain=args.explain,
         offline=opts.offline,
         environ=dict(os.environ),
+        store=opts.store,
+        wait=opts.wait,
+        wait_timeout=opts.wait_timeout,
     )
     report = asyncio.run(lock_project(request))
     render(report, out, explain=args.explain)
@@ -74,6 +78,9 @@ def render(report: LockReport, out: Output, *, explain: bool) -> None:
             what = entry.quant or f"{len(entry.files)} files"
             kept = " (kept)" if outcome.reused else ""
             out.line(f"{entry.name}{where}: {what}{pin}{kept}: {entry.reason}")
+    for change in report.changes:
+        old, new = (change.old_commit or "")[:7], (change.new_commit or "")[:7]
+        out.line(f"  changed {change.name}: {old} → {new}: {change_text(change)}")
     verb = "wrote" if report.written else "unchanged:"
     resolved = sum(not o.reused for o in report.models)
     out.line(
@@ -99,6 +106,7 @@ def render(report: LockReport, out: Output, *, explain: bool) -> None:
             for o in report.models
             for e in o.entries
         ],
+        changes=[change_json(c) for c in report.changes],
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -85,6 +84,8 @@ def run(args: argparse.Namespace, opts: GlobalOptions, out: Output) -> int:
         offline=opts.offline,
         environ=dict(os.environ),
     )
+    import asyncio  # noqa: PLC0415 - see base.LAZY_OPS
+
     report = asyncio.run(search(request))
     if isinstance(report, FilesReport):
         render_files(report, out)
