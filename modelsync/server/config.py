@@ -35,6 +35,11 @@ class ServerConfig:
     """How long CDN download and LFS upload URLs stay valid."""
     rescan_on_start: bool = True
     """Import every `<root>/<namespace>/<name>` folder when the server starts."""
+    rate_cap: int | None = None
+    """Test control, off by default: file bytes per second per response (each on its own
+    connection), as a CDN caps one stream."""
+    first_byte_delay_s: float = 0.0
+    """Test control, off by default: seconds before a file answer's headers (WAN latency)."""
 
     def __repr__(self) -> str:
         # Tokens never appear in logs or tracebacks, not even through a repr.
