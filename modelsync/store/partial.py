@@ -19,6 +19,7 @@ again). A partial without a journal holds its first `st_size` bytes, as before.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import fcntl
 import json
@@ -82,14 +83,15 @@ class Spans:
         """Mark [start, end) as held, merging with the spans it touches."""
         if end <= start:
             return
-        kept = []
-        for a, b in self._spans:
-            if b < start or a > end:
-                kept.append((a, b))
-            else:
-                start, end = min(a, start), max(b, end)
-        kept.append((start, end))
-        self._spans = sorted(kept)
+        spans = self._spans
+        first = bisect.bisect_left(spans, (start,))
+        if first and spans[first - 1][1] >= start:
+            first -= 1
+        last = first
+        while last < len(spans) and spans[last][0] <= end:
+            start, end = min(start, spans[last][0]), max(end, spans[last][1])
+            last += 1
+        spans[first:last] = [(start, end)]
 
     def prefix(self) -> int:
         """Bytes held from offset 0 without a gap."""
