@@ -471,6 +471,8 @@ class _Transfer:
             )
         )
         self.hashed_to = partial.size  # the hasher holds exactly the gap-free prefix
+        if not queue:
+            return
         ready = asyncio.Event()
 
         async def worker(first: bool) -> None:
