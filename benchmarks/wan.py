@@ -86,13 +86,11 @@ def main() -> None:
         manifest.write_text(f'[models.rand]\nsource = "hf://{REPO}"\ninclude = ["{NAME}"]\n')
         timed([PY, "-m", "modelsync", "-q", "lock", "-m", str(manifest)], env)
         out, store, cache = WORK / "out.bin", WORK / "store", WORK / "hf-cache"
+        aria = [aria2c(), "-x8", "-s8", "-q", "--file-allocation=none", "--allow-overwrite=true"]
+        aria += ["--auto-file-renaming=false", "-d", str(WORK), "-o", out.name, url]
         rows: dict[str, tuple[list[str], Path]] = {
             "modelsync": (transfer.sync_command(manifest, store), store),
-            "aria2c -x8 -s8": (
-                [aria2c(), "-x8", "-s8", "-q", "--file-allocation=none", "--allow-overwrite=true"]
-                + ["--auto-file-renaming=false", "-d", str(WORK), "-o", out.name, url],
-                out,
-            ),
+            "aria2c -x8 -s8": (aria, out),
             "curl": (["curl", "-sSf", "-o", str(out), url], out),
             "hf+sha256": ([PY, "-c", HF_SCRIPT, REPO, NAME, str(cache), endpoint, "hash"], cache),
         }
