@@ -223,8 +223,6 @@ class _Transfer:
     hasher: StreamHasher
     reused: int = 0
     """Bytes of an earlier run's partial still part of the result (0 once they are dropped)."""
-    body_from: int = 0
-    """Where the current attempt's body starts in the file (after any discard)."""
     flushed: int = 0
     """Bytes received in this run that reached the partial."""
     sink: BodySink | None = None
@@ -256,7 +254,7 @@ class _Transfer:
         """Drop the bytes received so far and start over from zero."""
         self.partial.reset()
         self.hasher.reset()
-        self.reused = self.body_from = 0
+        self.reused = 0
         self.fetcher.progress.restart(self.item.label)
 
     async def run(self) -> tuple[int, int]:
@@ -274,7 +272,6 @@ class _Transfer:
                 return 0, 0
         while True:
             attempts += 1
-            self.body_from = self.partial.size
             try:
                 if self.use_parts():
                     await self.run_parts()
@@ -282,7 +279,6 @@ class _Transfer:
                     await self.attempt()
                 await self.check_digest()
             except _RangesRefused:
-                attempts -= 1  # no bytes came: this was a question, not an attempt
                 self.ranges_refused = True
                 self.partial.stop_parts()
                 log.info("fetch.ranges_refused", file=item.label, kept=self.partial.size)

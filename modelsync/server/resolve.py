@@ -77,7 +77,7 @@ async def send_blob(
         counters.record_bytes(repo_id, path, length)
         try:
             await _send_file(transport, f, start, length, config.rate_cap)
-        except (ConnectionResetError, BrokenPipeError):
+        except ConnectionError:  # reset, broken pipe, or closed (paced sends)
             # A client that goes away mid-file (a killed sync, a cancelled download) is routine
             # for a file server: an event, not an "Error handling request" traceback.
             log.info("download.client_gone", repo=repo_id, path=path, offset=start)
@@ -96,6 +96,8 @@ async def _send_file(
         return
     step, sent, began = max(rate // 20, 16 << 10), 0, loop.time()
     while sent < length:
+        if transport.is_closing():  # the client went away between two sends
+            raise ConnectionResetError("the client closed the connection")
         n = min(step, length - sent)
         await loop.sendfile(transport, f, start + sent, n)
         sent += n
