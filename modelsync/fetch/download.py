@@ -41,7 +41,7 @@ from modelsync.fetch.parts import PART_MIN, Piece, plan_pieces, worth_parts
 from modelsync.fetch.progress import NoProgress, ProgressSink
 from modelsync.log import redact_url
 from modelsync.net.retry import RETRYABLE_STATUS, RetryPolicy, retry_after_seconds
-from modelsync.net.session import Credentials
+from modelsync.net.session import Credentials, origin_of
 from modelsync.store.layout import StoreLayout
 from modelsync.store.locking import unguarded
 from modelsync.store.partial import (
@@ -530,7 +530,7 @@ class _Transfer:
             headers["If-Range"] = etag
         with self.network_errors(lambda: piece.pos):
             async with self.fetcher.session.get(url, headers=headers) as response:
-                end = self.check_piece_status(response, piece, url)
+                end = self.check_piece_status(response, piece)
                 if not ready.is_set():
                     self.partial.start_parts(self.item.size)
                     self.partial.set_etag(response.headers.get("ETag"))
@@ -540,13 +540,13 @@ class _Transfer:
         if piece.pos < end:
             raise _Transient(f"body ended at byte {piece.pos} of {piece.start}-{end - 1}")
 
-    def check_piece_status(self, response: aiohttp.ClientResponse, piece: Piece, url: str) -> int:
+    def check_piece_status(self, response: aiohttp.ClientResponse, piece: Piece) -> int:
         """The end (exclusive) of the bytes this 206 carries, which must start at `piece.pos`
         and stay inside the piece; else the reason to retry, give up or change course."""
         item, status = self.item, response.status
         if status in RETRYABLE_STATUS:
             raise _Transient(f"HTTP {status}", retry_after_seconds(response.headers))
-        if status in (401, 403) and url != item.url:
+        if status in (401, 403) and origin_of(str(response.url)) != origin_of(item.url):
             self.url = None  # a signed redirect target expired: resolve it again
             raise _Transient(f"HTTP {status} from the redirect target")
         if status in (401, 403):

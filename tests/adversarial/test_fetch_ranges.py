@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from modelsync.errors import IntegrityError
+from modelsync.errors import IntegrityError, RemoteError
 from modelsync.fetch.download import Fetcher, FetchItem, FetchResult, fetch_blob
 from modelsync.fetch.parts import plan_pieces
 from modelsync.net.retry import RetryPolicy
@@ -202,6 +202,23 @@ def test_a_piece_naming_another_file_size_fails_with_exit_4(tmp_path: Path) -> N
     assert "m/big.bin" in caught.value.message
     assert caught.value.exit_code == 4
     assert not StoreLayout(tmp_path / "store").blob_path(SHA).exists()
+
+
+def test_a_piece_that_keeps_failing_fails_the_file_naming_its_bytes(tmp_path: Path) -> None:
+    """A piece answered 503 every time: exit 5 naming its byte range; the other pieces stay
+    in the partial for the next run."""
+    start, end = PIECES[2]
+
+    def hostile(first: int, _last: int, _before: int) -> bytes | None:
+        busy = b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        return busy if first == start else None
+
+    with range_server(hostile) as (url, _seen), pytest.raises(RemoteError) as caught:
+        fetch(url, tmp_path / "store")
+    assert f"bytes {start}-{end - 1} failed after 3 attempts (HTTP 503)" in caught.value.message
+    assert caught.value.exit_code == 5
+    [journal] = (tmp_path / "store" / "tmp").glob(f"*{PARTS_SUFFIX}")
+    assert parse_journal(journal.read_text(), SIZE).prefix() == start
 
 
 CHILD = """

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 from modelsync.fetch.download import Fetcher, FetchItem, FetchResult, fetch_blob
@@ -56,7 +57,8 @@ def test_pieces_go_to_the_cdn_once_resolved_without_the_token(
 
 
 def test_an_expired_signed_url_is_resolved_again(hub_factory: HubFactory, tmp_path: Path) -> None:
-    """Pieces asked for after the CDN URL expired get a 403, resolve again and finish."""
+    """Pieces asked for after the CDN URL expired get a 403, resolve again and finish (a
+    URL may expire at once: its expiry is a whole second)."""
     hub = hub_factory(signed_url_ttl_s=1, rate_cap=256 << 10)
     data = os.urandom(1 << 20)
     ref = HubRepoFactory(hub)("org/big", {"big.bin": data})
@@ -71,3 +73,30 @@ def test_sync_connections_flag(run_cli: CliRunner) -> None:
     result = run_cli("sync", "--connections", "0")
     assert result.exit_code == 2
     assert "--connections" in result.stderr
+
+
+def test_sync_fetches_a_large_file_over_the_connections_asked_for(
+    run_cli: CliRunner, hub: ServerHandle, hub_repo: HubRepoFactory, tmp_path: Path
+) -> None:
+    """`sync --connections 3` of a 48 MiB file (three 16 MiB parts) sends three ranges to the
+    CDN; `--connections 1` of the same file one stream without a range."""
+    data = os.urandom(48 << 20)
+    hub_repo("org/big", {"big.bin": data})
+    Path("models.toml").write_text('[models.big]\nsource = "hf://org/big"\ninclude = ["*"]\n')
+    env = {
+        "HF_ENDPOINT": hub.endpoint,
+        "HF_HUB_CACHE": str(tmp_path / "no-hf"),
+        "OLLAMA_MODELS": str(tmp_path / "no-ollama"),
+    }
+    assert run_cli("lock", env=env).exit_code == 0
+    counters = hub.repos.counters
+    for connections, ranges in ((3, 3), (1, 0)):
+        shutil.rmtree("models", ignore_errors=True)  # nothing placed to adopt from
+        before = len(counters.request_log("cdn_file"))
+        store = tmp_path / f"store-{connections}"
+        result = run_cli("--store", str(store), "sync", "--connections", str(connections), env=env)
+        assert result.exit_code == 0, result.stderr
+        assert Path("models/big/big.bin").read_bytes() == data
+        cdn = counters.request_log("cdn_file")[before:]
+        assert sum("range" in r.header_names for r in cdn) == ranges
+        assert len(cdn) == max(ranges, 1)
