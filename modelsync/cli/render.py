@@ -128,6 +128,10 @@ _EVENTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
         f"{e['file']}: the server ignored the range; fetching from the start "
         f"({human_bytes(int(e['dropped']))} dropped)"
     ),
+    "fetch.ranges_refused": lambda e: (
+        f"{e['file']}: the server answered a byte range with the whole file; one stream from "
+        f"here ({human_bytes(int(e['kept']))} kept)"
+    ),
     "sync.removal_held": lambda e: f"kept {e['file']}: {e['reason']}",
     "sync.stale_kept": lambda e: f"kept {e['file']}: {e['error']}",
     "store.adopt_mismatch": lambda e: (

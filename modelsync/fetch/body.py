@@ -29,7 +29,6 @@ import aiohttp
 
 from modelsync.digest import CHUNK
 from modelsync.fetch.hashing import StreamHasher
-from modelsync.store.partial import Partial
 
 # Bodies with less than this left take aiohttp's stream path: a taken-over connection is closed
 # afterwards, and for small files a kept-alive connection (no new TLS handshake) is worth more
@@ -54,21 +53,24 @@ class BodySink:
 
     def __init__(
         self,
-        partial: Partial,
-        hasher: StreamHasher,
+        write: Callable[[memoryview], None],
+        hasher: StreamHasher | None,
         *,
         limit: int,
         on_bytes: Callable[[int], None],
+        slots: int = SLOTS,
     ) -> None:
+        """`write` puts a full slot into the partial; the slot then goes to `hasher`, or is
+        free again at once without one (a part of a parallel download: hashed from disk)."""
         self.limit = limit  # bytes this body may still deliver
-        self._partial = partial
+        self._write = write
         self._hasher = hasher
         self._on_bytes = on_bytes
         self._loop = asyncio.get_running_loop()
-        self._map = mmap.mmap(-1, SLOTS * CHUNK)  # page-aligned, so every slot is too
+        self._map = mmap.mmap(-1, slots * CHUNK)  # page-aligned, so every slot is too
         self._view = memoryview(self._map)
         self._free: SimpleQueue[int] = SimpleQueue()
-        for slot in range(SLOTS):
+        for slot in range(slots):
             self._free.put(slot)
         self._slot: int | None = None
         self._fill = 0
@@ -118,14 +120,18 @@ class BodySink:
             return
         data = self._view[slot * CHUNK : slot * CHUNK + n]
         self._fill = 0  # set first: a failed write must not be retried into the same partial
-        self._partial.write(data)
+        self._write(data)
         self._slot = None
-        self._hasher.submit(data, lambda: self._release(slot))
+        if self._hasher is None:
+            self._release(slot)
+        else:
+            self._hasher.submit(data, lambda: self._release(slot))
         self._on_bytes(n)
 
     async def settle(self) -> None:
         """Wait until every received byte is hashed and its slot free again."""
-        await self._hasher.drain()
+        if self._hasher is not None:
+            await self._hasher.drain()
 
     def put_now(self, data: bytes) -> None:
         """Copy bytes in without yielding to the loop (waits for the hashing thread if needed)."""
@@ -164,7 +170,8 @@ class BodySink:
         return view
 
     def _release(self, slot: int) -> None:
-        """In the hashing thread: the slot's bytes are hashed, it may be filled again."""
+        """The slot's bytes are stored (and hashed, in the hashing thread), it may be filled
+        again."""
         self._free.put(slot)
         if self._want_slot:
             with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more

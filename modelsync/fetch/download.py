@@ -8,6 +8,13 @@ malformed answer, less than the policy's minimum speed) are retried with backoff
 bytes already received; a partial that already holds every byte costs no request; a digest
 mismatch discards the bytes and re-fetches once, then fails with exit 4. Every failure is
 one file's ModelsyncError, never an exception that stops the others.
+
+A large file goes over several connections at once (fetch/parts.py): the first piece's request
+resolves any redirect and proves the server answers ranges (a 206); the other pieces then go to
+the final URL (no `Authorization` to another origin: net/session.py's rule). Each piece is
+written in place with `pwrite` and journaled (store/partial.py), is retried from its own bytes,
+and the hashing thread follows the partial's gap-free prefix. A server that answers a piece
+with a 200 gets one stream instead, from the gap-free prefix kept.
 """
 
 from __future__ import annotations
@@ -18,7 +25,8 @@ import os
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
@@ -29,10 +37,11 @@ from yarl import URL
 from modelsync.errors import AuthError, BusyError, IntegrityError, RemoteError
 from modelsync.fetch.body import BodyCut, BodySink, BodyTooLong, receive
 from modelsync.fetch.hashing import StreamHasher
+from modelsync.fetch.parts import PART_MIN, Piece, plan_pieces, worth_parts
 from modelsync.fetch.progress import NoProgress, ProgressSink
 from modelsync.log import redact_url
 from modelsync.net.retry import RETRYABLE_STATUS, RetryPolicy, retry_after_seconds
-from modelsync.net.session import Credentials
+from modelsync.net.session import Credentials, origin_of
 from modelsync.store.layout import StoreLayout
 from modelsync.store.locking import unguarded
 from modelsync.store.partial import (
@@ -95,15 +104,31 @@ class Fetcher:
     hold it already (design.md section 3)."""
     wait: bool = True
     """Wait while another run downloads the same blob; False (`--no-wait`): BusyError."""
+    connections: int = 8
+    """Connections for one large file (`sync --connections`); 1: always one stream."""
+    part_size: int = PART_MIN
+    """The smallest piece given its own connection; files under two parts take one stream."""
+
+
+# Slots per piece's body: written at once, never waiting for the hasher, so two suffice.
+PART_SLOTS = 2
 
 
 class _Transient(Exception):  # noqa: N818 - internal signal, never leaves this module
     """One attempt failed in a way worth retrying."""
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, reason: str, retry_after: float | None = None, *, discard: bool = False
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        self.discard = discard
+        """The bytes held are not the file's any more (it changed): start over."""
+
+
+class _RangesRefused(Exception):  # noqa: N818 - internal signal
+    """A piece's request was answered with the whole file (200): the server ignores Range."""
 
 
 class _Mismatch(Exception):  # noqa: N818 - internal signal
@@ -129,7 +154,7 @@ async def fetch_blob(fetcher: Fetcher, item: FetchItem) -> FetchResult:
         transfer = _Transfer(fetcher, item, partial, StreamHasher())
         try:
             await transfer.resume()
-            fetcher.progress.start(item.label, item.size, partial.size)
+            fetcher.progress.start(item.label, item.size, partial.held)
             received, attempts = await transfer.run()
             if fetcher.fsync:  # before taking the store lock: this part can take seconds
                 await asyncio.to_thread(os.fsync, partial.fd)
@@ -198,12 +223,16 @@ class _Transfer:
     hasher: StreamHasher
     reused: int = 0
     """Bytes of an earlier run's partial still part of the result (0 once they are dropped)."""
-    body_from: int = 0
-    """Where the current attempt's body starts in the file (after any discard)."""
     flushed: int = 0
     """Bytes received in this run that reached the partial."""
     sink: BodySink | None = None
     """The body being received, if any."""
+    url: str | None = None
+    """Where pieces go: the first piece's final URL after redirects (None: resolve again)."""
+    ranges_refused: bool = False
+    """The server answered a piece with a 200: one stream from now on."""
+    hashed_to: int = 0
+    """End of the gap-free prefix handed to the hashing thread (parallel parts)."""
 
     def close(self) -> None:
         self.partial.close()
@@ -211,26 +240,27 @@ class _Transfer:
 
     async def resume(self) -> None:
         """Re-hash what an earlier run left (never trusted blindly)."""
-        if self.partial.size > self.item.size:
-            self.partial.reset()
-        if self.partial.size:
-            await self.hasher.hash_prefix(self.partial.fd, self.partial.size)
-            log.info(
-                "fetch.resume", file=self.item.label, bytes=self.partial.size, total=self.item.size
-            )
-        self.reused = self.partial.size
+        partial = self.partial
+        sized = partial.spans is not None and os.fstat(partial.fd).st_size != self.item.size
+        if partial.size > self.item.size or sized:
+            partial.reset()
+        if partial.size:
+            await self.hasher.hash_prefix(partial.fd, partial.size)
+        if partial.held:
+            log.info("fetch.resume", file=self.item.label, bytes=partial.held, total=self.item.size)
+        self.reused = partial.held
 
     def discard(self) -> None:
         """Drop the bytes received so far and start over from zero."""
         self.partial.reset()
         self.hasher.reset()
-        self.reused = self.body_from = 0
+        self.reused = 0
         self.fetcher.progress.restart(self.item.label)
 
     async def run(self) -> tuple[int, int]:
         """Attempts until the bytes are complete and match; returns (bytes received, attempts)."""
         item, policy = self.item, self.fetcher.policy
-        attempts = failures = received = 0
+        attempts = failures = 0
         refetched = False
         if self.partial.size == item.size:  # killed between the last byte and the rename
             try:
@@ -242,12 +272,20 @@ class _Transfer:
                 return 0, 0
         while True:
             attempts += 1
-            self.body_from = self.partial.size
             try:
-                await self.attempt()
+                if self.use_parts():
+                    await self.run_parts()
+                else:
+                    await self.attempt()
                 await self.check_digest()
+            except _RangesRefused:
+                self.ranges_refused = True
+                self.partial.stop_parts()
+                log.info("fetch.ranges_refused", file=item.label, kept=self.partial.size)
+                continue
             except _Transient as exc:
-                received += max(0, self.partial.size - self.body_from)
+                if exc.discard:
+                    self.discard()
                 failures += 1
                 if failures >= policy.attempts:
                     raise RemoteError(
@@ -269,7 +307,6 @@ class _Transfer:
                 await self.fetcher.sleep(delay)
                 continue
             except _Mismatch as exc:
-                received += max(0, self.partial.size - self.body_from)
                 self.discard()  # corrupt bytes are never resumed
                 if refetched:
                     raise IntegrityError(
@@ -286,8 +323,7 @@ class _Transfer:
                     actual=exc.actual,
                 )
                 continue
-            received += self.partial.size - self.body_from
-            return received, attempts
+            return self.flushed, attempts
 
     async def check_digest(self) -> None:
         actual = await self.hasher.hexdigest()
@@ -301,14 +337,19 @@ class _Transfer:
     async def attempt(self) -> None:
         """One HTTP request continuing from `partial.size`; raises _Transient to be retried,
         also when it moves fewer bytes than the policy's minimum speed over one window."""
+        await self.watched(self.request(), self.moved)
+
+    async def watched(self, coro: Awaitable[None], moved: Callable[[], int]) -> None:
+        """Run one request; _Transient when it moves too few bytes over a stall window (checked
+        by a timer, not per chunk)."""
         policy = self.fetcher.policy
-        request = asyncio.ensure_future(self.request())
+        request = asyncio.ensure_future(coro)
         try:
-            mark = self.moved()
+            mark = moved()
             while not (await asyncio.wait({request}, timeout=policy.stall_window))[0]:
-                moved, mark = self.moved() - mark, self.moved()
-                if policy.stalled(moved):
-                    raise _Transient(f"stalled: {moved} bytes in {policy.stall_window:g} s")
+                delta, mark = moved() - mark, moved()
+                if policy.stalled(delta):
+                    raise _Transient(f"stalled: {delta} bytes in {policy.stall_window:g} s")
             request.result()
         finally:
             if not request.done():
@@ -323,21 +364,10 @@ class _Transfer:
             headers["Range"] = f"bytes={partial.size}-"
             if partial.etag and not partial.etag.startswith("W/"):
                 headers["If-Range"] = partial.etag
-        try:
+        with self.network_errors(lambda: partial.size):
             async with self.fetcher.session.get(self.item.url, headers=headers) as response:
                 await self.check_status(response)
                 await self.stream_body(response)
-        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, BodyCut) as exc:
-            raise _Transient(f"connection dropped after {partial.size} bytes") from exc
-        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-            raise _Transient(f"{type(exc).__name__} after {partial.size} bytes") from exc
-        except (aiohttp.TooManyRedirects, aiohttp.RedirectClientError) as exc:
-            raise RemoteError(
-                f"{self.item.label}: {_redirect_problem(exc)} from {redact_url(self.item.url)}",
-                hint="the registry or its CDN is misconfigured; report it, or pin another source",
-            ) from exc
-        except aiohttp.ClientError as exc:  # a malformed status line or headers, say
-            raise _Transient(f"malformed response ({_first_line(exc)})") from exc
         if partial.size < self.item.size:
             raise _Transient(f"body ended at {partial.size} of {self.item.size} bytes")
 
@@ -386,7 +416,7 @@ class _Transfer:
     async def stream_body(self, response: aiohttp.ClientResponse) -> None:
         size = self.item.size
         self.sink = sink = BodySink(
-            self.partial, self.hasher, limit=size - self.partial.size, on_bytes=self.advanced
+            self.partial.write, self.hasher, limit=size - self.partial.size, on_bytes=self.advanced
         )
         try:
             way = await receive(response, sink, read_timeout=self.fetcher.session.timeout.sock_read)
@@ -396,6 +426,174 @@ class _Transfer:
         finally:
             self.sink = None
             await sink.settle()  # the partial holds every received byte; the slots are free
+            sink.close()
+
+    @contextlib.contextmanager
+    def network_errors(self, have: Callable[[], int]) -> Iterator[None]:
+        """aiohttp's and the body's failures as _Transient (to retry) or RemoteError."""
+        try:
+            yield
+        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, BodyCut) as exc:
+            raise _Transient(f"connection dropped at byte {have()}") from exc
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            raise _Transient(f"{type(exc).__name__} at byte {have()}") from exc
+        except (aiohttp.TooManyRedirects, aiohttp.RedirectClientError) as exc:
+            raise RemoteError(
+                f"{self.item.label}: {_redirect_problem(exc)} from {redact_url(self.item.url)}",
+                hint="the registry or its CDN is misconfigured; report it, or pin another source",
+            ) from exc
+        except aiohttp.ClientError as exc:  # a malformed status line or headers, say
+            raise _Transient(f"malformed response ({_first_line(exc)})") from exc
+
+    def use_parts(self) -> bool:
+        """Parallel pieces: for a partial already in parts, or a file large enough."""
+        if self.ranges_refused:
+            return False
+        fetcher = self.fetcher
+        return self.partial.spans is not None or worth_parts(
+            self.item.size, connections=fetcher.connections, part_size=fetcher.part_size
+        )
+
+    async def run_parts(self) -> None:
+        """Fetch every missing byte as pieces over parallel connections. The first piece goes
+        alone: its answer resolves the redirect and shows whether the server does ranges."""
+        fetcher, partial = self.fetcher, self.partial
+        spans = partial.spans
+        holes = spans.holes(self.item.size) if spans else [(partial.size, self.item.size)]
+        queue = deque(
+            Piece(start, end)
+            for start, end in plan_pieces(
+                holes, connections=fetcher.connections, part_size=fetcher.part_size
+            )
+        )
+        self.hashed_to = partial.size  # the hasher holds exactly the gap-free prefix
+        if not queue:
+            return
+        ready = asyncio.Event()
+
+        async def worker(first: bool) -> None:
+            if not first:
+                await ready.wait()
+            while queue:
+                await self.fetch_piece(queue.popleft(), ready)
+
+        count = min(max(1, fetcher.connections), len(queue))
+        tasks = [asyncio.ensure_future(worker(n == 0)) for n in range(count)]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                if (error := task.exception()) is not None:
+                    raise error
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.hasher.drain()  # no read of the partial may outlive this attempt
+
+    async def fetch_piece(self, piece: Piece, ready: asyncio.Event) -> None:
+        """One piece, retried from its own bytes with the policy's backoff."""
+        policy, item = self.fetcher.policy, self.item
+        failures = 0
+        while piece.pos < piece.end:
+            try:
+                await self.watched(self.piece_request(piece, ready), piece.moved)
+            except _Transient as exc:
+                if exc.discard:
+                    raise
+                failures += 1
+                if failures >= policy.attempts:
+                    raise RemoteError(
+                        f"{item.label}: bytes {piece.pos}-{piece.end - 1} failed after "
+                        f"{failures} attempts ({exc.reason}) from {redact_url(item.url)}",
+                        hint="the server is unreachable or failing; run the same command later "
+                        "(the bytes received are kept)",
+                    ) from exc
+                delay = policy.delay(
+                    failures, retry_after=exc.retry_after, rand=self.fetcher.rand()
+                )
+                log.warning(
+                    "fetch.retry",
+                    file=item.label,
+                    reason=exc.reason,
+                    attempt=failures,
+                    have=piece.pos,
+                    wait=round(delay, 2),
+                )
+                await self.fetcher.sleep(delay)
+
+    async def piece_request(self, piece: Piece, ready: asyncio.Event) -> None:
+        url = self.url or self.item.url
+        headers = self.fetcher.credentials.headers_for(url)
+        headers["Range"] = f"bytes={piece.pos}-{piece.end - 1}"
+        etag = self.partial.etag
+        if etag and not etag.startswith("W/"):
+            headers["If-Range"] = etag
+        with self.network_errors(lambda: piece.pos):
+            async with self.fetcher.session.get(url, headers=headers) as response:
+                end = self.check_piece_status(response, piece)
+                if not ready.is_set():
+                    self.partial.start_parts(self.item.size)
+                    self.partial.set_etag(response.headers.get("ETag"))
+                    self.url = str(response.url)
+                    ready.set()
+                await self.stream_piece(response, piece, end)
+        if piece.pos < end:
+            raise _Transient(f"body ended at byte {piece.pos} of {piece.start}-{end - 1}")
+
+    def check_piece_status(self, response: aiohttp.ClientResponse, piece: Piece) -> int:
+        """The end (exclusive) of the bytes this 206 carries, which must start at `piece.pos`
+        and stay inside the piece; else the reason to retry, give up or change course."""
+        item, status = self.item, response.status
+        if status in RETRYABLE_STATUS:
+            raise _Transient(f"HTTP {status}", retry_after_seconds(response.headers))
+        if status in (401, 403) and origin_of(str(response.url)) != origin_of(item.url):
+            self.url = None  # a signed redirect target expired: resolve it again
+            raise _Transient(f"HTTP {status} from the redirect target")
+        if status in (401, 403):
+            raise AuthError(
+                f"{item.label}: HTTP {status} from {redact_url(str(response.url))}",
+                hint="set the registry's token variable (e.g. HF_TOKEN) to a token with access",
+            )
+        if status == 200:
+            raise _RangesRefused
+        if status == 416:
+            raise _Mismatch(f"(HTTP 416: the server's file is shorter than {item.size} bytes)")
+        if status != 206:
+            raise RemoteError(
+                f"{item.label}: HTTP {status} from {redact_url(str(response.url))}",
+                hint="check that the locked commit and path still exist (`modelsync outdated`)",
+            )
+        match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
+        if match is not None and match.group(3) not in ("*", str(item.size)):
+            raise _Mismatch(f"(size {match.group(3)} instead of {item.size})")
+        if match is None or int(match.group(1)) != piece.pos or int(match.group(2)) >= piece.end:
+            raise _Transient(
+                f"206 with an unexpected Content-Range for bytes {piece.pos}-{piece.end - 1}"
+            )
+        etag = response.headers.get("ETag")
+        if self.partial.etag and etag and etag != self.partial.etag:
+            raise _Transient("the file changed on the server (ETag)", discard=True)
+        return int(match.group(2)) + 1
+
+    async def stream_piece(self, response: aiohttp.ClientResponse, piece: Piece, end: int) -> None:
+        partial = self.partial
+
+        def write(data: memoryview) -> None:
+            partial.write_at(data, piece.pos)
+            piece.pos += len(data)
+            if partial.size > self.hashed_to:  # the gap-free prefix grew: hash it from disk
+                self.hasher.submit_span(partial.fd, self.hashed_to, partial.size)
+                self.hashed_to = partial.size
+
+        piece.sink = sink = BodySink(
+            write, None, limit=end - piece.pos, on_bytes=self.advanced, slots=PART_SLOTS
+        )
+        try:
+            await receive(response, sink, read_timeout=self.fetcher.session.timeout.sock_read)
+        except BodyTooLong:
+            raise _Transient("a body longer than its Content-Range") from None
+        finally:
+            piece.sink = None
             sink.close()
 
     def advanced(self, n: int) -> None:

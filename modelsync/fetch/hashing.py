@@ -1,6 +1,9 @@
 """SHA-256 computed beside the download: the event loop receives and writes, one worker thread
 hashes (hashlib releases the GIL on large updates), so verification costs little wall time on
 2 cores (notes/baselines.md: row (d), 0.85× curl with the full check).
+
+One stream hands its buffers over as they fill; parallel parts land out of order, so the thread
+instead reads the partial's gap-free prefix back (from the page cache) each time it grows.
 """
 
 from __future__ import annotations
@@ -33,7 +36,12 @@ class StreamHasher:
     async def hash_prefix(self, fd: int, length: int) -> None:
         """Re-hash the first `length` bytes already on disk (a resumed partial is never trusted)."""
         await self.drain()
-        await asyncio.to_thread(_hash_fd_prefix, self._sha, fd, length)
+        await asyncio.to_thread(_hash_fd_span, self._sha, fd, 0, length)
+
+    def submit_span(self, fd: int, start: int, end: int) -> None:
+        """Queue bytes [start, end) of the file `fd`, read back by the hashing thread; they must
+        follow what was hashed before. Never blocks."""
+        self._worker.submit(lambda: _hash_fd_span(self._sha, fd, start, end))
 
     async def hexdigest(self) -> str:
         """The digest of everything submitted so far."""
@@ -49,12 +57,12 @@ class StreamHasher:
         self._worker.close()
 
 
-def _hash_fd_prefix(sha: hashlib._Hash, fd: int, length: int) -> None:
+def _hash_fd_span(sha: hashlib._Hash, fd: int, start: int, end: int) -> None:
     with aligned_buffer() as view:
-        offset = 0
-        while offset < length:
-            n = os.preadv(fd, [view[: min(CHUNK, length - offset)]], offset)
+        offset = start
+        while offset < end:
+            n = os.preadv(fd, [view[: min(CHUNK, end - offset)]], offset)
             if n == 0:
-                raise OSError(f"partial file shorter than {length} bytes")
+                raise OSError(f"partial file shorter than {end} bytes")
             sha.update(view[:n])
             offset += n

@@ -66,6 +66,8 @@ class SyncRequest(proj.ProjectRequest):
     locked: bool = False
     dry_run: bool = False
     jobs: int = 4
+    connections: int = 8
+    """Connections for one large file (`--connections`)."""
     link: LinkMode | None = None
     """Forced by `--link`; None: settings.link, whose default `auto` probes."""
     repair: bool = False
@@ -284,6 +286,7 @@ def _options(request: SyncRequest, ctx: proj.SyncContext) -> ApplyOptions:
     used = {w.registry for w in ctx.wanted}
     return ApplyOptions(
         jobs=request.jobs,
+        connections=request.connections,
         offline=request.offline,
         tokens=proj.tokens(ctx.loaded.project, used, request.environ),
         retry=request.retry,

@@ -43,6 +43,11 @@ class ServerConfig:
     clock: Callable[[], float] = time.time
     """Dates of new repositories and commits (`createdAt`, `lastModified`): fixtures set it to
     give repositories the dates a search test sorts on."""
+    rate_cap: int | None = None
+    """Test control, off by default: file bytes per second per response (each on its own
+    connection), as a CDN caps one stream."""
+    first_byte_delay_s: float = 0.0
+    """Test control, off by default: seconds before a file answer's headers (WAN latency)."""
 
     def __repr__(self) -> str:
         # Tokens never appear in logs or tracebacks, not even through a repr.

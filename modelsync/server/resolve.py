@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 import structlog
 from aiohttp import web
@@ -55,6 +56,9 @@ async def send_blob(
     their download returns (socket buffers make the bytes a vanishing client got unknowable).
     """
     span = None if request.method == "HEAD" else parse_range(request.headers.get("Range"), size)
+    config = context(request).config
+    if config.first_byte_delay_s:
+        await asyncio.sleep(config.first_byte_delay_s)
     start, length = (span.start, span.length) if span else (0, size)
     response = web.StreamResponse(status=206 if span else 200, headers=headers)
     response.content_type = "application/octet-stream"
@@ -72,14 +76,34 @@ async def send_blob(
             raise ConnectionResetError("the client closed the connection")
         counters.record_bytes(repo_id, path, length)
         try:
-            await asyncio.get_running_loop().sendfile(transport, f, start, length)
-        except (ConnectionResetError, BrokenPipeError):
+            await _send_file(transport, f, start, length, config.rate_cap)
+        except ConnectionError:  # reset, broken pipe, or closed (paced sends)
             # A client that goes away mid-file (a killed sync, a cancelled download) is routine
             # for a file server: an event, not an "Error handling request" traceback.
             log.info("download.client_gone", repo=repo_id, path=path, offset=start)
             return response
         await response.write_eof()
     return response
+
+
+async def _send_file(
+    transport: asyncio.Transport, f: BinaryIO, start: int, length: int, rate: int | None
+) -> None:
+    """sendfile, paced to `rate` bytes per second when set (20 sends a second)."""
+    loop = asyncio.get_running_loop()
+    if not rate:
+        await loop.sendfile(transport, f, start, length)
+        return
+    step, sent, began = max(rate // 20, 16 << 10), 0, loop.time()
+    while sent < length:
+        if transport.is_closing():  # the client went away between two sends
+            raise ConnectionResetError("the client closed the connection")
+        n = min(step, length - sent)
+        await loop.sendfile(transport, f, start + sent, n)
+        sent += n
+        ahead = began + sent / rate - loop.time()
+        if ahead > 0:
+            await asyncio.sleep(ahead)
 
 
 def cdn_url(ctx: HubContext, repo_id: str, commit: Commit, entry: FileEntry) -> str:

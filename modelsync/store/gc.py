@@ -30,7 +30,7 @@ from modelsync.store.layout import (
     PLACE_TEMP_SUFFIX,
     StoreLayout,
 )
-from modelsync.store.partial import is_in_use
+from modelsync.store.partial import PARTS_SUFFIX, is_in_use
 from modelsync.store.state import StateCache
 
 GRACE_S = 24 * 3600
@@ -193,10 +193,11 @@ def _temp_items(layout: StoreLayout, now: float, grace_s: float) -> tuple[list[G
             continue  # a download in progress; its partial is counted above
         if not _old(st, now, grace_s):
             continue
-        if entry.name.endswith(PARTIAL_SUFFIX + ".json") and is_in_use(
-            path.with_name(entry.name.removesuffix(".json"))
-        ):
-            continue
+        sidecar = next(
+            (x for x in (".json", PARTS_SUFFIX) if entry.name.endswith(PARTIAL_SUFFIX + x)), ""
+        )
+        if sidecar and is_in_use(path.with_name(entry.name.removesuffix(sidecar))):
+            continue  # the etag or the parts journal of a download in progress
         why = "stale partial download" if PARTIAL_SUFFIX in entry.name else "stale temp file"
         remove.append(_item(path, st, why))
     return remove, in_use

@@ -71,6 +71,8 @@ class ApplyOptions:
     """How to apply: downloads, credentials, progress."""
 
     jobs: int = 4
+    connections: int = 8
+    """Connections for one large file (parallel byte ranges); 1: one stream per file."""
     offline: bool = False
     tokens: Mapping[str, str] = field(default_factory=dict)
     """Origin (`scheme://host:port`) → bearer token; never logged."""
@@ -355,7 +357,8 @@ async def _download(
     started = time.monotonic()
     results: list[FetchResult] = []
     with options.progress(needed) as sink:
-        async with create_session(connections=max(options.jobs, 1) * 2) as session:
+        per_file = max(options.connections, 2)
+        async with create_session(connections=max(options.jobs, 1) * per_file) as session:
             fetcher = Fetcher(
                 session=session,
                 layout=blobs.layout,
@@ -365,6 +368,7 @@ async def _download(
                 fsync=not blobs.state.defers_fsync,
                 admit=options.admit,
                 wait=options.wait,
+                connections=max(options.connections, 1),
             )
             items = [FetchItem(s.url, s.size, s.sha256, s.label) for s in steps]
             outcomes = await fetch_each(fetcher, items, jobs=options.jobs)

@@ -64,7 +64,7 @@ def fetch_body(
 
             hasher.submit(b"", hold)
             asyncio.get_running_loop().call_later(stall_hashing, gate.set)
-        sink = BodySink(partial, hasher, limit=limit, on_bytes=lambda _n: None)
+        sink = BodySink(partial.write, hasher, limit=limit, on_bytes=lambda _n: None)
         way: str | None = None
         error: BaseException | None = None
         try:

@@ -40,6 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_filter(parser)
     parser.add_argument("--profile", metavar="NAME", help="which of the lock's profiles to sync")
     parser.add_argument("--jobs", type=int, default=4, metavar="N", help="parallel downloads")
+    parser.add_argument(
+        "--connections",
+        type=_positive,
+        default=8,
+        metavar="N",
+        help="connections per large file, each fetching a byte range (default: 8; 1: one stream)",
+    )
     parser.add_argument("--link", choices=LINK_MODES, help="force a link mode (default: auto)")
     parser.add_argument(
         "--repair",
@@ -52,6 +59,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="exit 2 when a locked choice needs more memory than this machine has (for CI)",
     )
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
 
 def progress_factory(opts: GlobalOptions) -> ProgressFactory:
@@ -92,6 +109,7 @@ def run(args: argparse.Namespace, opts: GlobalOptions, out: Output) -> int:
         models=tuple(args.model),
         profile=args.profile,
         jobs=args.jobs,
+        connections=args.connections,
         link=None if args.link in (None, "auto") else LinkMode(args.link),
         repair=args.repair,
         strict_fit=args.strict_fit,
