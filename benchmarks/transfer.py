@@ -11,6 +11,7 @@ to reap), each preceded by `sync` and a pause so every run looks like a first do
   curl            `curl -o FILE` (no hash)                                      yardstick (b)
   curl+fsync      `curl -o FILE && sync FILE`: the same bytes made durable (modelsync records
                   an unsynced blob as pending instead and re-hashes it after a reboot)
+  modelsync×1     the same with `--connections 1` (one stream instead of byte ranges)
   modelsync       `modelsync sync --frozen` of a lock pinning the file: download (read into
                   reused buffers) + SHA-256 in a worker thread + rename into a fresh store +
                   hardlink into the project
@@ -170,7 +171,7 @@ def make_project(name: str, endpoint: str, env: dict[str, str]) -> Path:
     return manifest
 
 
-def sync_command(manifest: Path, store: Path) -> list[str]:
+def sync_command(manifest: Path, store: Path, *extra: str) -> list[str]:
     """The timed command: what a user runs."""
     return [
         PY,
@@ -184,6 +185,7 @@ def sync_command(manifest: Path, store: Path) -> list[str]:
         str(manifest),
         "--store",
         str(store),
+        *extra,
     ]
 
 
@@ -218,6 +220,9 @@ def bench_size(
         # The durable yardstick, for comparison with the pending-blob scheme (store/state.py).
         "curl+fsync": (["sh", "-c", f"curl -sSf -o '{out}' '{url}' && sync '{out}'"], out),
         "modelsync": (sync_command(manifest, store), store),
+        # One stream, beside the default byte ranges (--connections 8 for files of 32 MiB or
+        # more): whether splitting pays on this link.
+        "modelsync×1": (sync_command(manifest, store, "--connections", "1"), store),
         "hf": (
             [PY, "-c", HF_SCRIPT, REPO, f"rand-{name}.bin", str(cache), endpoint, "none"],
             cache,
@@ -235,7 +240,7 @@ def bench_size(
     rows: dict[str, list[Sample]] = {row: [] for row in commands}
     for run in range(runs + 1):  # the first round is a warm-up
         for row, (cmd, output) in commands.items():
-            if row == "modelsync":
+            if row.startswith("modelsync"):
                 settle(0, placed)
             settle(pause, output)
             warm(url)
@@ -246,6 +251,16 @@ def bench_size(
                 rows[row].append(sample)
     settle(0, out, store, cache)
     return rows
+
+
+def _written(tmp: Path) -> int:
+    """Bytes written into the largest partial: its allocated blocks, since a download in byte
+    ranges preallocates the whole file (sparse), so its size says nothing."""
+    if not tmp.exists():
+        return 0
+    return max(
+        (min(p.stat().st_blocks * 512, p.stat().st_size) for p in tmp.glob("*.part")), default=0
+    )
 
 
 def bench_resume(name: str, size: int, endpoint: str, pause: float) -> tuple[int, int]:
@@ -261,15 +276,49 @@ def bench_resume(name: str, size: int, endpoint: str, pause: float) -> tuple[int
     kept = 0
     while kept < size // 2 and proc.poll() is None:
         time.sleep(0.002)
-        kept = max((p.stat().st_size for p in tmp.glob("*.part")), default=0) if tmp.exists() else 0
+        kept = _written(tmp)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    kept = max((p.stat().st_size for p in tmp.glob("*.part")), default=0)
+    kept = _written(tmp)
     second = timed(cmd, env)
     [report] = [e for e in map(json.loads, second.stdout.splitlines()) if e["event"] == "report"]
     received = int(report["bytes_fetched"])
     settle(0, store)
     return kept, received
+
+
+def size_verdicts(name: str, rows: dict[str, list[Sample]]) -> list[str]:
+    """The ratios and targets for one file size."""
+    out: list[str] = []
+    ms, curl = median(rows["modelsync"]), median(rows["curl"])
+    startup = median(rows["start-up"])
+    hf, hfh = median(rows["hf"]), median(rows["hf+sha256"])
+    rss = max(s.max_rss_kib for s in rows["modelsync"]) / 1024
+    limit = 1.0 if SIZES[name] >= 1 << 30 else 1.2
+    out.append(verdict(f"{name}: modelsync/curl", ms / curl, f"≤ {limit}", ms / curl <= limit))
+    corrected = (ms - startup) / curl
+    out.append(f"{name}: (modelsync - start-up)/curl = {corrected:.2f}")
+    single = median(rows["modelsync×1"])
+    out.append(f"{name}: modelsync (ranges)/modelsync×1 = {ms / single:.2f}")
+    if "reference (d)" in rows:
+        reference = median(rows["reference (d)"])
+        out.append(f"{name}: reference (d)/curl = {reference / curl:.2f}")
+        ratio = ms / reference
+        out.append(verdict(f"{name}: modelsync/reference (d)", ratio, "≤ 1.05", ratio <= 1.05))
+    durable = median(rows["curl+fsync"])
+    out.append(f"{name}: modelsync/(curl+fsync) = {ms / durable:.2f}")
+    big_file = SIZES[name] >= 1 << 30
+    out.append(f"{name}: hf/modelsync = {hf / ms:.2f}")
+    out.append(
+        verdict(
+            f"{name}: (hf+sha256)/modelsync",
+            hfh / ms,
+            "≥ 4 at 2g",
+            hfh / ms >= 4 or not big_file,
+        )
+    )
+    out.append(verdict(f"{name}: modelsync peak RSS MiB", rss, "< 100", rss < 100))
+    return out
 
 
 def main() -> None:
@@ -303,32 +352,7 @@ def main() -> None:
                 lo, hi = min(s.seconds for s in samples), max(s.seconds for s in samples)
                 rss = max(s.max_rss_kib for s in samples) / 1024
                 print(f"| {name} | {row} | {median(samples):.3f} | {lo:.3f}–{hi:.3f} | {rss:.0f} |")
-            ms, curl = median(rows["modelsync"]), median(rows["curl"])
-            startup = median(rows["start-up"])
-            hf, hfh = median(rows["hf"]), median(rows["hf+sha256"])
-            rss = max(s.max_rss_kib for s in rows["modelsync"]) / 1024
-            limit = 1.0 if SIZES[name] >= 1 << 30 else 1.2
-            verdicts.append(
-                verdict(f"{name}: modelsync/curl", ms / curl, f"≤ {limit}", ms / curl <= limit)
-            )
-            corrected = (ms - startup) / curl
-            verdicts.append(f"{name}: (modelsync - start-up)/curl = {corrected:.2f}")
-            if "reference (d)" in rows:
-                reference = median(rows["reference (d)"])
-                verdicts.append(f"{name}: reference (d)/curl = {reference / curl:.2f}")
-            durable = median(rows["curl+fsync"])
-            verdicts.append(f"{name}: modelsync/(curl+fsync) = {ms / durable:.2f}")
-            big_file = SIZES[name] >= 1 << 30
-            verdicts.append(f"{name}: hf/modelsync = {hf / ms:.2f}")
-            verdicts.append(
-                verdict(
-                    f"{name}: (hf+sha256)/modelsync",
-                    hfh / ms,
-                    "≥ 4 at 2g",
-                    hfh / ms >= 4 or not big_file,
-                )
-            )
-            verdicts.append(verdict(f"{name}: modelsync peak RSS MiB", rss, "< 100", rss < 100))
+            verdicts.extend(size_verdicts(name, rows))
         big = max(args.sizes.split(","), key=lambda n: SIZES[n])
         kept, received = bench_resume(big, SIZES[big], endpoint, args.settle)
         share = received / SIZES[big]
