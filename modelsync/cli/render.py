@@ -128,6 +128,10 @@ _EVENTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
         f"{e['file']}: the server ignored the range; fetching from the start "
         f"({human_bytes(int(e['dropped']))} dropped)"
     ),
+    "fetch.one_stream": lambda e: (
+        f"{e['file']}: one stream is fast enough here; continuing without byte ranges "
+        f"({human_bytes(int(e['kept']))} kept)"
+    ),
     "fetch.ranges_refused": lambda e: (
         f"{e['file']}: the server answered a byte range with the whole file; one stream from "
         f"here ({human_bytes(int(e['kept']))} kept)"

@@ -106,6 +106,11 @@ class Fetcher:
     """Wait while another run downloads the same blob; False (`--no-wait`): BusyError."""
     connections: int = 8
     """Connections for one large file (`sync --connections`); 1: always one stream."""
+    solo_probe: tuple[int, float] | None = None
+    """(bytes, seconds): when the first piece brings that many bytes within that time, one
+    stream already outruns what splitting could add here (loopback, a LAN mirror), so the file
+    continues as one stream; the other connections open only after `seconds` otherwise. None:
+    split whenever the file is large enough (an explicit `--connections`)."""
     part_size: int = PART_MIN
     """The smallest piece given its own connection; files under two parts take one stream."""
 
@@ -129,6 +134,10 @@ class _Transient(Exception):  # noqa: N818 - internal signal, never leaves this 
 
 class _RangesRefused(Exception):  # noqa: N818 - internal signal
     """A piece's request was answered with the whole file (200): the server ignores Range."""
+
+
+class _OneStream(Exception):  # noqa: N818 - internal signal
+    """The first piece came fast enough that one stream suffices (`Fetcher.solo_probe`)."""
 
 
 class _Mismatch(Exception):  # noqa: N818 - internal signal
@@ -230,9 +239,15 @@ class _Transfer:
     url: str | None = None
     """Where pieces go: the first piece's final URL after redirects (None: resolve again)."""
     ranges_refused: bool = False
-    """The server answered a piece with a 200: one stream from now on."""
+    """One stream from now on: the server answered a piece with a 200, or the first piece
+    showed one stream is fast enough."""
     hashed_to: int = 0
     """End of the gap-free prefix handed to the hashing thread (parallel parts)."""
+    probe: tuple[float, int, asyncio.Event, asyncio.TimerHandle] | None = None
+    """While the first piece is probed: its start, `flushed` then, the event that lets the
+    other connections start, and the timer that sets it."""
+    solo: bool = False
+    """The probe found one stream fast enough."""
 
     def close(self) -> None:
         self.partial.close()
@@ -278,10 +293,8 @@ class _Transfer:
                 else:
                     await self.attempt()
                 await self.check_digest()
-            except _RangesRefused:
-                self.ranges_refused = True
-                self.partial.stop_parts()
-                log.info("fetch.ranges_refused", file=item.label, kept=self.partial.size)
+            except (_RangesRefused, _OneStream) as exc:
+                self.one_stream(solo=isinstance(exc, _OneStream))
                 continue
             except _Transient as exc:
                 if exc.discard:
@@ -324,6 +337,16 @@ class _Transfer:
                 )
                 continue
             return self.flushed, attempts
+
+    def one_stream(self, *, solo: bool) -> None:
+        """Continue on one stream from the gap-free prefix: the first piece showed one is fast
+        enough (`solo`: the usual case on a fast link, not news), or the server refused ranges."""
+        self.ranges_refused = True
+        self.partial.stop_parts()
+        if solo:
+            log.debug("fetch.one_stream", file=self.item.label, kept=self.partial.size)
+        else:
+            log.info("fetch.ranges_refused", file=self.item.label, kept=self.partial.size)
 
     async def check_digest(self) -> None:
         actual = await self.hasher.hexdigest()
@@ -476,6 +499,8 @@ class _Transfer:
                 await ready.wait()
             while queue:
                 await self.fetch_piece(queue.popleft(), ready)
+                if self.solo and queue:  # the first piece showed one stream suffices
+                    raise _OneStream
 
         count = min(max(1, fetcher.connections), len(queue))
         tasks = [asyncio.ensure_future(worker(n == 0)) for n in range(count)]
@@ -485,6 +510,9 @@ class _Transfer:
                 if (error := task.exception()) is not None:
                     raise error
         finally:
+            if self.probe is not None:
+                self.probe[3].cancel()
+                self.probe = None
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -531,11 +559,11 @@ class _Transfer:
         with self.network_errors(lambda: piece.pos):
             async with self.fetcher.session.get(url, headers=headers) as response:
                 end = self.check_piece_status(response, piece)
-                if not ready.is_set():
+                if not ready.is_set() and self.probe is None:
                     self.partial.start_parts(self.item.size)
                     self.partial.set_etag(response.headers.get("ETag"))
                     self.url = str(response.url)
-                    ready.set()
+                    self.start_probe(ready)
                 await self.stream_piece(response, piece, end)
         if piece.pos < end:
             raise _Transient(f"body ended at byte {piece.pos} of {piece.start}-{end - 1}")
@@ -596,10 +624,30 @@ class _Transfer:
             piece.sink = None
             sink.close()
 
+    def start_probe(self, ready: asyncio.Event) -> None:
+        """The first piece's answer came: let the other connections start now, or, with a
+        probe, once it has shown one stream is not enough (`advanced` decides early)."""
+        probe = self.fetcher.solo_probe
+        if probe is None:
+            ready.set()
+            return
+        timer = asyncio.get_running_loop().call_later(probe[1], ready.set)
+        self.probe = (time.monotonic(), self.flushed, ready, timer)
+
     def advanced(self, n: int) -> None:
         """A slot of `n` bytes reached the partial (about once per MiB)."""
         self.flushed += n
         self.fetcher.progress.advance(self.item.label, n)
+        if self.probe is not None and self.fetcher.solo_probe is not None:
+            started, before, ready, timer = self.probe
+            enough, within = self.fetcher.solo_probe
+            if self.flushed - before >= enough:
+                timer.cancel()
+                self.probe = None
+                if time.monotonic() - started <= within:
+                    self.solo = True
+                else:
+                    ready.set()
 
 
 def _redirect_problem(exc: aiohttp.ClientError) -> str:

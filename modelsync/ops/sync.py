@@ -66,8 +66,9 @@ class SyncRequest(proj.ProjectRequest):
     locked: bool = False
     dry_run: bool = False
     jobs: int = 4
-    connections: int = 8
-    """Connections for one large file (`--connections`)."""
+    connections: int | None = None
+    """Connections for one large file (`--connections`); None: 8, or one stream where the
+    first piece shows one is as fast."""
     link: LinkMode | None = None
     """Forced by `--link`; None: settings.link, whose default `auto` probes."""
     repair: bool = False

@@ -19,7 +19,15 @@ from tests.fixtures.hub import HubFactory, HubRepoFactory, HubTokens
 
 
 def fetch(
-    hub: ServerHandle, url: str, data: bytes, store: Path, *, part: int, token: str = ""
+    hub: ServerHandle,
+    url: str,
+    data: bytes,
+    store: Path,
+    *,
+    part: int,
+    token: str = "",
+    connections: int = 2,
+    solo_probe: tuple[int, float] | None = None,
 ) -> FetchResult:
     async def main() -> FetchResult:
         async with create_session() as session:
@@ -28,9 +36,10 @@ def fetch(
                 layout=StoreLayout(store),
                 credentials=Credentials({hub.endpoint: token}),
                 policy=RetryPolicy(attempts=4, base_delay=0.01, jitter=0.0),
-                connections=2,
+                connections=connections,
                 part_size=part,
                 fsync=False,
+                solo_probe=solo_probe,
             )
             sha = hashlib.sha256(data).hexdigest()
             return await fetch_blob(fetcher, FetchItem(url, len(data), sha, "m/big.bin"))
@@ -100,3 +109,30 @@ def test_sync_fetches_a_large_file_over_the_connections_asked_for(
         cdn = counters.request_log("cdn_file")[before:]
         assert sum("range" in r.header_names for r in cdn) == ranges
         assert len(cdn) == max(ranges, 1)
+
+
+def test_a_fast_first_piece_keeps_one_stream_and_a_capped_one_splits(
+    hub_factory: HubFactory, hub_repo: HubRepoFactory, tmp_path: Path
+) -> None:
+    """With a probe (sync's default without --connections): where the first piece brings its
+    bytes fast, the file continues on that one stream (two CDN requests, one after the other:
+    the first piece, then the rest from where it ended); where each connection is capped, the
+    other pieces go out in parallel as before. The windows are generous so a loaded machine
+    cannot flip either verdict."""
+    data = os.urandom(12 << 20)
+    part = 4 << 20
+    ref = hub_repo("org/big", {"big.bin": data})  # in the shared root: servers started now see it
+    fast = hub_factory()
+    url = f"{fast.endpoint}/org/big/resolve/{ref.commit}/big.bin"
+    fetch(fast, url, data, tmp_path / "fast", part=part, connections=3, solo_probe=(2 << 20, 5.0))
+    sha = hashlib.sha256(data).hexdigest()
+    assert StoreLayout(tmp_path / "fast").blob_path(sha).read_bytes() == data
+    cdn = fast.repos.counters.request_log("cdn_file")
+    assert len(cdn) == 2  # the first piece, then one stream for the rest
+    fast.close()
+    capped = hub_factory(rate_cap=2 << 20)  # 2 MiB/s per connection
+    url = f"{capped.endpoint}/org/big/resolve/{ref.commit}/big.bin"
+    store = tmp_path / "capped"
+    fetch(capped, url, data, store, part=part, connections=3, solo_probe=(2 << 20, 0.2))
+    assert StoreLayout(store).blob_path(sha).read_bytes() == data
+    assert len(capped.repos.counters.request_log("cdn_file")) == 3  # three pieces at once

@@ -43,9 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--connections",
         type=_positive,
-        default=8,
+        default=None,
         metavar="N",
-        help="connections per large file, each fetching a byte range (default: 8; 1: one stream)",
+        help="connections per large file, each fetching a byte range (default: 8, or one "
+        "stream where the first 16 MiB arrive within 0.1 s; 1: one stream)",
     )
     parser.add_argument("--link", choices=LINK_MODES, help="force a link mode (default: auto)")
     parser.add_argument(
