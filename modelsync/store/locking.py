@@ -38,12 +38,25 @@ def _holder_file(lock_path: Path) -> Path:
     return lock_path.with_name(lock_path.name + ".holder")
 
 
-def _describe_holder(lock_path: Path) -> str:
+UNKNOWN_HOLDER = "another modelsync run"
+HOLDER_PATIENCE_S = 0.5
+"""A holder writes its `.holder` note just after taking the lock: a run that finds the lock
+taken waits this long for the note before naming the holder unknown."""
+
+
+def _read_holder(lock_path: Path) -> str | None:
     try:
         info = json.loads(_holder_file(lock_path).read_text())
     except (OSError, ValueError):
-        return "another modelsync run"
+        return None
     return f"pid {info.get('pid')} ({info.get('command', '?')})"
+
+
+def _describe_holder(lock_path: Path, patience: float = HOLDER_PATIENCE_S) -> str:
+    deadline = time.monotonic() + patience
+    while (holder := _read_holder(lock_path)) is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return holder or UNKNOWN_HOLDER
 
 
 @contextlib.asynccontextmanager
@@ -118,7 +131,7 @@ def exclusive(
             deadline = None if wait_s is None else time.monotonic() + wait_s
             while not _try_lock(fd):
                 if deadline is not None and time.monotonic() >= deadline:
-                    raise _busy(name, _describe_holder(lock_path), wait_s)
+                    raise _busy(name, _describe_holder(lock_path, 0), wait_s)
                 time.sleep(poll)
         unless_taken.pop_all()
     with _holding(lock_path, fd):
@@ -144,18 +157,22 @@ async def exclusive_async(
     (also other tasks of this process, which hold the lock through their own open of it)."""
     fd = _open(lock_path)
     since: float | None = None
+    logged = False
     with contextlib.ExitStack() as unless_taken:
         unless_taken.callback(os.close, fd)
         while not _try_lock(fd):
             if not wait:
-                raise _busy(lock_path, _describe_holder(lock_path))
+                raise _busy(lock_path, _describe_holder(lock_path, 0))
             now = time.monotonic()
-            if since is None:
-                holder = _describe_holder(lock_path)
-                log.info("store.lock_wait", lock=str(lock_path), holder=holder, timeout=wait_s)
-                since = now
-            elif wait_s is not None and now - since >= wait_s:
-                raise _busy(lock_path, _describe_holder(lock_path), wait_s)
+            since = now if since is None else since
+            if not logged:  # once the holder's note is there (or has had its time)
+                holder = _read_holder(lock_path)
+                if holder is not None or now - since >= HOLDER_PATIENCE_S:
+                    holder = holder or UNKNOWN_HOLDER
+                    log.info("store.lock_wait", lock=str(lock_path), holder=holder, timeout=wait_s)
+                    logged = True
+            if wait_s is not None and now - since >= wait_s:
+                raise _busy(lock_path, _describe_holder(lock_path, 0), wait_s)
             await asyncio.sleep(poll)
         unless_taken.pop_all()
     with _holding(lock_path, fd):

@@ -89,6 +89,14 @@ class Proc:
                 pytest.fail(f"never saw {texts!r}: {''.join(self.lines)}")
             time.sleep(0.02)
 
+    def close(self) -> None:
+        """Kill the process if it still runs and release its pipes (after a failed test)."""
+        if self.popen.stdout is None or self.popen.stdout.closed:
+            return
+        if self.popen.poll() is None:
+            self.popen.kill()
+        self.finish()
+
     def finish(self, timeout: float = 60) -> int:
         assert self.popen.stdout is not None
         assert self.popen.stderr is not None
@@ -117,12 +125,17 @@ def test_syncs_on_one_store_wait_then_download_once(
         ).returncode
         == 0
     )
-    with exclusive(StoreLayout(tmp_path / "store").lock_path, wait=False):
-        procs = [Proc(["sync"], one, env), Proc(["sync"], one, env), Proc(["sync"], two, env)]
+    procs: list[Proc] = []
+    try:
+        with exclusive(StoreLayout(tmp_path / "store").lock_path, wait=False):
+            procs = [Proc(["sync"], one, env), Proc(["sync"], one, env), Proc(["sync"], two, env)]
+            for proc in procs:
+                proc.wait_for("store.lock: held by pid", "models.toml: held by pid")
+            assert hub.repos.counters.bytes_sent(path="shared.bin") == 0
+        codes = [proc.finish() for proc in procs]
+    finally:
         for proc in procs:
-            proc.wait_for("store.lock: held by pid", "models.toml: held by pid")
-        assert hub.repos.counters.bytes_sent(path="shared.bin") == 0
-    codes = [proc.finish() for proc in procs]
+            proc.close()
     assert codes == [0, 0, 0], [p.lines for p in procs]
     holders = sorted(f"held by pid {os.getpid()}" in "".join(p.lines) for p in procs[:2])
     assert holders == [False, True]  # the other run of project one waited for the project
