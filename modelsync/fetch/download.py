@@ -274,7 +274,7 @@ class _Transfer:
 
     async def run(self) -> tuple[int, int]:
         """Attempts until the bytes are complete and match; returns (bytes received, attempts)."""
-        item, policy = self.item, self.fetcher.policy
+        item = self.item
         attempts = failures = 0
         refetched = False
         if self.partial.size == item.size:  # killed between the last byte and the rename
@@ -300,24 +300,7 @@ class _Transfer:
                 if exc.discard:
                     self.discard()
                 failures += 1
-                if failures >= policy.attempts:
-                    raise RemoteError(
-                        f"{item.label}: download failed after {failures} attempts "
-                        f"({exc.reason}) from {redact_url(item.url)}",
-                        hint="the server is unreachable or failing; run the same command later",
-                    ) from exc
-                delay = policy.delay(
-                    failures, retry_after=exc.retry_after, rand=self.fetcher.rand()
-                )
-                log.warning(
-                    "fetch.retry",
-                    file=item.label,
-                    reason=exc.reason,
-                    attempt=failures,
-                    have=self.partial.size,
-                    wait=round(delay, 2),
-                )
-                await self.fetcher.sleep(delay)
+                await self.back_off(exc, failures, what="download", have=self.partial.size)
                 continue
             except _Mismatch as exc:
                 self.discard()  # corrupt bytes are never resumed
@@ -337,6 +320,29 @@ class _Transfer:
                 )
                 continue
             return self.flushed, attempts
+
+    async def back_off(
+        self, exc: _Transient, failures: int, *, what: str, have: int, kept: str = ""
+    ) -> None:
+        """After the `failures`th transient failure of `what` (the file or one piece): give up
+        past the policy's attempts (exit 5), else log the retry and wait its backoff."""
+        item, policy = self.item, self.fetcher.policy
+        if failures >= policy.attempts:
+            raise RemoteError(
+                f"{item.label}: {what} failed after {failures} attempts ({exc.reason}) "
+                f"from {redact_url(item.url)}",
+                hint=f"the server is unreachable or failing; run the same command later{kept}",
+            ) from exc
+        delay = policy.delay(failures, retry_after=exc.retry_after, rand=self.fetcher.rand())
+        log.warning(
+            "fetch.retry",
+            file=item.label,
+            reason=exc.reason,
+            attempt=failures,
+            have=have,
+            wait=round(delay, 2),
+        )
+        await self.fetcher.sleep(delay)
 
     def one_stream(self, *, solo: bool) -> None:
         """Continue on one stream from the gap-free prefix: the first piece showed one is fast
@@ -520,7 +526,6 @@ class _Transfer:
 
     async def fetch_piece(self, piece: Piece, ready: asyncio.Event) -> None:
         """One piece, retried from its own bytes with the policy's backoff."""
-        policy, item = self.fetcher.policy, self.item
         failures = 0
         while piece.pos < piece.end:
             try:
@@ -529,25 +534,13 @@ class _Transfer:
                 if exc.discard:
                     raise
                 failures += 1
-                if failures >= policy.attempts:
-                    raise RemoteError(
-                        f"{item.label}: bytes {piece.pos}-{piece.end - 1} failed after "
-                        f"{failures} attempts ({exc.reason}) from {redact_url(item.url)}",
-                        hint="the server is unreachable or failing; run the same command later "
-                        "(the bytes received are kept)",
-                    ) from exc
-                delay = policy.delay(
-                    failures, retry_after=exc.retry_after, rand=self.fetcher.rand()
-                )
-                log.warning(
-                    "fetch.retry",
-                    file=item.label,
-                    reason=exc.reason,
-                    attempt=failures,
+                await self.back_off(
+                    exc,
+                    failures,
+                    what=f"bytes {piece.pos}-{piece.end - 1}",
                     have=piece.pos,
-                    wait=round(delay, 2),
+                    kept=" (the bytes received are kept)",
                 )
-                await self.fetcher.sleep(delay)
 
     async def piece_request(self, piece: Piece, ready: asyncio.Event) -> None:
         url = self.url or self.item.url
