@@ -59,11 +59,11 @@ def next_line(out: IO[str], other: subprocess.Popen[Any], timeout: float = 30) -
     return ""
 
 
-def test_files_placed_before_a_kill_are_removed_when_the_lock_shrinks(
+def locked_project(
     run_cli: CliRunner, hub: ServerHandle, hub_repo: HubRepoFactory, tmp_path: Path
-) -> None:
-    """`sync --link copy` is killed while model b's file is being placed, after model a's files
-    were placed: the next sync, of a lock without model a, removes a's files and places b."""
+) -> tuple[Path, dict[str, str]]:
+    """Models a and b on the hub, their blobs already in the store (and settled), and a
+    project locking both, not synced yet; returns the project and the environment."""
     for name, files in FILES.items():
         hub_repo(f"org/{name}", files)
     env = {
@@ -80,9 +80,15 @@ def test_files_placed_before_a_kill_are_removed_when_the_lock_shrinks(
     project = tmp_path / "p"
     write_manifest(project, ["a", "b"])
     assert run_cli("-m", str(project / "models.toml"), "lock", env=env).exit_code == 0
+    return project, env
 
+
+def kill_sync_placing_b(project: Path, store: Path, env: dict[str, str]) -> None:
+    """Run `sync --frozen --link copy` in `project` and SIGKILL it when it opens model b's
+    blob to copy it, after model a's files are placed (a file lease on the blob says when);
+    skips where the filesystem has no leases."""
     sha_b = hashlib.sha256(FILES["b"]["b.bin"]).hexdigest()
-    blob_b = tmp_path / "store" / "blobs" / "sha256" / sha_b[:2] / sha_b
+    blob_b = store / "blobs" / "sha256" / sha_b[:2] / sha_b
     with subprocess.Popen(
         [sys.executable, "-c", LEASE_HOLDER, str(blob_b)],
         stdin=subprocess.PIPE,
@@ -109,6 +115,15 @@ def test_files_placed_before_a_kill_are_removed_when_the_lock_shrinks(
                 sync.send_signal(signal.SIGKILL)
                 holder.stdin.close()
         assert sync.returncode == -signal.SIGKILL
+
+
+def test_files_placed_before_a_kill_are_removed_when_the_lock_shrinks(
+    run_cli: CliRunner, hub: ServerHandle, hub_repo: HubRepoFactory, tmp_path: Path
+) -> None:
+    """`sync --link copy` is killed while model b's file is being placed, after model a's files
+    were placed: the next sync, of a lock without model a, removes a's files and places b."""
+    project, env = locked_project(run_cli, hub, hub_repo, tmp_path)
+    kill_sync_placing_b(project, tmp_path / "store", env)
     model_a = project / "models" / "a"
     assert sorted(p.name for p in model_a.iterdir()) == sorted(FILES["a"])
     assert not (project / "models" / "b" / "b.bin").exists()
