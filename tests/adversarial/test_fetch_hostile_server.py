@@ -4,11 +4,8 @@ and every file that did verify is still placed (design.md section 10)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import os
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +22,7 @@ from modelsync.ops.sync import SyncRequest, sync_project
 from modelsync.server.runner import ServerHandle
 from modelsync.store.layout import StoreLayout
 from tests.fixtures.hub import HubRepoFactory
+from tests.fixtures.raw import raw_http_server
 
 GOOD = os.urandom(100_000)
 FAST = RetryPolicy(attempts=2, base_delay=0.01, jitter=0.0)
@@ -49,33 +47,13 @@ def httpserver_listen_address() -> tuple[str, int]:
 def raw_server() -> Iterator[str]:
     """A socket server on 127.0.0.1 answering each path of RAW with its bytes, then closing;
     yields its base URL."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    stop = threading.Event()
 
-    def answer(conn: socket.socket) -> None:
-        # The client may hang up mid-answer (it stops reading at its header limit).
-        with conn, contextlib.suppress(OSError):
-            head = b""
-            while b"\r\n\r\n" not in head and (data := conn.recv(4096)):
-                head += data
-            path = head.split(b" ", 2)[1].decode() if head.count(b" ") >= 2 else ""
-            conn.sendall(RAW.get(path, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"))
+    def reply(head: bytes) -> bytes:
+        path = head.split(b" ", 2)[1].decode() if head.count(b" ") >= 2 else ""
+        return RAW.get(path, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=answer, args=(conn,), daemon=True).start()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    stop.set()
-    thread.join()
-    listener.close()
+    with raw_http_server(reply) as url:
+        yield url
 
 
 def hostile(httpserver: HTTPServer, raw: str) -> None:

@@ -10,7 +10,6 @@ import hashlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +28,7 @@ from modelsync.server.runner import ServerHandle
 from modelsync.store.layout import StoreLayout
 from modelsync.store.partial import PARTS_SUFFIX, parse_journal
 from tests.fixtures.hub import HubFactory, HubRepoFactory
+from tests.fixtures.raw import raw_http_server
 
 SIZE = 1 << 20
 PART = 64 << 10
@@ -69,46 +69,24 @@ def answer_200() -> bytes:
 def range_server(hostile: Answer) -> Iterator[tuple[str, list[str]]]:
     """A socket server on 127.0.0.1 answering Range requests for DATA (one per connection),
     with `hostile` choosing misbehaviour; yields its URL and the Range headers it saw."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    stop = threading.Event()
     seen: list[str] = []
     lock = threading.Lock()
 
-    def answer(conn: socket.socket) -> None:
-        with conn, contextlib.suppress(OSError):
-            head = b""
-            while b"\r\n\r\n" not in head and (data := conn.recv(4096)):
-                head += data
-            match = re.search(rb"\r\nRange: bytes=(\d+)-(\d*)\r\n", head, re.IGNORECASE)
-            if match is None:
-                with lock:
-                    seen.append("")
-                conn.sendall(answer_200())
-                return
-            start = int(match.group(1))
-            end = int(match.group(2)) if match.group(2) else SIZE - 1
+    def reply(head: bytes) -> bytes:
+        match = re.search(rb"\r\nRange: bytes=(\d+)-(\d*)\r\n", head, re.IGNORECASE)
+        if match is None:
             with lock:
-                before = sum(s.startswith(f"bytes={start}-") for s in seen)
-                seen.append(match.group(0).decode().strip().split(": ", 1)[1])
-            conn.sendall(hostile(start, end, before) or answer_206(start, end))
+                seen.append("")
+            return answer_200()
+        start = int(match.group(1))
+        end = int(match.group(2)) if match.group(2) else SIZE - 1
+        with lock:
+            before = sum(s.startswith(f"bytes={start}-") for s in seen)
+            seen.append(match.group(0).decode().strip().split(": ", 1)[1])
+        return hostile(start, end, before) or answer_206(start, end)
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=answer, args=(conn,), daemon=True).start()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/big.bin", seen
-    finally:
-        stop.set()
-        thread.join()
-        listener.close()
+    with raw_http_server(reply) as url:
+        yield f"{url}/big.bin", seen
 
 
 def fetch(url: str, store: Path) -> FetchResult:
