@@ -17,12 +17,12 @@ from modelsync.net.retry import RetryPolicy
 from modelsync.ops.lock import LockReport, LockRequest, lock_project
 from modelsync.ops.sync import SyncRequest, sync_project
 from modelsync.server.runner import ServerHandle
-from modelsync.testing.gguf_files import make_gguf_repo, write_gguf
+from modelsync.testing.gguf_files import write_gguf
 from tests.fixtures.hub import HubRepoFactory
 from tests.fixtures.machines import Detector, simulated_machine
+from tests.fixtures.models import TINY_REPO as REPO
 
 FAST = RetryPolicy(attempts=2, base_delay=0.01, jitter=0.0)
-REPO = "org/Tiny-GGUF"
 SHA = "ab" * 32
 
 
@@ -38,20 +38,6 @@ def only(text: str, hub_endpoint: str | None = None) -> ModelRequest:
 def laptop(tmp_path: Path) -> Detector:
     """A 16 GiB machine without a GPU."""
     return simulated_machine(tmp_path / "machine", ram_mib=16384)
-
-
-@pytest.fixture(scope="session")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Tiny: Q2_K … Q8_0, F16 in two shards, an mmproj, an imatrix, a card and a config."""
-    folder = tmp_path_factory.mktemp("tiny")
-    make_gguf_repo(folder, "Tiny")
-    return folder
-
-
-@pytest.fixture
-def tiny(hub_repo: HubRepoFactory, tiny_dir: Path) -> str:
-    """Tiny on the running hub; its commit."""
-    return hub_repo(REPO, {p.name: p for p in tiny_dir.iterdir()}).commit
 
 
 def lock(folder: Path, hub: ServerHandle, text: str, **options: object) -> LockReport:

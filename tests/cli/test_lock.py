@@ -7,26 +7,11 @@ from pathlib import Path
 import pytest
 
 from modelsync.server.runner import ServerHandle
-from modelsync.testing.gguf_files import make_gguf_repo
 from tests.fixtures.cli import CliRunner
 from tests.fixtures.hub import HubRepoFactory, HubTokens
+from tests.fixtures.models import TINY_REPO as REPO
 
-REPO = "org/Tiny-GGUF"
 PROFILES = '[profiles.big]\nram = "8GiB"\nvram = "24GiB"\n[profiles.small]\nram = "1GiB"\n'
-
-
-@pytest.fixture(scope="session")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small synthetic GGUF repo, written once per session."""
-    folder = tmp_path_factory.mktemp("tiny")
-    make_gguf_repo(folder, "Tiny")
-    return folder
-
-
-@pytest.fixture
-def tiny(hub_repo: HubRepoFactory, tiny_dir: Path) -> str:
-    """The Tiny repo on the running hub; its commit."""
-    return hub_repo(REPO, {p.name: p for p in tiny_dir.iterdir()}).commit
 
 
 @pytest.fixture
