@@ -294,7 +294,9 @@ class _Transfer:
                     await self.attempt()
                 await self.check_digest()
             except (_RangesRefused, _OneStream) as exc:
-                self.one_stream(solo=isinstance(exc, _OneStream))
+                solo = isinstance(exc, _OneStream)
+                self.one_stream(solo=solo)
+                attempts -= solo  # going on as one stream is the same attempt, not a retry
                 continue
             except _Transient as exc:
                 if exc.discard:
