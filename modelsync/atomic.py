@@ -6,7 +6,9 @@ A crash at any instant leaves either the old file or the new one, never a mix (d
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -45,3 +47,41 @@ def write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
 def write_text(path: Path, text: str, *, mode: int = 0o644) -> None:
     """Replace `path` with UTF-8 `text` atomically."""
     write_bytes(path, text.encode("utf-8"), mode=mode)
+
+
+def hardlink(source: Path, target: Path) -> bool:
+    """Make `target` a hardlink of `source`, replacing it atomically; False where the
+    filesystem cannot (another device, no hardlinks there)."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError as err:
+        if err.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+            return False
+        raise
+    try:
+        tmp.replace(target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(target.parent)
+    return True
+
+
+def copy_file(source: Path, target: Path, *, mode: int = 0o644) -> None:
+    """Replace `target` with a copy of `source` atomically."""
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out, source.open("rb") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.chmod(mode)
+        tmp.replace(target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    fsync_dir(target.parent)

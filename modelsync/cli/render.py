@@ -148,6 +148,13 @@ _EVENTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
         f"{e['target']} does not take {e['planned']} ({e['error']}); placing by {e['used']}"
     ),
     "lock.warning": lambda e: f"{e['model']}: {e['note']}",
+    "bundle.admitted": lambda e: (
+        f"admitted {e['file'] or e['blob']} ({human_bytes(int(e['bytes']))}, SHA-256 verified)"
+    ),
+    "bundle.refused": lambda e: (
+        f"refused {e['file'] or 'blob'} (sha256 {e['blob']}): {e['reason']}"
+    ),
+    "bundle.ignored": lambda e: f"ignored bundle member {e['member']!r}: {e['reason']}; not read",
     "registry.ollama_layers_skipped": lambda e: (
         f"{e['registry']}:{e['repo']}:{e['tag']}: left out layers of unknown media type "
         f"{', '.join(e['media_types'])}"
@@ -169,6 +176,7 @@ _SUMMARIES = frozenset(
         "search.done",
         "search.added",
         "export.ollama",
+        "bundle.exported",
     }
 )
 

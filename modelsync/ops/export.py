@@ -12,11 +12,7 @@ written under a temporary name and renamed into place.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
-import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,7 +171,7 @@ def export_ollama(request: ExportRequest) -> ExportReport:
     with open_state(layout.state_path) as state:
         blobs = BlobStore(layout, state)
         for file in entry.files:
-            _check_blob(blobs, entry.name, file.path, file.sha256, file.size)
+            check_blob(blobs, entry.name, file.path, file.sha256, file.size)
         paths = {f.sha256: blobs.path(f.sha256) for f in entry.files}
     kind = ctx.sources[entry.registry].kind
     model_path = model_path_of(entry, kind)
@@ -194,7 +190,8 @@ def export_ollama(request: ExportRequest) -> ExportReport:
     return apply_export(plan, models_dir)
 
 
-def _check_blob(blobs: BlobStore, model: str, path: str, sha256: str, size: int) -> None:
+def check_blob(blobs: BlobStore, model: str, path: str, sha256: str, size: int) -> None:
+    """UsageError when the store lacks the blob, IntegrityError when it does not match."""
     st = blobs.stat(sha256)
     if st is None:
         raise UsageError(
@@ -224,10 +221,10 @@ def apply_export(plan: ExportPlan, models_dir: Path) -> ExportReport:
         if blob.data is not None:
             atomic.write_bytes(target, blob.data)
             written += 1
-        elif blob.source is not None and _link(blob.source, target):
+        elif blob.source is not None and atomic.hardlink(blob.source, target):
             linked += 1
         elif blob.source is not None:
-            _copy(blob.source, target)
+            atomic.copy_file(blob.source, target)
             copied += 1
     atomic.write_bytes(plan.manifest_path, plan.manifest)
     log.info(
@@ -240,37 +237,3 @@ def apply_export(plan: ExportPlan, models_dir: Path) -> ExportReport:
         present=present,
     )
     return ExportReport(plan, linked, copied, present, written)
-
-
-def _link(source: Path, target: Path) -> bool:
-    """Hardlink `source` to `target` atomically; False where the filesystem cannot."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        os.link(source, tmp)
-    except OSError as err:
-        if err.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
-            return False
-        raise
-    try:
-        tmp.replace(target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    atomic.fsync_dir(target.parent)
-    return True
-
-
-def _copy(source: Path, target: Path) -> None:
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as out, source.open("rb") as src:
-            shutil.copyfileobj(src, out, 1 << 20)
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.chmod(0o644)
-        tmp.replace(target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    atomic.fsync_dir(target.parent)

@@ -15,9 +15,10 @@ import hashlib
 import os
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import structlog
 
@@ -29,6 +30,12 @@ from modelsync.store.state import StateCache, fsync_path
 log = structlog.get_logger(__name__)
 
 ADOPT_SUFFIX = ".adopt"
+
+
+class Readable(Protocol):
+    """A binary source read into a buffer (a raw file, a tar member)."""
+
+    def readinto(self, buffer: memoryview, /) -> int | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,19 +161,60 @@ class BlobStore:
         self.remember(sha256, on_disk=how == "copy")  # the copy was fsynced; a link may not be
         return Adopted(sha256, source, how)
 
+    def admit_stream(
+        self,
+        src: Readable,
+        sha256: str,
+        size: int,
+        *,
+        guard: Callable[[], contextlib.AbstractContextManager[object]] = contextlib.nullcontext,
+    ) -> tuple[str, int]:
+        """Copy `src` into `tmp/`, hashing as it goes, and rename it into the store as blob
+        `sha256` (under `guard`: the store lock) only when it held exactly `size` bytes that
+        hash to that name; else nothing changes. Reads at most `size + 1` bytes: a source that
+        claims less than it holds is caught without reading the rest. Returns the SHA-256 and
+        length of what was read."""
+        self.layout.tmp_dir.mkdir(parents=True, exist_ok=True)
+        temp = self.layout.tmp_dir / f"{sha256}.{os.getpid()}-{secrets.token_hex(4)}{ADOPT_SUFFIX}"
+        try:
+            actual, copied = _stream_hashing(src, temp, size + 1)
+            if actual != sha256 or copied != size:
+                return actual, copied
+            temp.chmod(0o444)
+            blob = self.path(sha256)
+            with guard():
+                if self.stat(sha256) is None:  # another run may have brought it meanwhile
+                    blob.parent.mkdir(parents=True, exist_ok=True)
+                    temp.replace(blob)
+                    fsync_dir(blob.parent)
+                    self.remember(sha256, on_disk=True)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+        return actual, copied
+
 
 def _copy_hashing(source: Path, dest: Path) -> str:
     """Copy with one read of the source, hashing as it goes; fsync before returning."""
+    with source.open("rb", buffering=0) as src:
+        return _stream_hashing(src, dest)[0]
+
+
+def _stream_hashing(src: Readable, dest: Path, limit: int | None = None) -> tuple[str, int]:
+    """Copy `src` (at most `limit` bytes) into the new file `dest`, hashing as it goes; fsync
+    before returning the hex digest and the bytes copied."""
     digest = hashlib.sha256()
-    with (
-        aligned_buffer() as view,
-        source.open("rb", buffering=0) as src,
-        dest.open("xb", buffering=0) as dst,
-    ):
-        while n := src.readinto(view):
+    copied = 0
+    with aligned_buffer() as view, dest.open("xb", buffering=0) as dst:
+        while limit is None or copied < limit:
+            room = len(view) if limit is None else min(len(view), limit - copied)
+            n = src.readinto(view[:room])
+            if not n:
+                break
             digest.update(view[:n])
             written = 0
             while written < n:
                 written += dst.write(view[written:n]) or 0
+            copied += n
         os.fsync(dst.fileno())
-    return digest.hexdigest()
+    return digest.hexdigest(), copied

@@ -7,6 +7,7 @@ from modelsync.cli.commands import (
     export,
     gc,
     hw,
+    import_,
     init,
     lock,
     outdated,
@@ -34,5 +35,6 @@ COMMANDS: tuple[Command, ...] = (
     search.COMMAND,
     hw.COMMAND,
     export.COMMAND,
+    import_.COMMAND,
     serve.COMMAND,
 )

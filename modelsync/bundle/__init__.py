@@ -1,0 +1,1 @@
+"""Air-gap bundles: exactly the blobs of a lock, the lock and an index of their digests."""
