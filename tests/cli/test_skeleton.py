@@ -53,7 +53,8 @@ DESIGN_COMMANDS = {
     ],
     "hw": ["--model"],
     "store": [],
-    "export": ["--ollama", "--bundle"],
+    "export": ["--ollama", "--bundle", "--dry-run"],
+    "import": ["BUNDLE"],
     "serve": ["--host", "--port"],
 }
 GLOBAL_FLAGS = [
@@ -83,13 +84,14 @@ def test_command_help_lists_its_flags(run_cli: CliRunner, name: str, flags: list
         assert flag in result.stdout, f"{name} --help lacks {flag}"
 
 
-def test_export_bundle_says_it_is_not_built_and_exits_2(run_cli: CliRunner) -> None:
-    """The one flag whose work is not built never pretends: one line, exit 2, nothing written."""
-    result = run_cli("export", "--bundle", "out.tar")
+def test_export_without_a_destination_exits_2(run_cli: CliRunner) -> None:
+    """`export` with neither --ollama nor --bundle: one line naming both, exit 2."""
+    result = run_cli("export")
     assert result.exit_code == 2
-    assert result.stderr.count("\n") == 1
-    assert "`modelsync export --bundle` is not implemented yet" in result.stderr
-    assert not Path("out.tar").exists()
+    assert result.stderr == (
+        "modelsync: error: export: say where to: --ollama NAME or --bundle PATH; "
+        "modelsync export --help\n"
+    )
 
 
 def test_unknown_command_is_a_usage_error(run_cli: CliRunner) -> None:
@@ -143,12 +145,12 @@ def test_global_options_work_after_the_command(run_cli: CliRunner, tmp_path: Pat
 
 def test_errors_in_json_mode_are_json_objects(run_cli: CliRunner) -> None:
     """With --json an error is also reported as one JSON object on stdout."""
-    result = run_cli("export", "--bundle", "out", "--json")
+    result = run_cli("export", "--json")
     assert result.exit_code == 2
     [event] = result.json_lines()
     assert event["event"] == "error"
     assert event["exit_code"] == 2
-    assert "not implemented yet" in event["message"]
+    assert "say where to: --ollama NAME or --bundle PATH" in event["message"]
 
 
 def test_version(run_cli: CliRunner) -> None:
