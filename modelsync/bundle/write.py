@@ -25,9 +25,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
+
 from modelsync import atomic
 from modelsync.bundle.model import BLOB_DIR, INDEX, LOCK, blob_member, member_kind
 from modelsync.errors import UsageError
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +65,11 @@ def _info(name: str, size: int) -> tarfile.TarInfo:
 
 def write_tar(dest: Path, index: bytes, lock: bytes, blobs: Sequence[Source]) -> Written:
     """Write the bundle as one tar at `dest`, atomically."""
+    if dest.is_dir():
+        raise UsageError(
+            f"--bundle {dest}: a folder, not a tar file",
+            hint="give a path ending in .tar that is not a folder, or a folder path without .tar",
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
     temp = Path(name)
@@ -72,6 +81,7 @@ def write_tar(dest: Path, index: bytes, lock: bytes, blobs: Sequence[Source]) ->
                 for blob in sorted(blobs, key=lambda b: b.sha256):
                     with blob.path.open("rb") as src:
                         tar.addfile(_info(blob_member(blob.sha256), blob.size), src)
+                    log.info("bundle.blob", blob=blob.sha256, bytes=blob.size, how="copied")
             raw.flush()
             os.fsync(raw.fileno())
         temp.chmod(0o644)
@@ -101,16 +111,27 @@ def write_dir(dest: Path, index: bytes, lock: bytes, blobs: Sequence[Source]) ->
                 continue
         if atomic.hardlink(blob.path, target):
             linked += 1
+            how = "hardlinked"
         else:
             atomic.copy_file(blob.path, target, mode=0o444)
             copied += 1
+            how = "copied"
+        log.info("bundle.blob", blob=blob.sha256, bytes=blob.size, how=how)
     for entry in folder.iterdir():
         if entry.name not in wanted:  # an earlier bundle's, or a temp of a cut-off run
             entry.unlink()
             removed += 1
+    for entry in dest.iterdir():
+        if _is_temp(entry.name):  # bundle.json or models.lock of a cut-off run
+            entry.unlink()
     atomic.write_bytes(dest / LOCK, lock)
     atomic.write_bytes(dest / INDEX, index)
     return Written(linked, copied, present, removed)
+
+
+def _is_temp(name: str) -> bool:
+    """A temporary file of ours (atomic writes: `.<name>.<random>.tmp`)."""
+    return name.startswith(".") and name.endswith(".tmp")
 
 
 def _check_folder(dest: Path) -> None:
@@ -128,7 +149,7 @@ def _check_folder(dest: Path) -> None:
         if rel in ("blobs", BLOB_DIR) and entry.is_dir() and not entry.is_symlink():
             continue
         if member_kind(rel) is not None or (
-            entry.parent == dest / BLOB_DIR and entry.name.startswith(".")
+            entry.parent in (dest, dest / BLOB_DIR) and _is_temp(entry.name)
         ):
             continue
         raise UsageError(

@@ -148,6 +148,9 @@ _EVENTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
         f"{e['target']} does not take {e['planned']} ({e['error']}); placing by {e['used']}"
     ),
     "lock.warning": lambda e: f"{e['model']}: {e['note']}",
+    "bundle.blob": lambda e: (
+        f"{e['how']} blob {e['blob'][:12]} into the bundle ({human_bytes(int(e['bytes']))})"
+    ),
     "bundle.admitted": lambda e: (
         f"admitted {e['file'] or e['blob']} ({human_bytes(int(e['bytes']))}, SHA-256 verified)"
     ),

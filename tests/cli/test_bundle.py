@@ -181,10 +181,18 @@ def test_folder_bundle_is_completed_by_a_second_run(
     run_cli: CliRunner, machine_a: dict[str, str], tmp_path: Path
 ) -> None:
     """A folder export cut off before its index was written is not a bundle (import exits 4
-    naming bundle.json); the next export keeps the blobs already there and completes it."""
+    naming bundle.json); the next export keeps the blobs already there, copies the one
+    missing, drops the cut-off run's temporary files and completes it."""
     bundle = tmp_path / "usb"
     assert run_cli("-m", "a", "export", "--bundle", str(bundle), env=machine_a).exit_code == 0
-    (bundle / "bundle.json").unlink()  # as a run cut off before its last write leaves it
+    # What a run cut off while copying the weights leaves: no index, a temporary blob file.
+    (bundle / "bundle.json").unlink()
+    weights = bundle / "blobs" / "sha256" / hashlib.sha256(WEIGHTS).hexdigest()
+    weights.unlink()
+    temps = [bundle / f".{weights.name}.x1.tmp", bundle / ".bundle.json.x2.tmp"]
+    temps[0] = weights.with_name(temps[0].name)
+    for temp in temps:
+        temp.write_bytes(WEIGHTS[:1000])
     cut = run_cli("import", str(bundle), env=machine_a)
     assert cut.exit_code == 4
     assert cut.stderr.splitlines()[-1].startswith(
@@ -192,8 +200,10 @@ def test_folder_bundle_is_completed_by_a_second_run(
     )
     again = run_cli("-m", "a", "export", "--bundle", str(bundle), env=machine_a)
     assert again.exit_code == 0, again.stderr
-    assert "0 blobs hardlinked, 0 copied, 2 already there, 0 removed" in again.stdout
+    assert "1 blobs hardlinked, 0 copied, 1 already there, 1 removed" in again.stdout
     assert (bundle / "bundle.json").is_file()
+    assert weights.read_bytes() == WEIGHTS
+    assert not any(temp.exists() for temp in temps)
 
 
 def test_export_refuses_a_folder_holding_other_files(
