@@ -186,8 +186,8 @@ class ImportReport:
         more = f" (and {len(self.refused) - 1} more)" if len(self.refused) > 1 else ""
         return IntegrityError(
             f"{self.bundle}: {len(self.refused)} of {len(self.index.blobs)} blobs refused: "
-            f"{self.label(first.name)}: {first.reason}{more}; the "
-            f"{len(self.admitted) + len(self.present)} others are in the store",
+            f"{self.label(first.name)}: {first.reason}{more}; "
+            f"{len(self.admitted) + len(self.present)} good blobs are in the store",
             hint="export the bundle again on the connected machine and import it again (what "
             "is in the store already is skipped)",
         )

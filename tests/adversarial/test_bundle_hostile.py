@@ -258,7 +258,7 @@ def test_a_flipped_byte_is_refused_by_name(
     assert refusals(result) == {WEIGHTS_SHA: f"its bytes hash to {found}, not to its name"}
     assert error_of(result).startswith(
         f"{path}: 1 of 2 blobs refused: tiny/weights.bin (sha256 {WEIGHTS_SHA[:12]}): its "
-        f"bytes hash to {found}, not to its name; the 1 others are in the store"
+        f"bytes hash to {found}, not to its name; 1 good blobs are in the store"
     )
     assert blobs_in(store_b) == [CONFIG_SHA]
     assert leftovers(store_b) == []

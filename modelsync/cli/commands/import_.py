@@ -74,6 +74,8 @@ def render(report: ImportReport, out: Output) -> None:
         out.line(f"  refused {report.label(item.name)}: {item.reason}")
     for item in report.ignored:
         out.line(f"  ignored {item.name!r}: {item.reason}; not read")
+    if report.refused:
+        return  # the error line says what to do first
     if report.same_lock:
         out.line(f"  {report.project_lock} is the bundle's lock; next: modelsync sync --offline")
     elif report.project_lock is not None:
