@@ -8,6 +8,7 @@ import json
 import shutil
 import socket
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -219,3 +220,21 @@ def test_export_refuses_a_folder_holding_other_files(
         result.stderr
     )
     assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+
+
+def test_a_folder_on_another_filesystem_gets_copies(
+    run_cli: CliRunner, machine_a: dict[str, str], tmp_path: Path
+) -> None:
+    """Where the bundle folder is on another filesystem than the store (here /dev/shm), blobs
+    are copied, read-only, with the same bytes."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second filesystem at /dev/shm")
+    with tempfile.TemporaryDirectory(dir=shm) as other:
+        bundle = Path(other) / "bundle"
+        result = run_cli("-m", "a", "export", "--bundle", str(bundle), env=machine_a)
+        assert result.exit_code == 0, result.stderr
+        assert "0 blobs hardlinked, 2 copied, 0 already there" in result.stdout
+        weights = bundle / "blobs" / "sha256" / hashlib.sha256(WEIGHTS).hexdigest()
+        assert weights.read_bytes() == WEIGHTS
+        assert weights.stat().st_mode & 0o777 == 0o444
