@@ -238,3 +238,19 @@ def test_a_folder_on_another_filesystem_gets_copies(
         weights = bundle / "blobs" / "sha256" / hashlib.sha256(WEIGHTS).hexdigest()
         assert weights.read_bytes() == WEIGHTS
         assert weights.stat().st_mode & 0o777 == 0o444
+
+
+def test_a_stale_lock_is_not_bundled(
+    run_cli: CliRunner, machine_a: dict[str, str], tmp_path: Path
+) -> None:
+    """A lock stale versus models.toml would not sync offline over there: exit 3, nothing
+    written."""
+    manifest = tmp_path / "a" / "models.toml"
+    manifest.write_text(MANIFEST.replace('["*"]', '["*.bin"]'))
+    bundle = tmp_path / "stale.tar"
+    result = run_cli("-m", "a", "export", "--bundle", str(bundle), env=machine_a)
+    assert result.exit_code == 3
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("modelsync: error: a/models.lock: stale (models.toml changed since ")
+    assert last.endswith("run `modelsync lock` (and `modelsync sync`) first")
+    assert not bundle.exists()
