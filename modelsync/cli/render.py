@@ -68,7 +68,7 @@ def _seconds(event: Mapping[str, Any]) -> str:
 
 
 def _fetched(e: Mapping[str, Any]) -> str:
-    more = []
+    more = [f"from remote {e['remote']}"] if e.get("remote") else []
     if e.get("resumed_from"):
         more.append(f"{human_bytes(int(e['resumed_from']))} resumed")
     if int(e.get("attempts") or 1) > 1:
@@ -148,6 +148,23 @@ _EVENTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
         f"{e['target']} does not take {e['planned']} ({e['error']}); placing by {e['used']}"
     ),
     "lock.warning": lambda e: f"{e['model']}: {e['note']}",
+    "remote.corrupt": lambda e: (
+        f"remote {e['remote']}: {e['file']} hashes to {e['actual']}, not {e['blob']}; not "
+        "admitted, fetching it from the next source"
+    ),
+    "remote.missing": lambda e: f"remote {e['remote']} lacks {e['file']}; trying the next source",
+    "remote.unavailable": lambda e: (
+        f"remote {e['remote']} skipped for this run ({e['reason']}); fetching from the registry "
+        "instead (credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or an AWS profile)"
+    ),
+    "remote.upload_resumed": lambda e: (
+        f"remote {e['remote']}: resuming the upload of {e['blob']} ({e['parts']} parts there)"
+    ),
+    "push.uploaded": lambda e: (
+        f"uploaded {e['file']} to {e['remote']} ({human_bytes(int(e['bytes']))} in {_seconds(e)}"
+        + (f", {e['parts_reused']} parts from an earlier push" if e.get("parts_reused") else "")
+        + ")"
+    ),
     "registry.ollama_layers_skipped": lambda e: (
         f"{e['registry']}:{e['repo']}:{e['tag']}: left out layers of unknown media type "
         f"{', '.join(e['media_types'])}"
@@ -169,6 +186,7 @@ _SUMMARIES = frozenset(
         "search.done",
         "search.added",
         "export.ollama",
+        "push.planned",
     }
 )
 
