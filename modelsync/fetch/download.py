@@ -244,8 +244,9 @@ async def _from_sources(transfer: _Transfer) -> tuple[int, int]:
             continue
         except RemoteError as exc:  # AuthError included: a refusal is as good as down here
             attempts += 1
-            fetcher.skip.add(mirror.remote)
-            log.warning("remote.unavailable", remote=mirror.remote, reason=exc.message)
+            if mirror.remote not in fetcher.skip:  # parallel downloads may all have met it
+                fetcher.skip.add(mirror.remote)
+                log.warning("remote.unavailable", remote=mirror.remote, reason=exc.message)
             continue
         return transfer.flushed, attempts + tried
     transfer.switch(item.url, None)

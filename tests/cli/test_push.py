@@ -7,8 +7,6 @@ import hashlib
 import shutil
 from pathlib import Path
 
-import pytest
-
 from tests.fixtures.cli import CliResult, CliRunner
 from tests.fixtures.projects import TINY_WEIGHTS
 from tests.fixtures.s3 import S3Bucket, free_port
@@ -19,19 +17,6 @@ CONFIG_SHA = hashlib.sha256(b"{}").hexdigest()
 
 def weights_key(prefix: str = "fleet") -> str:
     return f"{prefix}/sha256/{WEIGHTS_SHA}"
-
-
-@pytest.fixture
-def pushed_project(
-    tiny_project: dict[str, str], s3_bucket: S3Bucket, run_cli: CliRunner
-) -> dict[str, str]:
-    """The tiny project with `[remotes.team]` on a fresh bucket, locked and synced from the hub
-    into the first store; returns the environment (hub + AWS variables)."""
-    manifest = Path("models.toml")
-    manifest.write_text(manifest.read_text() + s3_bucket.remote_toml())
-    env = {**tiny_project, **s3_bucket.env}
-    assert run_cli("sync", env=env).exit_code == 0
-    return env
 
 
 def second_machine(tmp_path: Path, name: str = "m2") -> tuple[Path, Path]:
