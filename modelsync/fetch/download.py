@@ -220,17 +220,16 @@ async def fetch_blob(fetcher: Fetcher, item: FetchItem) -> FetchResult:
 
 async def _from_sources(transfer: _Transfer) -> tuple[int, int]:
     """Run `transfer` from each blob remote in turn, then from the registry; returns (bytes
-    received in this run, attempts)."""
+    received in this run, attempts at the source that served it: a remote that lacks the blob
+    is not a retry)."""
     item, fetcher = transfer.item, transfer.fetcher
-    attempts = 0
     for mirror in item.mirrors:
         if mirror.remote in fetcher.skip:
             continue
         transfer.switch(mirror.url, mirror.remote)
         try:
-            _received, tried = await transfer.run()
+            _received, attempts = await transfer.run()
         except _SourceFailed as exc:
-            attempts += 1
             if exc.actual is None:
                 log.debug("remote.missing", remote=mirror.remote, file=item.label, blob=item.sha256)
             else:
@@ -243,15 +242,14 @@ async def _from_sources(transfer: _Transfer) -> tuple[int, int]:
                 )
             continue
         except RemoteError as exc:  # AuthError included: a refusal is as good as down here
-            attempts += 1
             if mirror.remote not in fetcher.skip:  # parallel downloads may all have met it
                 fetcher.skip.add(mirror.remote)
                 log.warning("remote.unavailable", remote=mirror.remote, reason=exc.message)
             continue
-        return transfer.flushed, attempts + tried
+        return transfer.flushed, attempts
     transfer.switch(item.url, None)
-    _received, tried = await transfer.run()
-    return transfer.flushed, attempts + tried
+    _received, attempts = await transfer.run()
+    return transfer.flushed, attempts
 
 
 async def _fetch_lock(layout: StoreLayout, item: FetchItem, *, wait: bool) -> int | None:

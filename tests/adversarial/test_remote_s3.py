@@ -131,7 +131,7 @@ def test_an_unreachable_remote_falls_back_to_the_registry(
     tiny_project: dict[str, str], run_cli: CliRunner, tmp_path: Path
 ) -> None:
     """A remote whose port is closed: one warning, the registry serves, exit 0."""
-    from tests.fixtures.s3 import free_port  # noqa: PLC0415
+    from modelsync.testing.s3_server import free_port  # noqa: PLC0415
 
     remote = (
         f'[remotes.team]\ntype = "s3"\nbucket = "fleet-models"\n'

@@ -7,9 +7,10 @@ import hashlib
 import shutil
 from pathlib import Path
 
+from modelsync.testing.s3_server import free_port
 from tests.fixtures.cli import CliResult, CliRunner
 from tests.fixtures.projects import TINY_WEIGHTS
-from tests.fixtures.s3 import S3Bucket, free_port
+from tests.fixtures.s3 import S3Bucket
 
 WEIGHTS_SHA = hashlib.sha256(TINY_WEIGHTS).hexdigest()
 CONFIG_SHA = hashlib.sha256(b"{}").hexdigest()
