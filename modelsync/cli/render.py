@@ -155,7 +155,7 @@ _EVENTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "remote.missing": lambda e: f"remote {e['remote']} lacks {e['file']}; trying the next source",
     "remote.unavailable": lambda e: (
         f"remote {e['remote']} skipped for this run ({e['reason']}); fetching from the registry "
-        "instead (credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or an AWS profile)"
+        f"instead; {e['fix']}"
     ),
     "remote.upload_resumed": lambda e: (
         f"remote {e['remote']}: resuming the upload of {e['blob']} ({e['parts']} parts there)"

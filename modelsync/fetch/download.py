@@ -131,6 +131,11 @@ class Fetcher:
 
 REMOTE_ATTEMPTS = 2
 """Attempts per request to a blob remote: it is a cache, the registry is the truth."""
+REMOTE_REFUSED_FIX = (
+    "give it working credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE or "
+    "the remote's profile"
+)
+REMOTE_DOWN_FIX = "check the remote's endpoint-url, region and network"
 
 
 # Slots per piece's body: written at once, never waiting for the hasher, so two suffice.
@@ -244,7 +249,8 @@ async def _from_sources(transfer: _Transfer) -> tuple[int, int]:
         except RemoteError as exc:  # AuthError included: a refusal is as good as down here
             if mirror.remote not in fetcher.skip:  # parallel downloads may all have met it
                 fetcher.skip.add(mirror.remote)
-                log.warning("remote.unavailable", remote=mirror.remote, reason=exc.message)
+                fix = REMOTE_REFUSED_FIX if isinstance(exc, AuthError) else REMOTE_DOWN_FIX
+                log.warning("remote.unavailable", remote=mirror.remote, reason=exc.message, fix=fix)
             continue
         return transfer.flushed, attempts
     transfer.switch(item.url, None)

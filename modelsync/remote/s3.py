@@ -341,7 +341,9 @@ def mirror_finder(remotes: Sequence[RemoteRef]) -> MirrorFinder:
                 remote = open_remote(ref)
                 urls = {d: remote.presign_get(d) for d in digests}
             except ModelsyncError as exc:
-                log.warning("remote.unavailable", remote=ref.name, reason=exc.one_line())
+                log.warning(
+                    "remote.unavailable", remote=ref.name, reason=exc.message, fix=exc.hint or ""
+                )
                 continue
             for digest, url in urls.items():
                 found[digest].append(Mirror(ref.name, url))

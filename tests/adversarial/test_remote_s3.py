@@ -141,6 +141,7 @@ def test_an_unreachable_remote_falls_back_to_the_registry(
     result = run_cli("sync", env={**tiny_project, **aws_env(tmp_path, "AKIAX", CANARY)})
     assert result.exit_code == 0, result.stderr
     assert result.stderr.count("remote team skipped") == 1
+    assert "check the remote's endpoint-url" in result.stderr
 
 
 def test_without_credentials_sync_warns_and_uses_the_registry(
