@@ -125,6 +125,7 @@ def test_a_killed_push_is_resumed_from_its_uploaded_parts(
         Body=TINY_WEIGHTS[:part],
         ChecksumAlgorithm="SHA256",
     )
+    assert key not in s3_bucket.keys()  # an unfinished upload is not an object
     result = run_cli("push", "--json", "--part-size", "0.002", env=pushed_project)
     assert result.exit_code == 0, result.stdout
     uploads = {u["file"]: u for u in events(result, "report")[0]["upload"]}  # type: ignore[attr-defined]
@@ -178,3 +179,19 @@ def test_push_without_a_remote_is_a_usage_error(
     result = run_cli("push", env=tiny_project)
     assert result.exit_code == 2
     assert "no [remotes.NAME] declared" in result.stderr
+
+
+def test_offline_sync_does_not_use_the_remote(
+    pushed_project: dict[str, str], run_cli: CliRunner, tmp_path: Path
+) -> None:
+    """Remotes are network: `--offline` with blobs only the remote holds exits 5 naming them,
+    and neither the remote nor the registry is asked."""
+    assert run_cli("push", env=pushed_project).exit_code == 0
+    manifest, store = second_machine(tmp_path)
+    result = run_cli(
+        "-m", str(manifest), "--store", str(store), "--offline", "sync", env=pushed_project
+    )
+    assert result.exit_code == 5
+    assert "--offline" in result.stderr
+    assert "remote" not in result.stderr
+    assert not (manifest.parent / "models" / "tiny" / "weights.bin").exists()
