@@ -150,7 +150,8 @@ _EVENTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "lock.warning": lambda e: f"{e['model']}: {e['note']}",
     "remote.corrupt": lambda e: (
         f"remote {e['remote']}: {e['file']} hashes to {e['actual']}, not {e['blob']}; not "
-        "admitted, fetching it from the next source"
+        "admitted, fetching it from the next source (delete that object from the bucket and "
+        "run `modelsync push` to replace it)"
     ),
     "remote.missing": lambda e: f"remote {e['remote']} lacks {e['file']}; trying the next source",
     "remote.unavailable": lambda e: (
