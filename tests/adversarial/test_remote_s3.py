@@ -77,7 +77,7 @@ def test_push_with_a_wrong_secret_exits_5_and_never_prints_it(
     assert len(errors) == 1
     assert "remote team" in errors[0]
     assert "AWS_SECRET_ACCESS_KEY" in errors[0]
-    assert bucket.keys() == {}
+    assert bucket.objects() == {}
 
 
 def test_the_right_key_passes_the_same_server(
@@ -90,7 +90,7 @@ def test_the_right_key_passes_the_same_server(
     assert run_cli("sync", env=env).exit_code == 0
     result = run_cli("push", env=env)
     assert result.exit_code == 0, result.stderr
-    assert bucket.keys()
+    assert bucket.objects()
 
 
 def test_a_remote_that_refuses_downloads_is_skipped_with_one_warning(

@@ -47,7 +47,7 @@ def test_push_uploads_each_blob_under_its_digest_and_a_second_push_uploads_nothi
     assert first.exit_code == 0, first.stdout
     report = events(first, "report")[0]
     assert report["bytes_sent"] == len(TINY_WEIGHTS) + 2
-    assert s3_bucket.keys() == {weights_key(): len(TINY_WEIGHTS), f"fleet/sha256/{CONFIG_SHA}": 2}
+    assert s3_bucket.objects() == {weights_key(): len(TINY_WEIGHTS), f"fleet/sha256/{CONFIG_SHA}": 2}
     assert s3_bucket.get(weights_key()) == TINY_WEIGHTS
 
     again = run_cli("push", env=pushed_project)
@@ -125,7 +125,7 @@ def test_a_killed_push_is_resumed_from_its_uploaded_parts(
         Body=TINY_WEIGHTS[:part],
         ChecksumAlgorithm="SHA256",
     )
-    assert key not in s3_bucket.keys()  # an unfinished upload is not an object
+    assert key not in s3_bucket.objects()  # an unfinished upload is not an object
     result = run_cli("push", "--json", "--part-size", "0.002", env=pushed_project)
     assert result.exit_code == 0, result.stdout
     uploads = {u["file"]: u for u in events(result, "report")[0]["upload"]}  # type: ignore[attr-defined]
@@ -143,7 +143,7 @@ def test_dry_run_lists_the_uploads_and_sends_nothing(
     assert result.exit_code == 0
     assert "would push to team" in result.stdout
     assert "tiny/weights.bin" in result.stdout
-    assert s3_bucket.keys() == {}
+    assert s3_bucket.objects() == {}
 
 
 def test_blobs_this_store_lacks_are_reported_and_exit_3(
@@ -154,7 +154,7 @@ def test_blobs_this_store_lacks_are_reported_and_exit_3(
     assert result.exit_code == 3
     assert "missing  tiny/weights.bin" in result.stdout
     assert "run `modelsync sync`" in result.stdout
-    assert s3_bucket.keys() == {}
+    assert s3_bucket.objects() == {}
 
 
 def test_adding_or_removing_a_remote_leaves_the_lock_fresh(
