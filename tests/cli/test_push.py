@@ -47,7 +47,10 @@ def test_push_uploads_each_blob_under_its_digest_and_a_second_push_uploads_nothi
     assert first.exit_code == 0, first.stdout
     report = events(first, "report")[0]
     assert report["bytes_sent"] == len(TINY_WEIGHTS) + 2
-    assert s3_bucket.objects() == {weights_key(): len(TINY_WEIGHTS), f"fleet/sha256/{CONFIG_SHA}": 2}
+    assert s3_bucket.objects() == {
+        weights_key(): len(TINY_WEIGHTS),
+        f"fleet/sha256/{CONFIG_SHA}": 2,
+    }
     assert s3_bucket.get(weights_key()) == TINY_WEIGHTS
 
     again = run_cli("push", env=pushed_project)
