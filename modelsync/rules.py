@@ -29,6 +29,10 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 _PREFIXED = re.compile(r"sha256:[0-9a-f]{64}")
 _DRIVE = re.compile(r"[A-Za-z]:")
+# S3's bucket rules (virtual-host safe: no `_`, no upper case, no `..`, not an IP address).
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_IPV4 = re.compile(r"[0-9]+(?:\.[0-9]+){3}")
+_PREFIX_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 # Ollama's name parts (types/model/name.go): a namespace has no '.', a model or tag may.
 _OLLAMA_NAMESPACE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,79}")
 _OLLAMA_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}")
@@ -73,6 +77,31 @@ def is_safe_path(path: str) -> bool:
         and _DRIVE.match(path) is None
         and all(part not in ("", ".", "..") for part in path.split("/"))
     )
+
+
+def is_bucket(name: str) -> bool:
+    """An S3 bucket name as AWS allows it for new buckets: 3-63 of `a-z`, `0-9`, `.`, `-`,
+    starting and ending with a letter or digit, no `..`, not shaped like an IP address."""
+    return (
+        _BUCKET.fullmatch(name) is not None and ".." not in name and _IPV4.fullmatch(name) is None
+    )
+
+
+def is_key_prefix(prefix: str) -> bool:
+    """An object key prefix: `/`-separated parts of letters, digits, `.`, `_`, `-`, each starting
+    with a letter or digit (so no `.`/`..` part, no empty part, nothing S3 or a proxy rewrites);
+    at most 512 characters; empty means the bucket's top level."""
+    return len(prefix) <= 512 and (
+        not prefix or all(_PREFIX_PART.fullmatch(part) for part in prefix.split("/"))
+    )
+
+
+def blob_key(prefix: str, sha256: str) -> str:
+    """`<prefix>/sha256/<hex>`: where a blob lies in a remote, built only from a validated digest
+    and a validated prefix."""
+    if not is_sha256(sha256) or not is_key_prefix(prefix):
+        raise ValueError(f"not a blob digest or key prefix: {sha256!r}, {prefix!r}")
+    return f"{prefix}/sha256/{sha256}" if prefix else f"sha256/{sha256}"
 
 
 def is_sha256(value: str) -> bool:

@@ -68,7 +68,7 @@ def _seconds(event: Mapping[str, Any]) -> str:
 
 
 def _fetched(e: Mapping[str, Any]) -> str:
-    more = []
+    more = [f"from remote {e['remote']}"] if e.get("remote") else []
     if e.get("resumed_from"):
         more.append(f"{human_bytes(int(e['resumed_from']))} resumed")
     if int(e.get("attempts") or 1) > 1:
@@ -158,6 +158,24 @@ _EVENTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
         f"refused {e['file'] or 'blob'} (sha256 {e['blob']}): {e['reason']}"
     ),
     "bundle.ignored": lambda e: f"ignored bundle member {e['member']!r}: {e['reason']}; not read",
+    "remote.corrupt": lambda e: (
+        f"remote {e['remote']}: {e['file']} hashes to {e['actual']}, not {e['blob']}; not "
+        "admitted, fetching it from the next source (delete that object from the bucket and "
+        "run `modelsync push` to replace it)"
+    ),
+    "remote.missing": lambda e: f"remote {e['remote']} lacks {e['file']}; trying the next source",
+    "remote.unavailable": lambda e: (
+        f"remote {e['remote']} skipped for this run ({e['reason']}); fetching from the registry "
+        f"instead; {e['fix']}"
+    ),
+    "remote.upload_resumed": lambda e: (
+        f"remote {e['remote']}: resuming the upload of {e['blob']} ({e['parts']} parts there)"
+    ),
+    "push.uploaded": lambda e: (
+        f"uploaded {e['file']} to {e['remote']} ({human_bytes(int(e['bytes']))} in {_seconds(e)}"
+        + (f", {e['parts_reused']} parts from an earlier push" if e.get("parts_reused") else "")
+        + ")"
+    ),
     "registry.ollama_layers_skipped": lambda e: (
         f"{e['registry']}:{e['repo']}:{e['tag']}: left out layers of unknown media type "
         f"{', '.join(e['media_types'])}"
@@ -180,6 +198,7 @@ _SUMMARIES = frozenset(
         "search.added",
         "export.ollama",
         "bundle.exported",
+        "push.planned",
     }
 )
 

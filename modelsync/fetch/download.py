@@ -15,12 +15,19 @@ the final URL (no `Authorization` to another origin: net/session.py's rule). Eac
 written in place with `pwrite` and journaled (store/partial.py), is retried from its own bytes,
 and the hashing thread follows the partial's gap-free prefix. A server that answers a piece
 with a 200 gets one stream instead, from the gap-free prefix kept.
+
+A blob remote's URLs (`FetchItem.mirrors`) are tried before the registry, into the same partial:
+a 404 there means the remote lacks the blob (the next source, quietly); bytes that do not hash
+to the pin are dropped at once and the registry is asked (`remote.corrupt`, never exit 4 unless
+the registry's bytes are wrong too); a remote that refuses or fails is skipped for the rest of
+the run (`remote.unavailable`) after fewer retries than a registry gets: it is a cache.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import random
 import re
@@ -39,6 +46,7 @@ from modelsync.fetch.body import BodyCut, BodySink, BodyTooLong, receive
 from modelsync.fetch.hashing import StreamHasher
 from modelsync.fetch.parts import PART_MIN, Piece, plan_pieces, worth_parts
 from modelsync.fetch.progress import NoProgress, ProgressSink
+from modelsync.fetch.sources import Mirror
 from modelsync.log import redact_url
 from modelsync.net.retry import RETRYABLE_STATUS, RetryPolicy, retry_after_seconds
 from modelsync.net.session import Credentials, origin_of
@@ -66,6 +74,8 @@ class FetchItem:
     size: int
     sha256: str
     label: str  # how messages name it, e.g. "gemma/gemma-3-1b-it-Q4_K_M.gguf"
+    mirrors: tuple[Mirror, ...] = ()
+    """Blob remotes to try first, in order (`url` is the registry's: the last resort)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +87,8 @@ class FetchResult:
     resumed_from: int  # bytes of an earlier run's partial that were reused
     attempts: int
     seconds: float
+    remote: str | None = None
+    """The blob remote the bytes came from; None: the registry (or an earlier partial)."""
 
     @property
     def admitted(self) -> bool:
@@ -113,6 +125,17 @@ class Fetcher:
     split whenever the file is large enough (an explicit `--connections`)."""
     part_size: int = PART_MIN
     """The smallest piece given its own connection; files under two parts take one stream."""
+    skip: set[str] = field(default_factory=set)
+    """Blob remotes that refused or failed in this run: not asked again."""
+
+
+REMOTE_ATTEMPTS = 2
+"""Attempts per request to a blob remote: it is a cache, the registry is the truth."""
+REMOTE_REFUSED_FIX = (
+    "give it working credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE or "
+    "the remote's profile"
+)
+REMOTE_DOWN_FIX = "check the remote's endpoint-url, region and network"
 
 
 # Slots per piece's body: written at once, never waiting for the hasher, so two suffice.
@@ -140,6 +163,15 @@ class _OneStream(Exception):  # noqa: N818 - internal signal
     """The first piece came fast enough that one stream suffices (`Fetcher.solo_probe`)."""
 
 
+class _SourceFailed(Exception):  # noqa: N818 - internal signal
+    """A blob remote lacks the blob (404) or served other bytes: try the next source."""
+
+    def __init__(self, actual: str | None = None) -> None:
+        super().__init__(actual or "missing")
+        self.actual = actual
+        """The digest the remote's bytes had; None: it has no such object."""
+
+
 class _Mismatch(Exception):  # noqa: N818 - internal signal
     """The bytes are complete but not the pinned ones."""
 
@@ -164,7 +196,7 @@ async def fetch_blob(fetcher: Fetcher, item: FetchItem) -> FetchResult:
         try:
             await transfer.resume()
             fetcher.progress.start(item.label, item.size, partial.held)
-            received, attempts = await transfer.run()
+            received, attempts = await _from_sources(transfer)
             if fetcher.fsync:  # before taking the store lock: this part can take seconds
                 await asyncio.to_thread(os.fsync, partial.fd)
             async with fetcher.admit():
@@ -186,8 +218,44 @@ async def fetch_blob(fetcher: Fetcher, item: FetchItem) -> FetchResult:
         resumed_from=resumed_from,
         attempts=attempts,
         seconds=round(seconds, 3),
+        **({"remote": transfer.remote} if transfer.remote else {}),
     )
-    return FetchResult(item, received, resumed_from, attempts, seconds)
+    return FetchResult(item, received, resumed_from, attempts, seconds, transfer.remote)
+
+
+async def _from_sources(transfer: _Transfer) -> tuple[int, int]:
+    """Run `transfer` from each blob remote in turn, then from the registry; returns (bytes
+    received in this run, attempts at the source that served it: a remote that lacks the blob
+    is not a retry)."""
+    item, fetcher = transfer.item, transfer.fetcher
+    for mirror in item.mirrors:
+        if mirror.remote in fetcher.skip:
+            continue
+        transfer.switch(mirror.url, mirror.remote)
+        try:
+            _received, attempts = await transfer.run()
+        except _SourceFailed as exc:
+            if exc.actual is None:
+                log.debug("remote.missing", remote=mirror.remote, file=item.label, blob=item.sha256)
+            else:
+                log.warning(
+                    "remote.corrupt",
+                    remote=mirror.remote,
+                    file=item.label,
+                    blob=item.sha256,
+                    actual=exc.actual,
+                )
+            continue
+        except RemoteError as exc:  # AuthError included: a refusal is as good as down here
+            if mirror.remote not in fetcher.skip:  # parallel downloads may all have met it
+                fetcher.skip.add(mirror.remote)
+                fix = REMOTE_REFUSED_FIX if isinstance(exc, AuthError) else REMOTE_DOWN_FIX
+                log.warning("remote.unavailable", remote=mirror.remote, reason=exc.message, fix=fix)
+            continue
+        return transfer.flushed, attempts
+    transfer.switch(item.url, None)
+    _received, attempts = await transfer.run()
+    return transfer.flushed, attempts
 
 
 async def _fetch_lock(layout: StoreLayout, item: FetchItem, *, wait: bool) -> int | None:
@@ -248,6 +316,20 @@ class _Transfer:
     other connections start, and the timer that sets it."""
     solo: bool = False
     """The probe found one stream fast enough."""
+    remote: str | None = None
+    """The blob remote `item.url` points at now; None: the registry."""
+
+    def switch(self, url: str, remote: str | None) -> None:
+        """Fetch from another source from here on, keeping the bytes held (they are the same
+        blob's); the old source's ETag means nothing to the new one."""
+        if (url, remote) == (self.item.url, self.remote) and not self.item.mirrors:
+            return
+        self.item = dataclasses.replace(self.item, url=url)
+        self.remote = remote
+        self.url = None
+        self.ranges_refused = False
+        self.solo = False
+        self.partial.set_etag(None)
 
     def close(self) -> None:
         self.partial.close()
@@ -306,6 +388,8 @@ class _Transfer:
                 continue
             except _Mismatch as exc:
                 self.discard()  # corrupt bytes are never resumed
+                if self.remote is not None:
+                    raise _SourceFailed(exc.actual) from None
                 if refetched:
                     raise IntegrityError(
                         f"{item.label}: SHA-256 mismatch after a re-fetch: expected {item.sha256}, "
@@ -329,7 +413,8 @@ class _Transfer:
         """After the `failures`th transient failure of `what` (the file or one piece): give up
         past the policy's attempts (exit 5), else log the retry and wait its backoff."""
         item, policy = self.item, self.fetcher.policy
-        if failures >= policy.attempts:
+        limit = policy.attempts if self.remote is None else min(policy.attempts, REMOTE_ATTEMPTS)
+        if failures >= limit:
             raise RemoteError(
                 f"{item.label}: {what} failed after {failures} attempts ({exc.reason}) "
                 f"from {redact_url(item.url)}",
@@ -413,6 +498,8 @@ class _Transfer:
                 f"{item.label}: HTTP {status} from {where}",
                 hint="set the registry's token variable (e.g. HF_TOKEN) to a token with access",
             )
+        if status == 404 and self.remote is not None:
+            raise _SourceFailed
         if status == 416 and partial.size:
             self.discard()  # our partial does not fit the file any more: start over
             raise _Transient("HTTP 416 for the resumed range")
@@ -577,6 +664,8 @@ class _Transfer:
                 f"{item.label}: HTTP {status} from {redact_url(str(response.url))}",
                 hint="set the registry's token variable (e.g. HF_TOKEN) to a token with access",
             )
+        if status == 404 and self.remote is not None:
+            raise _SourceFailed
         if status == 200:
             raise _RangesRefused
         if status == 416:

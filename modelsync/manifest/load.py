@@ -29,6 +29,7 @@ from modelsync.manifest.model import (
 )
 from modelsync.toml_lines import locate, syntax_error
 
+_CREDENTIAL_KEY = re.compile(r"(?i)secret|token|passw|credential|access|session|key")
 _AT_LINE = re.compile(r"\s*at line (\d+) col(?:umn)? (\d+)\s*$")
 
 
@@ -142,6 +143,14 @@ def _from_pydantic(error: Any) -> ManifestProblem:
     loc: Loc = tuple(error["loc"])
     kind = error["type"]
     value = error.get("input")
+    if kind == "extra_forbidden" and loc[0] == "remotes" and _CREDENTIAL_KEY.search(str(loc[-1])):
+        # Never echo the value: it may be a pasted secret.
+        return ManifestProblem(
+            loc,
+            "credentials never go in models.toml (a project file is shared)",
+            "remove it and export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or name an AWS "
+            'profile: profile = "name"',
+        )
     if kind == "extra_forbidden":
         return ManifestProblem(loc, "unknown key", _did_you_mean(loc))
     if kind == "missing":

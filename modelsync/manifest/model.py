@@ -38,11 +38,18 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from modelsync.credentials import HF_TOKEN_ENV, allowed_token_env, registry_token_env
+from modelsync.credentials import (
+    HF_TOKEN_ENV,
+    allowed_token_env,
+    may_carry_token,
+    registry_token_env,
+)
 from modelsync.manifest.quants import canonical_label, suggest_label
 from modelsync.rules import (
     OLLAMA_NAMESPACE,
     OLLAMA_TAG,
+    is_bucket,
+    is_key_prefix,
     is_ollama_repo,
     is_ollama_tag,
     is_repo_part,
@@ -213,6 +220,20 @@ class PublishSpec(_Table):
     description: str | None = None
 
 
+class RemoteSpec(_Table):
+    """`[remotes.NAME]`: a shared blob store (S3-compatible). Credentials never live here: the
+    standard AWS variables, or the AWS profile named by `profile`."""
+
+    type: Literal["s3"]
+    bucket: str
+    prefix: str = ""
+    endpoint_url: str | None = None
+    """MinIO, R2, Ceph…; None: AWS itself."""
+    region: str | None = None
+    profile: str | None = None
+    """An AWS profile's name (`~/.aws/config`), not a secret."""
+
+
 class Manifest(_Table):
     """The whole document."""
 
@@ -221,6 +242,7 @@ class Manifest(_Table):
     profiles: dict[str, ProfileSpec] = Field(default_factory=dict)
     models: dict[str, ModelSpec] = Field(default_factory=dict)
     publish: dict[str, PublishSpec] = Field(default_factory=dict)
+    remotes: dict[str, RemoteSpec] = Field(default_factory=dict)
 
 
 _TARGET_LOC: Loc = ("settings", "target")
@@ -376,6 +398,23 @@ class PublishTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class RemoteRef:
+    """A blob remote, validated: objects are `<prefix>/sha256/<hex>` in `bucket`."""
+
+    name: str
+    bucket: str
+    prefix: str = ""
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+
+    def describe(self) -> str:
+        """`s3://bucket/prefix` (and the endpoint), for messages."""
+        where = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        return f"{where} at {self.endpoint_url}" if self.endpoint_url else where
+
+
+@dataclass(frozen=True, slots=True)
 class Project:
     """A validated manifest: what `lock` works from (publish targets are not part of its digest)."""
 
@@ -385,6 +424,9 @@ class Project:
     """The declared profiles by name, sorted."""
     models: tuple[ModelRequest, ...]
     publish: tuple[PublishTarget, ...] = ()
+    remotes: tuple[RemoteRef, ...] = ()
+    """In manifest order: the order sync tries them in. Not part of the digest: where bytes
+    may come from never changes what the lock pins."""
 
     def model(self, name: str) -> ModelRequest | None:
         """The model of that name, or None."""
@@ -441,8 +483,54 @@ def build_project(
             targets.append(_publish(name, spec, registries, set(manifest.models)))
         except ManifestProblem as problem:
             problems.append(problem)
-    project = Project(manifest.settings, registries, profiles, tuple(models), tuple(targets))
+    remotes = []
+    for name, remote in manifest.remotes.items():
+        try:
+            remotes.append(_remote(name, remote))
+        except ManifestProblem as problem:
+            problems.append(problem)
+    project = Project(
+        manifest.settings, registries, profiles, tuple(models), tuple(targets), tuple(remotes)
+    )
     return project, problems
+
+
+def _remote(name: str, spec: RemoteSpec) -> RemoteRef:
+    loc: Loc = ("remotes", name)
+    if not is_safe_name(name):
+        raise ManifestProblem(
+            loc, f'invalid remote name "{name}"', "use letters, digits, '.', '_' and '-'"
+        )
+    if not is_bucket(spec.bucket):
+        raise ManifestProblem(
+            (*loc, "bucket"),
+            f"invalid bucket name {spec.bucket!r}",
+            "use 3-63 lowercase letters, digits, '.' and '-', like \"team-models\"",
+        )
+    prefix = spec.prefix.strip("/")
+    if not is_key_prefix(prefix):
+        raise ManifestProblem(
+            (*loc, "prefix"),
+            f"invalid prefix {spec.prefix!r}",
+            "use '/'-separated parts of letters, digits, '.', '_' and '-', like \"fleet/blobs\"",
+        )
+    endpoint = spec.endpoint_url
+    if endpoint is not None:
+        endpoint = _check_endpoint(
+            endpoint, (*loc, "endpoint-url"), fix="use the AWS variables or profile"
+        )
+        if not may_carry_token(endpoint):
+            raise ManifestProblem(
+                (*loc, "endpoint-url"),
+                f"{endpoint}: signed requests go over https (or to this machine) only",
+                "use the store's https endpoint",
+            )
+    for key, value in (("region", spec.region), ("profile", spec.profile)):
+        if value is not None and not is_safe_name(value):
+            raise ManifestProblem(
+                (*loc, key), f"invalid {key} {value!r}", "use letters, digits, '.', '_' and '-'"
+            )
+    return RemoteRef(name, spec.bucket, prefix, endpoint, spec.region, spec.profile)
 
 
 def _registries(manifest: Manifest, problems: list[ManifestProblem]) -> dict[str, RegistryRef]:
@@ -561,7 +649,9 @@ def _registry(name: str, spec: RegistrySpec, loc: Loc) -> RegistryRef:
     return RegistryRef(name, spec.type, endpoint, token_env)
 
 
-def _check_endpoint(value: str, loc: Loc) -> str:
+def _check_endpoint(
+    value: str, loc: Loc, fix: str = "export MODELSYNC_REGISTRY_<NAME>_TOKEN"
+) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ManifestProblem(
@@ -571,7 +661,7 @@ def _check_endpoint(value: str, loc: Loc) -> str:
         raise ManifestProblem(
             loc,
             "the endpoint must not carry credentials, a query or a fragment",
-            "keep credentials in the environment (MODELSYNC_REGISTRY_<NAME>_TOKEN)",
+            f"keep credentials in the environment ({fix})",
         )
     return value.rstrip("/")
 

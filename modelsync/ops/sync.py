@@ -21,6 +21,7 @@ import structlog
 
 from modelsync.errors import StaleError, UsageError
 from modelsync.fetch.progress import ProgressSink
+from modelsync.fetch.sources import MirrorFinder, no_mirrors
 from modelsync.manifest.load import load_manifest
 from modelsync.net.retry import RetryPolicy
 from modelsync.ops import project as proj
@@ -285,6 +286,12 @@ async def _fetch_and_apply(
 
 def _options(request: SyncRequest, ctx: proj.SyncContext) -> ApplyOptions:
     used = {w.registry for w in ctx.wanted}
+    remotes = ctx.loaded.project.remotes
+    mirrors: MirrorFinder = no_mirrors
+    if remotes:  # boto3 is imported only when a remote must sign a download
+        from modelsync.remote.s3 import mirror_finder  # noqa: PLC0415
+
+        mirrors = mirror_finder(remotes)
     return ApplyOptions(
         jobs=request.jobs,
         connections=request.connections,
@@ -294,4 +301,5 @@ def _options(request: SyncRequest, ctx: proj.SyncContext) -> ApplyOptions:
         progress=request.progress,
         gitignore=ctx.loaded.project.settings.gitignore,
         wait=request.wait,
+        mirrors=mirrors,
     )

@@ -35,6 +35,7 @@ from modelsync.errors import (
 )
 from modelsync.fetch.preflight import check_free_space, free_bytes
 from modelsync.fetch.progress import NoProgress, ProgressSink
+from modelsync.fetch.sources import MirrorFinder, no_mirrors
 from modelsync.net.retry import RetryPolicy
 from modelsync.store.blobs import BlobStore
 from modelsync.store.locking import unguarded
@@ -91,6 +92,8 @@ class ApplyOptions:
     caller does not hold it (`fetch_missing`)."""
     wait: bool = True
     """Wait for another run's download of a blob this one needs (False: `--no-wait`)."""
+    mirrors: MirrorFinder = no_mirrors
+    """The blob remotes' URLs for the blobs to download (asked only when some must be)."""
 
 
 @dataclass(slots=True)
@@ -362,6 +365,7 @@ async def _download(
 
     started = time.monotonic()
     results: list[FetchResult] = []
+    found = options.mirrors([s.sha256 for s in steps])
     with options.progress(needed) as sink:
         per_file = max(options.connections or DEFAULT_CONNECTIONS, 2)
         async with create_session(connections=max(options.jobs, 1) * per_file) as session:
@@ -379,7 +383,9 @@ async def _download(
                 # file on one stream: splitting cost 20 % there (CONTRIBUTING.md, benchmarks).
                 solo_probe=SOLO_PROBE if options.connections is None else None,
             )
-            items = [FetchItem(s.url, s.size, s.sha256, s.label) for s in steps]
+            items = [
+                FetchItem(s.url, s.size, s.sha256, s.label, found.get(s.sha256, ())) for s in steps
+            ]
             outcomes = await fetch_each(fetcher, items, jobs=options.jobs)
     for step, outcome in zip(steps, outcomes, strict=True):
         if isinstance(outcome, FetchResult):
@@ -398,6 +404,7 @@ async def _download(
     return Applied(
         fetched=sum(r.admitted for r in results),
         bytes_fetched=sum(r.received for r in results),
+        from_remotes=tuple((r.item.label, r.remote) for r in results if r.remote),
         fetch_seconds=time.monotonic() - started,
         resumed=tuple((r.item.label, r.resumed_from) for r in results if r.resumed_from),
     )

@@ -318,6 +318,8 @@ class Applied:
     bytes_adopted: int = 0
     resumed: tuple[tuple[str, int], ...] = ()
     """(label, bytes reused) of every download continued from an earlier run's partial."""
+    from_remotes: tuple[tuple[str, str], ...] = ()
+    """(label, remote) of every blob downloaded from a blob remote instead of its registry."""
     placed: int = 0
     removed: tuple[str, ...] = ()
     """`<model>/<path>` of every stale placement removed."""

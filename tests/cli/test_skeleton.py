@@ -40,6 +40,7 @@ DESIGN_COMMANDS = {
         "--force",
     ],
     "publish": ["--dry-run", "--target"],
+    "push": ["--remote", "--model", "--dry-run"],
     "gc": ["--dry-run"],
     "search": [
         "--author",

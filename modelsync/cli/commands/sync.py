@@ -204,6 +204,7 @@ def plan_json(plan: SyncPlan) -> dict[str, object]:
 def applied_lines(applied: Applied) -> list[str]:
     """The files the summary names, not only counts: adopted, resumed, removed."""
     lines = [f"  adopted {label} (from {source})" for label, source in applied.adopted]
+    lines += [f"  from remote {remote}: {label}" for label, remote in applied.from_remotes]
     lines += [
         f"  resumed {label} ({human_bytes(reused)} from an earlier run)"
         for label, reused in applied.resumed
@@ -237,9 +238,11 @@ def render(report: SyncReport, out: Output) -> None:
             if applied.fetched and applied.fetch_seconds
             else ""
         )
+        remotes = f"; {len(applied.from_remotes)} from remotes" if applied.from_remotes else ""
         out.line(
             f"synced {n_models} models ({said}): {applied.fetched} files fetched "
-            f"({human_bytes(applied.bytes_fetched)}{rate}), {len(applied.adopted)} adopted, "
+            f"({human_bytes(applied.bytes_fetched)}{rate}{remotes}), "
+            f"{len(applied.adopted)} adopted, "
             f"{applied.placed} placed ({report.link_mode or 'no placement'}), "
             f"{len(applied.removed)} removed, {report.plan.unchanged} unchanged"
         )
@@ -263,6 +266,7 @@ def render(report: SyncReport, out: Output) -> None:
         bytes_fetched=applied.bytes_fetched if applied else 0,
         adopted=[{"file": f, "from": s} for f, s in applied.adopted] if applied else [],
         bytes_adopted=applied.bytes_adopted if applied else 0,
+        from_remotes=[{"file": f, "remote": r} for f, r in applied.from_remotes] if applied else [],
         resumed=[{"file": f, "bytes": n} for f, n in applied.resumed] if applied else [],
         placed=applied.placed if applied else 0,
         removed=list(applied.removed) if applied else [],
