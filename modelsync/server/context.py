@@ -13,10 +13,11 @@ from yarl import URL
 from modelsync.server import names, signing
 from modelsync.server.auth import TokenInfo, check_visible, identify
 from modelsync.server.config import ServerConfig
-from modelsync.server.hub_errors import RepoNotFoundError
-from modelsync.server.model import Repo
+from modelsync.server.hub_errors import ForbiddenError, RepoNotFoundError
+from modelsync.server.model import Commit, Repo
 from modelsync.server.repometa import RepoMeta
 from modelsync.server.repos import RepoStore
+from modelsync.server.source import Repos
 
 
 @dataclass(frozen=True)
@@ -24,13 +25,21 @@ class HubContext:
     """The server's shared state, reachable from every request as `request.app[CONTEXT]`."""
 
     config: ServerConfig
-    store: RepoStore
+    store: Repos
+    """Where repositories come from: a `RepoStore` (`--root`) or `LockedRepos` (`--lock`)."""
     meta: RepoMeta
     endpoint: str
     """Absolute base URL of the Hub API (no trailing slash)."""
     cdn_endpoint: str | None
     signing_key: bytes = field(repr=False)
     clock: Callable[[], float] = time.time
+
+    @property
+    def writable(self) -> RepoStore:
+        """The store writing routes change; a 403 on a read-only mirror (`serve --lock`)."""
+        if not isinstance(self.store, RepoStore):
+            raise ForbiddenError("This server is a read-only mirror of locked repositories")
+        return self.store
 
     def signed_url(self, base: str, path: str, params: Mapping[str, str]) -> str:
         """An absolute URL on `base` that authorises itself until the configured TTL runs out."""
@@ -70,6 +79,12 @@ def visible_repo(request: web.Request) -> tuple[Repo, TokenInfo | None]:
     repo = context(request).store.get(repo_id_of(request))
     check_visible(repo, who)
     return repo, who
+
+
+async def commit_at(ctx: HubContext, repo_id: str, revision: str) -> Commit:
+    """The commit a revision names, made exact first (a mirror may read small files)."""
+    await ctx.store.prepare(repo_id, revision)
+    return ctx.store.head(repo_id, revision)
 
 
 def absolute(request: web.Request, **query: str) -> str:

@@ -46,10 +46,10 @@ from modelsync.server.model import (
     Repo,
     RepoSettings,
 )
+from modelsync.server.source import DEFAULT_BRANCH
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_BRANCH = "main"
 SERVER_AUTHOR = "modelsync"
 IMPORT_TITLE = "Import from directory"
 
@@ -161,6 +161,18 @@ class RepoStore:
     def blob_path(self, sha256: str) -> Path:
         """Where the bytes of a blob are (for serving)."""
         return self.blobs.path(sha256)
+
+    def local_blob(self, sha256: str) -> Path | None:
+        """The file holding a blob's bytes, if stored."""
+        path = self.blob_path(sha256)
+        return path if path.is_file() else None
+
+    async def prepare(self, repo_id: str, revision: str) -> None:
+        """Nothing to do: every commit here is exact from the start."""
+
+    async def blob(self, repo_id: str, commit: str, entry: FileEntry) -> Path:
+        """The file holding `entry`'s bytes."""
+        return self.blob_path(entry.sha256)
 
     def repo_folder(self, repo_id: str) -> Path:
         """The folder a repository's `main` lives in."""

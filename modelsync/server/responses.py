@@ -9,8 +9,9 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from modelsync.server.auth import identify
 from modelsync.server.context import CONTEXT
-from modelsync.server.hub_errors import HubError
+from modelsync.server.hub_errors import HubError, UnauthorizedError
 
 log = structlog.get_logger(__name__)
 
@@ -51,13 +52,24 @@ def _route_name(request: web.Request) -> str:
     return name or "unrouted"
 
 
+def _check_token(request: web.Request) -> None:
+    """A private mirror answers nobody without a token (a bad one is a 401 everywhere)."""
+    config = request.app[CONTEXT].config
+    if (
+        config.require_token
+        and identify(request.headers.get("Authorization"), config.tokens) is None
+    ):
+        raise UnauthorizedError("This server needs a token: send Authorization: Bearer <token>")
+
+
 @web.middleware
 async def hub_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Count the request, log it (path only: query strings may be signed), map errors to JSON."""
     route = _route_name(request)
-    counters = request.app[CONTEXT].store.counters
-    counters.record_request(route, request.method, request.headers.keys())
+    ctx = request.app[CONTEXT]
+    ctx.store.counters.record_request(route, request.method, request.headers.keys())
     try:
+        _check_token(request)
         response = await handler(request)
     except HubError as error:
         response = error_answer(error)
