@@ -35,4 +35,5 @@ pytest_plugins = [
     "tests.fixtures.cli",
     "tests.fixtures.projects",
     "tests.fixtures.ollama",
+    "tests.fixtures.mirror",
 ]

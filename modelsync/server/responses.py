@@ -11,7 +11,7 @@ from aiohttp.typedefs import Handler
 
 from modelsync.server.auth import identify
 from modelsync.server.context import CONTEXT
-from modelsync.server.hub_errors import HubError, UnauthorizedError
+from modelsync.server.hub_errors import ForbiddenError, HubError, UnauthorizedError
 
 log = structlog.get_logger(__name__)
 
@@ -52,14 +52,25 @@ def _route_name(request: web.Request) -> str:
     return name or "unrouted"
 
 
-def _check_token(request: web.Request) -> None:
-    """A private mirror answers nobody without a token (a bad one is a 401 everywhere)."""
+READ_ROUTES_BY_POST = frozenset({"paths_info", "validate_yaml"})
+"""POST routes that change nothing (a read-only server still answers them)."""
+
+
+def _check_access(request: web.Request, route: str) -> None:
+    """A private mirror answers nobody without a token (a bad one is a 401 everywhere); a
+    read-only one (`serve --lock`) refuses every writing route before it runs."""
     config = request.app[CONTEXT].config
     if (
         config.require_token
         and identify(request.headers.get("Authorization"), config.tokens) is None
     ):
         raise UnauthorizedError("This server needs a token: send Authorization: Bearer <token>")
+    if (
+        config.source is not None
+        and request.method not in ("GET", "HEAD")
+        and route not in READ_ROUTES_BY_POST
+    ):
+        raise ForbiddenError("This server is a read-only mirror of locked repositories")
 
 
 @web.middleware
@@ -69,7 +80,7 @@ async def hub_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     ctx = request.app[CONTEXT]
     ctx.store.counters.record_request(route, request.method, request.headers.keys())
     try:
-        _check_token(request)
+        _check_access(request, route)
         response = await handler(request)
     except HubError as error:
         response = error_answer(error)
