@@ -24,6 +24,7 @@ import structlog
 from modelsync.digest import is_commit_id
 from modelsync.errors import IntegrityError, ModelsyncError, UsageError
 from modelsync.lockfile.io import read_lock
+from modelsync.lockfile.model import Lockfile
 from modelsync.log import redact_url
 from modelsync.rules import hub_file_url
 from modelsync.server.auth import TokenInfo, load_tokens_file
@@ -31,7 +32,9 @@ from modelsync.server.hub_errors import EntryNotFoundError, HubError
 from modelsync.server.mirror import BlobSource, LockedRepos, Pin, PinnedFile, plan_mirror
 from modelsync.server.runner import ServerConfig, serve
 from modelsync.server.source import DEFAULT_BRANCH
+from modelsync.store import roots
 from modelsync.store.layout import StoreLayout
+from modelsync.store.locking import exclusive
 
 if TYPE_CHECKING:  # aiohttp and the transfer engine load only when pulling (cli/commands/base)
     from modelsync.fetch.download import Fetcher
@@ -104,29 +107,43 @@ def lock_of(project: Path) -> Path:
     return project / LOCK_NAME
 
 
-def read_pins(locks: tuple[Path, ...]) -> list[Pin]:
-    """The Hub models of each lock at their locked commits; url and Ollama models are skipped
-    (with a log line): a Hub-compatible mirror cannot serve them."""
-    pins = []
-    for path in locks:
+def read_locks(paths: tuple[Path, ...]) -> list[tuple[Path, Lockfile]]:
+    """Each lock to serve; a missing one is a usage error naming it."""
+    locks = []
+    for path in paths:
         lock = read_lock(path)
         if lock is None:
             raise UsageError(
                 f"--lock {path}: no such file",
                 hint="run `modelsync lock` in that project first, or fix the path",
             )
-        for model in lock.models:
-            if model.url is not None or model.repo is None or not is_commit_id(model.commit or ""):
-                log.info(
-                    "serve.skipped", lock=str(path), model=model.name, reason="not a Hub model"
-                )
-                continue
-            assert model.commit is not None
-            files = tuple(PinnedFile(f.path, f.size, f.sha256) for f in model.files)
-            pins.append(
-                Pin(str(path), model.repo, model.revision or DEFAULT_BRANCH, model.commit, files)
-            )
+        locks.append((path, lock))
+    return locks
+
+
+def pins_of(path: Path, lock: Lockfile) -> list[Pin]:
+    """The Hub models of a lock at their locked commits; url and Ollama models are skipped
+    (with a log line): a Hub-compatible mirror cannot serve them."""
+    pins = []
+    for model in lock.models:
+        if model.url is not None or model.repo is None or not is_commit_id(model.commit or ""):
+            log.info("serve.skipped", lock=str(path), model=model.name, reason="not a Hub model")
+            continue
+        assert model.commit is not None
+        files = tuple(PinnedFile(f.path, f.size, f.sha256) for f in model.files)
+        revision = model.revision or DEFAULT_BRANCH
+        pins.append(Pin(str(path), model.repo, revision, model.commit, files))
     return pins
+
+
+def keep_as_roots(layout: StoreLayout, locks: list[tuple[Path, Lockfile]]) -> None:
+    """Register each served lock no sync registered as a root of the store, so `gc` keeps
+    what pull-through brings for it (a lock synced here keeps its own target)."""
+    with exclusive(layout.lock_path, wait=True):
+        known = {root.lock for root in roots.registered(layout)}
+        for path, lock in locks:
+            if roots.absolute(path) not in known:
+                roots.register(layout, path, path.parent, lock)
 
 
 @dataclass(slots=True)
@@ -261,10 +278,12 @@ async def _serve_until_signal(request: ServeRequest, on_ready: Callable[[str], N
         if request.locks:
             if request.store is None:
                 raise UsageError("serve --lock needs a store", hint="pass --store PATH")
-            repos = plan_mirror(read_pins(request.locks))
-            blobs = await stack.enter_async_context(
-                _blob_source(request, StoreLayout(request.store))
-            )
+            locks = read_locks(request.locks)
+            repos = plan_mirror(pin for path, lock in locks for pin in pins_of(path, lock))
+            layout = StoreLayout(request.store)
+            if request.pull_through:
+                keep_as_roots(layout, locks)
+            blobs = await stack.enter_async_context(_blob_source(request, layout))
             source = LockedRepos(repos, blobs)
             log.info("serve.locked", locks=len(request.locks), repos=len(repos))
         server = asyncio.create_task(serve(_config(request, source), on_ready=on_ready))

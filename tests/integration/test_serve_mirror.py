@@ -166,7 +166,7 @@ def test_pull_through_fetches_each_blob_once_for_concurrent_clients(  # noqa: PL
     tmp_path: Path,
 ) -> None:
     """Four clients syncing at once from an empty pull-through mirror all get the files; the
-    upstream sent each file's bytes once, and the mirror's store keeps them."""
+    upstream sent each file's bytes once, and the mirror's store keeps them (past a `gc`)."""
     store = tmp_path / "mirror-store"
     lock = _locked_and_synced(run_cli, tmp_path, hub, store, sync=False)
     hashed_by_lock = hub.counters.bytes_sent(MIRROR_REPO, "config.json")  # a small file's digest
@@ -189,5 +189,6 @@ def test_pull_through_fetches_each_blob_once_for_concurrent_clients(  # noqa: PL
         assert (client.placed / "weights.bin").read_bytes() == WEIGHTS
     assert hub.counters.bytes_sent(MIRROR_REPO, "weights.bin") == len(WEIGHTS)
     assert hub.counters.bytes_sent(MIRROR_REPO, "config.json") - hashed_by_lock == len(CONFIG)
+    assert run_cli("--store", str(store), "gc").exit_code == 0
     sha = hashlib.sha256(WEIGHTS).hexdigest()
     assert (store / "blobs" / "sha256" / sha[:2] / sha).read_bytes() == WEIGHTS
