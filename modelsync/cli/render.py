@@ -158,6 +158,7 @@ _EVENTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     ),
     "serve.pull_refused": lambda e: f"not serving {e['file']}: {e['error']}",
     "serve.pull_failed": lambda e: f"could not pull {e['file']}: {e['error']}",
+    "serve.listing_inexact": lambda e: f"listing {e['file']} as an LFS file for now: {e['error']}",
     "registry.ollama_layers_skipped": lambda e: (
         f"{e['registry']}:{e['repo']}:{e['tag']}: left out layers of unknown media type "
         f"{', '.join(e['media_types'])}"

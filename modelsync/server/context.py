@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
 
+import structlog
 from aiohttp import web
 from yarl import URL
 
@@ -18,6 +20,38 @@ from modelsync.server.model import Commit, Repo
 from modelsync.server.repometa import RepoMeta
 from modelsync.server.repos import RepoStore
 from modelsync.server.source import Repos
+
+
+@dataclass
+class FolderWatch:
+    """Imports what changed in `--root`'s folders at most once per `ttl` seconds, when asked
+    by a request; requests arriving during a look wait for it (one look at a time)."""
+
+    store: RepoStore
+    ttl: float
+    last: float = float("-inf")
+    looking: asyncio.Task[None] | None = None
+
+    async def fresh(self) -> None:
+        """Return once the folders were looked at within the last `ttl` seconds."""
+        if self.looking is None:
+            now = time.monotonic()
+            if now - self.last < self.ttl:
+                return
+            self.last = now
+            self.looking = asyncio.create_task(asyncio.to_thread(self._look))
+        task = self.looking
+        try:
+            await asyncio.shield(task)
+        finally:
+            if task.done() and self.looking is task:
+                self.looking = None
+
+    def _look(self) -> None:
+        try:
+            self.store.refresh()
+        except Exception:  # a folder that cannot be read must not fail every request
+            log.warning("folders.rescan_failed", exc_info=True)
 
 
 @dataclass(frozen=True)
@@ -33,6 +67,8 @@ class HubContext:
     cdn_endpoint: str | None
     signing_key: bytes = field(repr=False)
     clock: Callable[[], float] = time.time
+    watch: FolderWatch | None = None
+    """`--root` servers: picks up folders added or changed while running."""
 
     @property
     def writable(self) -> RepoStore:
@@ -51,6 +87,8 @@ class HubContext:
         """Whether the request's query signs its path and has not expired."""
         return signing.verify(self.signing_key, request.path, request.query, now=self.clock())
 
+
+log = structlog.get_logger(__name__)
 
 CONTEXT = web.AppKey("modelsync_hub_context", HubContext)
 

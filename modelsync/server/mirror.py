@@ -30,7 +30,7 @@ from modelsync.digest import is_commit_id
 from modelsync.errors import UsageError
 from modelsync.server import gitobj
 from modelsync.server.counters import Counters
-from modelsync.server.hub_errors import RepoNotFoundError, RevisionNotFoundError
+from modelsync.server.hub_errors import HubError, RepoNotFoundError, RevisionNotFoundError
 from modelsync.server.model import Commit, FileEntry, Repo
 from modelsync.server.source import DEFAULT_BRANCH
 
@@ -234,7 +234,12 @@ class LockedRepos:
         for file in todo:
             path = self._source.local(file.sha256)
             if path is None and self._source.pulls:
-                path = await self._source.bring(repo_id, commit, file)
+                try:
+                    path = await self._source.bring(repo_id, commit, file)
+                except HubError as err:  # listed as LFS meanwhile; never blocks other files
+                    log.warning(
+                        "serve.listing_inexact", file=f"{repo_id}/{file.path}", error=err.message
+                    )
             if path is not None:
                 facts = await asyncio.to_thread(_facts_of, path, file.size)
                 if facts is not None:

@@ -71,7 +71,7 @@ class RepoStore:
         """LFS object → the repositories it was uploaded to (persisted as upload marks)."""
         self._held_by: dict[str, set[str]] = {}
         """Content → the repositories whose commits hold it (imports count: they are commits)."""
-        self.folders = RepoFolders(root, self.blobs, self.remember)
+        self.folders = RepoFolders(root, self.blobs, self.remember, self.state_dir)
         self._folder_lock = threading.Lock()
         self._folder_trees: dict[str, Mapping[str, FileEntry]] = {}
         """What each repository folder holds, as last imported or written back."""
@@ -158,21 +158,34 @@ class RepoStore:
             persist.write_upload_mark(self.state_dir, repo_id, sha256)
             self._uploaded_to.setdefault(sha256, set()).add(repo_id)
 
-    def blob_path(self, sha256: str) -> Path:
-        """Where the bytes of a blob are (for serving)."""
-        return self.blobs.path(sha256)
-
     def local_blob(self, sha256: str) -> Path | None:
-        """The file holding a blob's bytes, if stored."""
-        path = self.blob_path(sha256)
-        return path if path.is_file() else None
+        """The file holding these bytes: a stored blob (uploads, regular files), else a
+        repository folder's file still as it was hashed (imported LFS content); None if gone."""
+        path = self.blobs.path(sha256)
+        return path if path.is_file() else self.folders.content(sha256)
+
+    def content_size(self, sha256: str) -> int | None:
+        """The size of content held here (`local_blob`), None if none holds it."""
+        path = self.local_blob(sha256)
+        try:
+            return path.stat().st_size if path is not None else None
+        except OSError:
+            return None
 
     async def prepare(self, repo_id: str, revision: str) -> None:
         """Nothing to do: every commit here is exact from the start."""
 
     async def blob(self, repo_id: str, commit: str, entry: FileEntry) -> Path:
-        """The file holding `entry`'s bytes."""
-        return self.blob_path(entry.sha256)
+        """The file holding `entry`'s bytes; a 404 once its folder file changed."""
+        path = self.local_blob(entry.sha256)
+        if path is None:
+            raise EntryNotFoundError(
+                entry.path,
+                commit,
+                f"{entry.path} of {commit} is no longer held: its file in the repository "
+                "folder changed since (ask for the new commit)",
+            )
+        return path
 
     def repo_folder(self, repo_id: str) -> Path:
         """The folder a repository's `main` lives in."""
@@ -209,6 +222,7 @@ class RepoStore:
         """
         self._check_repo_id(repo_id)
         files = self.folders.scan(repo_id)
+        self.folders.save_cache()
         with self._lock:
             if repo_id not in self._repos:
                 self._repos[repo_id] = Repo(repo_id, int(self._clock()))
@@ -223,6 +237,21 @@ class RepoStore:
             commit = self._new_commit(repo_id, head_id, files, IMPORT_TITLE)
             self._set_branch(repo_id, DEFAULT_BRANCH, commit)
             return commit
+
+    def refresh(self) -> list[str]:
+        """Import the folders that appeared or changed since last imported or written back;
+        returns their ids. Unchanged folders cost stat() calls and make no event."""
+        changed = []
+        with self._folder_lock:  # never between a write-back's files
+            for repo_id in self.folders.repo_ids():
+                files = self.folders.scan(repo_id)
+                with self._lock:
+                    known = self._folder_trees.get(repo_id)
+                if known is None or not _same_tree(known, files):
+                    self.import_directory(repo_id)
+                    changed.append(repo_id)
+            self.folders.save_cache()
+        return changed
 
     def rescan(self) -> dict[str, Commit]:
         """Import every `<root>/<namespace>/<name>` folder; returns each repository's head."""
@@ -343,14 +372,14 @@ class RepoStore:
             hashed = self.blobs.put_bytes(op.data)
             self.remember(hashed)
             return op, file_entry(op.path, hashed)
-        size = self.blobs.size(op.sha256) if digest.is_sha256(op.sha256) else None
+        size = self.content_size(op.sha256) if digest.is_sha256(op.sha256) else None
         if size is None:
             raise BadRequestError(f"LFS object {op.sha256} for {op.path} was never uploaded")
         if op.size is not None and op.size != size:
             raise BadRequestError(
                 f"LFS object {op.sha256} for {op.path} has {size} bytes, not {op.size}"
             )
-        head = self.blobs.head(op.sha256)
+        head = self._head(op.sha256)
         git_sha1 = self._git_sha1_of_blob(op.sha256, size)
         lfs = gitobj.is_lfs(op.path, size, head) if op.lfs is None else op.lfs
         return op, FileEntry(op.path, size, op.sha256, git_sha1, lfs)
@@ -361,11 +390,21 @@ class RepoStore:
         if known is not None:
             return known
         sha1 = hashlib.sha1(gitobj.git_blob_header(size), usedforsecurity=False)
-        with self.blobs.path(sha256).open("rb") as f:
+        path = self.local_blob(sha256)
+        if path is None:
+            raise BadRequestError(f"LFS object {sha256} is no longer held here")
+        with path.open("rb") as f:
             while chunk := f.read(1024 * 1024):
                 sha1.update(chunk)
         self.remember(Hashed(sha256, sha1.hexdigest(), size, b""))
         return sha1.hexdigest()
+
+    def _head(self, sha256: str) -> bytes:
+        path = self.local_blob(sha256)
+        if path is None:
+            raise BadRequestError(f"LFS object {sha256} is no longer held here")
+        with path.open("rb") as f:
+            return f.read(gitobj.BINARY_SNIFF_BYTES)
 
     @staticmethod
     def _apply(
@@ -478,3 +517,7 @@ class RepoStore:
                 self._uploaded_to.setdefault(sha256, set()).add(repo.repo_id)
         if self._repos:
             log.info("state.loaded", repos=len(self._repos))
+
+
+def _same_tree(old: Mapping[str, FileEntry], new: Mapping[str, FileEntry]) -> bool:
+    return old.keys() == new.keys() and all(e.same_content(old[p]) for p, e in new.items())

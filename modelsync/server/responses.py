@@ -81,6 +81,8 @@ async def hub_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     ctx.store.counters.record_request(route, request.method, request.headers.keys())
     try:
         _check_access(request, route)
+        if ctx.watch is not None:
+            await ctx.watch.fresh()
         response = await handler(request)
     except HubError as error:
         response = error_answer(error)

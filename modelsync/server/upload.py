@@ -245,7 +245,7 @@ def _batch_object(request: web.Request, repo: Repo, item: object) -> dict[str, o
             },
         }
     if store.lfs_usable(repo.repo_id, oid):  # per repo: stored elsewhere is not stored here
-        if store.blobs.size(oid) == size:
+        if store.content_size(oid) == size:
             return {"oid": oid, "size": size}
         return {"oid": oid, "size": size, "error": {"code": 422, "message": "size mismatch"}}
     upload_base = ctx.cdn_endpoint or ctx.endpoint
@@ -329,7 +329,7 @@ async def lfs_verify(request: web.Request) -> web.Response:
         not isinstance(oid, str)
         or not digest.is_sha256(oid)
         or not store.lfs_usable(repo.repo_id, oid)
-        or store.blobs.size(oid) != size
+        or store.content_size(oid) != size
     ):
         raise NotFoundError("Object not found")
     return json_answer({}, content_type=LFS_CONTENT_TYPE)

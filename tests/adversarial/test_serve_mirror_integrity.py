@@ -11,10 +11,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from pytest_httpserver import HTTPServer
+
 from modelsync.server.runner import ServerHandle
 from tests.fixtures.cli import CliRunner
 from tests.fixtures.hub import HubRepoFactory, http_request
 from tests.fixtures.mirror import (
+    CONFIG,
     MIRROR_REPO,
     WEIGHTS,
     MirrorFactory,
@@ -24,6 +28,12 @@ from tests.fixtures.mirror import (
 )
 
 WEIGHTS_SHA = hashlib.sha256(WEIGHTS).hexdigest()
+
+
+@pytest.fixture(scope="session")
+def httpserver_listen_address() -> tuple[str, int]:
+    """The hostile upstream listens on 127.0.0.1."""
+    return ("127.0.0.1", 0)
 
 
 def _blob(store: Path, sha256: str) -> Path:
@@ -71,28 +81,34 @@ def test_a_tampered_blob_in_the_mirror_fails_the_client_with_exit_4(
     assert not _blob(client_store, WEIGHTS_SHA).exists()
 
 
-def test_pull_through_never_keeps_or_serves_wrong_upstream_bytes(
+def test_pull_through_never_keeps_or_serves_wrong_upstream_bytes(  # noqa: PLR0917 - fixtures
     hub: ServerHandle,
     upstream_repo: str,
     run_cli: CliRunner,
     mirror_factory: MirrorFactory,
+    httpserver: HTTPServer,
     tmp_path: Path,
 ) -> None:
-    """Upstream sending other bytes than the lock pins: the mirror answers 502, keeps nothing,
-    and a later request fetches again instead of trusting a bad copy."""
+    """An upstream sending other bytes than the lock pins (same size): the mirror answers
+    502, keeps nothing, and a later request fetches again instead of trusting a bad copy."""
     store = tmp_path / "mirror-store"
     lock = _lock_upstream(run_cli, tmp_path, hub, store)
-    _tamper(hub.repos.blob_path(WEIGHTS_SHA))
-    mirror = mirror_factory("--lock", str(lock), "--pull-through", hub.endpoint, store=store)
-    path = f"/{MIRROR_REPO}/resolve/main/weights.bin"
-    answer = http_request(mirror.endpoint, "GET", path)
+    bad = bytearray(WEIGHTS)
+    bad[100] ^= 0xFF
+    path = f"/{MIRROR_REPO}/resolve/{upstream_repo}/weights.bin"
+    httpserver.expect_request(path).respond_with_data(bytes(bad))
+    config = f"/{MIRROR_REPO}/resolve/{upstream_repo}/config.json"
+    httpserver.expect_request(config).respond_with_data(CONFIG)
+    upstream = httpserver.url_for("/").rstrip("/")
+    mirror = mirror_factory("--lock", str(lock), "--pull-through", upstream, store=store)
+    answer = http_request(mirror.endpoint, "GET", f"/{MIRROR_REPO}/resolve/main/weights.bin")
     assert answer.status == 502
     assert b"other bytes than the lock pins" in answer.body
     assert not _blob(store, WEIGHTS_SHA).exists()
     assert list((store / "tmp").glob(f"{WEIGHTS_SHA}*.part")) == []
-    sent = hub.counters.bytes_sent(MIRROR_REPO, "weights.bin")
+    asked = len(httpserver.log)
     assert http_request(mirror.endpoint, "GET", path).status == 502
-    assert hub.counters.bytes_sent(MIRROR_REPO, "weights.bin") > sent
+    assert len(httpserver.log) > asked
 
 
 def test_pull_through_forwards_nothing_outside_the_locks(  # noqa: PLR0917 - pytest fixtures

@@ -14,6 +14,7 @@ from tests.fixtures.cli import CliRunner
 from tests.fixtures.hub import HubRepoFactory, http_request
 from tests.fixtures.mirror import (
     CONFIG,
+    MANIFEST,
     MIRROR_REPO,
     WEIGHTS,
     MirrorFactory,
@@ -76,14 +77,18 @@ def test_client_project_locks_and_syncs_through_the_mirror(
     mirror_factory: MirrorFactory,
     tmp_path: Path,
 ) -> None:
-    """A project whose Hub is the mirror locks the same commit and files and syncs them with
-    no file byte coming from upstream."""
+    """A project with a registry whose endpoint is the mirror locks the same commit and files
+    and syncs them with no file byte coming from upstream."""
     store = tmp_path / "mirror-store"
     lock = _locked_and_synced(run_cli, tmp_path, hub, store)
     mirror = mirror_factory("--project", str(lock.parent), store=store)
     sent_before = hub.counters.bytes_sent()
-    client = project_at(tmp_path / "b")
-    env = client_env(mirror.endpoint, tmp_path)
+    manifest = (
+        f'[registries.lan]\ntype = "huggingface"\nendpoint = "{mirror.endpoint}"\n\n'
+        + MANIFEST.replace("hf://", "lan://")
+    )
+    client = project_at(tmp_path / "b", manifest)
+    env = client_env(hub.endpoint, tmp_path)  # the Hub is still upstream: `lan` is the mirror
     for command in ("lock", "sync"):
         result = run_in(run_cli, client, tmp_path / "client-store", env, command)
         assert result.exit_code == 0, result.stderr
