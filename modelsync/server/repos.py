@@ -75,6 +75,9 @@ class RepoStore:
         self._folder_lock = threading.Lock()
         self._folder_trees: dict[str, Mapping[str, FileEntry]] = {}
         """What each repository folder holds, as last imported or written back."""
+        self._imported: set[str] = set()
+        """Repositories imported from their folder by this process: one whose folder goes away
+        goes with it (`refresh`)."""
         self._load()
 
     # ---- reading -------------------------------------------------------------------------
@@ -231,6 +234,7 @@ class RepoStore:
             head_id = self._repos[repo_id].branches.get(DEFAULT_BRANCH)
             head = self._commits[repo_id][head_id] if head_id else None
             self._folder_trees[repo_id] = files
+            self._imported.add(repo_id)
             if head is not None and head.same_tree(files):
                 self._noop(repo_id, head, IMPORT_TITLE)
                 return head
@@ -243,15 +247,40 @@ class RepoStore:
         returns their ids. Unchanged folders cost stat() calls and make no event."""
         changed = []
         with self._folder_lock:  # never between a write-back's files
-            for repo_id in self.folders.repo_ids():
+            present = self.folders.repo_ids()
+            for repo_id in present:
                 files = self.folders.scan(repo_id)
                 with self._lock:
                     known = self._folder_trees.get(repo_id)
                 if known is None or not _same_tree(known, files):
                     self.import_directory(repo_id)
                     changed.append(repo_id)
+            with self._lock:
+                gone = sorted(self._imported - set(present))
+            for repo_id in gone:
+                if not self.folders.folder(repo_id).exists():
+                    self._retire(repo_id)
+                    changed.append(repo_id)
             self.folders.save_cache()
         return changed
+
+    def _retire(self, repo_id: str) -> None:
+        """Stop serving a repository whose folder was removed; its state is moved to
+        `.hub/removed/` (kept, never deleted on sight)."""
+        with self._lock:
+            self._repos.pop(repo_id, None)
+            self._commits.pop(repo_id, None)
+            self._folder_trees.pop(repo_id, None)
+            self._imported.discard(repo_id)
+            for holders in (*self._held_by.values(), *self._uploaded_to.values()):
+                holders.discard(repo_id)
+        state = persist.repo_dir(self.state_dir, repo_id)
+        kept = self.state_dir / "removed" / repo_id / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        if state.is_dir():
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            state.rename(kept)
+        self.counters.record_event(Event("repo.removed", repo_id))
+        log.info("repo.removed", repo=repo_id, kept=str(kept))
 
     def rescan(self) -> dict[str, Commit]:
         """Import every `<root>/<namespace>/<name>` folder; returns each repository's head."""

@@ -4,6 +4,7 @@ copy in the server's own folder, and folders added or changed while it runs pick
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -47,7 +48,8 @@ def test_root_picks_up_folders_added_and_files_changed_while_running(
     mirror_factory: MirrorFactory, tmp_path: Path
 ) -> None:
     """A repository folder created after start appears; a changed file gets a new commit whose
-    bytes are the new ones; the old commit's replaced file is no longer served."""
+    bytes are the new ones; the old commit's replaced file is no longer served; a removed
+    folder's repository goes."""
     root = tmp_path / "hub"
     root.mkdir()
     server = mirror_factory("--root", str(root), store=tmp_path / "store")
@@ -70,3 +72,6 @@ def test_root_picks_up_folders_added_and_files_changed_while_running(
     assert new_bytes.body == WEIGHTS[::-1]
     gone = http_request(server.endpoint, "GET", f"/org/new/resolve/{first}/model.gguf")
     assert (gone.status, gone.headers.get("x-error-code")) == (404, "EntryNotFound")
+    shutil.rmtree(folder)
+    removed = _until(server.endpoint, "/api/models/org/new", lambda a: a.status == 404)
+    assert (removed.status, removed.headers.get("x-error-code")) == (404, "RepoNotFound")
