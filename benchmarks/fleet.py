@@ -26,6 +26,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -79,6 +80,7 @@ def mirror(lock: Path, store: Path, upstream: str) -> Iterator[str]:
         text=True,
     )
     assert proc.stdout is not None
+    drain = threading.Thread(target=log.writelines, args=(proc.stdout,), daemon=True)
     try:
         endpoint = next(
             (e["endpoint"] for e in map(json.loads, proc.stdout) if e.get("command") == "serve"),
@@ -86,10 +88,14 @@ def mirror(lock: Path, store: Path, upstream: str) -> Iterator[str]:
         )
         if endpoint is None:
             raise SystemExit(f"benchmark: the mirror did not start (see {log.name})")
+        # Its JSON log lines follow on stdout: drained, or a full pipe would stall the server.
+        drain.start()
         yield str(endpoint)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        if drain.is_alive():
+            drain.join(timeout=10)
         log.close()
 
 

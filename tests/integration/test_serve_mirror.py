@@ -11,7 +11,7 @@ from huggingface_hub import hf_hub_download, snapshot_download
 from modelsync.lockfile.io import read_lock
 from modelsync.server.runner import ServerHandle
 from tests.fixtures.cli import CliRunner
-from tests.fixtures.hub import HubRepoFactory, http_request
+from tests.fixtures.hub import HubRepoFactory, HubTokens, http_request
 from tests.fixtures.mirror import (
     CONFIG,
     MANIFEST,
@@ -197,3 +197,27 @@ def test_pull_through_fetches_each_blob_once_for_concurrent_clients(  # noqa: PL
     assert run_cli("--store", str(store), "gc").exit_code == 0
     sha = hashlib.sha256(WEIGHTS).hexdigest()
     assert (store / "blobs" / "sha256" / sha[:2] / sha).read_bytes() == WEIGHTS
+
+
+def test_pull_through_hf_carries_the_hub_token_upstream(  # noqa: PLR0917 - pytest fixtures
+    hub: ServerHandle,
+    upstream_repo: str,
+    hub_tokens: HubTokens,
+    run_cli: CliRunner,
+    mirror_factory: MirrorFactory,
+    tmp_path: Path,
+) -> None:
+    """`--pull-through hf` is `$HF_ENDPOINT` with the Hub token, so a gated upstream repo is
+    pulled; the token never appears in the mirror's log."""
+    hub.repos.set_settings(MIRROR_REPO, gated="auto")
+    store = tmp_path / "mirror-store"
+    project = project_at(tmp_path / "a")
+    env = {**client_env(hub.endpoint, tmp_path), "HF_TOKEN": hub_tokens.reader}
+    assert run_in(run_cli, project, store, env, "lock").exit_code == 0
+    mirror = mirror_factory(
+        "--lock", str(project.lock), "--pull-through", "hf", store=store, env=env
+    )
+    answer = http_request(mirror.endpoint, "GET", f"/{MIRROR_REPO}/resolve/main/weights.bin")
+    assert answer.status == 200
+    assert answer.body == WEIGHTS
+    assert hub_tokens.reader not in mirror.log.read_text()
