@@ -152,6 +152,7 @@ _EVENTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
         f"not serving {e['model']} of {e['lock']}: {e['reason']} (a Hub mirror serves Hub repos)"
     ),
     "serve.locked": lambda e: f"serving {e['repos']} locked repositories of {e['locks']} locks",
+    "serve.reload_failed": lambda e: f"still serving the previous locks: {e['error']}",
     "serve.pull_through": lambda e: f"fetching missing locked files from {e['upstream']}",
     "serve.pulled": lambda e: (
         f"pulled {e['file']} ({human_bytes(int(e['bytes']))} in {e['seconds']} s) from upstream"

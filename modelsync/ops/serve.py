@@ -29,7 +29,14 @@ from modelsync.log import redact_url
 from modelsync.rules import hub_file_url
 from modelsync.server.auth import TokenInfo, load_tokens_file
 from modelsync.server.hub_errors import EntryNotFoundError, HubError
-from modelsync.server.mirror import BlobSource, LockedRepos, Pin, PinnedFile, plan_mirror
+from modelsync.server.mirror import (
+    BlobSource,
+    LockedRepos,
+    MirrorRepo,
+    Pin,
+    PinnedFile,
+    plan_mirror,
+)
 from modelsync.server.runner import ServerConfig, serve
 from modelsync.server.source import DEFAULT_BRANCH
 from modelsync.store import roots
@@ -144,6 +151,48 @@ def keep_as_roots(layout: StoreLayout, locks: list[tuple[Path, Lockfile]]) -> No
         for path, lock in locks:
             if roots.absolute(path) not in known:
                 roots.register(layout, path, path.parent, lock)
+
+
+@dataclass(slots=True)
+class LockSet:
+    """The served locks, read again when one of them changes on disk (a `lock --upgrade` on
+    the mirror is served without a restart); a lock that fails to read keeps the old plan."""
+
+    paths: tuple[Path, ...]
+    layout: StoreLayout
+    pulls: bool
+    _seen: dict[Path, tuple[int, int, int] | None] = field(default_factory=dict)
+
+    def _stamps(self) -> dict[Path, tuple[int, int, int] | None]:
+        stamps: dict[Path, tuple[int, int, int] | None] = {}
+        for path in self.paths:
+            try:
+                st = path.stat()
+            except OSError:
+                stamps[path] = None
+                continue
+            stamps[path] = (st.st_size, st.st_mtime_ns, st.st_ino)
+        return stamps
+
+    def load(self) -> dict[str, MirrorRepo]:
+        """The repositories the locks pin now (UsageError naming a lock that does not do)."""
+        self._seen = self._stamps()
+        locks = read_locks(self.paths)
+        repos = plan_mirror(pin for path, lock in locks for pin in pins_of(path, lock))
+        if self.pulls:
+            keep_as_roots(self.layout, locks)
+        log.info("serve.locked", locks=len(locks), repos=len(repos))
+        return repos
+
+    def reload(self) -> dict[str, MirrorRepo] | None:
+        """The new plan if a lock changed since the last look, else None."""
+        if self._stamps() == self._seen:
+            return None
+        try:
+            return self.load()
+        except ModelsyncError as err:  # e.g. half-edited, or now pinning a conflicting commit
+            log.warning("serve.reload_failed", error=err.message)
+            return None
 
 
 @dataclass(slots=True)
@@ -278,14 +327,11 @@ async def _serve_until_signal(request: ServeRequest, on_ready: Callable[[str], N
         if request.locks:
             if request.store is None:
                 raise UsageError("serve --lock needs a store", hint="pass --store PATH")
-            locks = read_locks(request.locks)
-            repos = plan_mirror(pin for path, lock in locks for pin in pins_of(path, lock))
             layout = StoreLayout(request.store)
-            if request.pull_through:
-                keep_as_roots(layout, locks)
+            locks = LockSet(request.locks, layout, pulls=request.pull_through is not None)
+            repos = locks.load()
             blobs = await stack.enter_async_context(_blob_source(request, layout))
-            source = LockedRepos(repos, blobs)
-            log.info("serve.locked", locks=len(request.locks), repos=len(repos))
+            source = LockedRepos(repos, blobs, reload=locks.reload)
         server = asyncio.create_task(serve(_config(request, source), on_ready=on_ready))
         stopper = asyncio.create_task(stop.wait())
         await asyncio.wait({server, stopper}, return_when=asyncio.FIRST_COMPLETED)

@@ -48,8 +48,8 @@ class ServerConfig:
     rescan_on_start: bool = True
     """Import every `<root>/<namespace>/<name>` folder when the server starts."""
     rescan_ttl_s: float | None = 1.0
-    """While running, a request first imports the folders added or changed since the last
-    look, if that was longer ago than this (None: folders are imported at start only)."""
+    """While running, a request first picks up the folders (or `source`'s locks) added or
+    changed since the last look, if that was longer ago than this (None: at start only)."""
     clock: Callable[[], float] = time.time
     """Dates of new repositories and commits (`createdAt`, `lastModified`): fixtures set it to
     give repositories the dates a search test sorts on."""

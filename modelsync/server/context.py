@@ -23,11 +23,11 @@ from modelsync.server.source import Repos
 
 
 @dataclass
-class FolderWatch:
-    """Imports what changed in `--root`'s folders at most once per `ttl` seconds, when asked
-    by a request; requests arriving during a look wait for it (one look at a time)."""
+class Watch:
+    """Picks up what changed at the source (`--root`'s folders, `--lock`'s files) at most once
+    per `ttl` seconds, when a request asks; requests arriving during a look wait for it."""
 
-    store: RepoStore
+    store: Repos
     ttl: float
     last: float = float("-inf")
     looking: asyncio.Task[None] | None = None
@@ -51,7 +51,7 @@ class FolderWatch:
         try:
             self.store.refresh()
         except Exception:  # a folder that cannot be read must not fail every request
-            log.warning("folders.rescan_failed", exc_info=True)
+            log.warning("serve.rescan_failed", exc_info=True)
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,8 @@ class HubContext:
     cdn_endpoint: str | None
     signing_key: bytes = field(repr=False)
     clock: Callable[[], float] = time.time
-    watch: FolderWatch | None = None
-    """`--root` servers: picks up folders added or changed while running."""
+    watch: Watch | None = None
+    """Picks up folders or locks added or changed while running."""
 
     @property
     def writable(self) -> RepoStore:

@@ -30,7 +30,12 @@ from modelsync.digest import is_commit_id
 from modelsync.errors import UsageError
 from modelsync.server import gitobj
 from modelsync.server.counters import Counters
-from modelsync.server.hub_errors import HubError, RepoNotFoundError, RevisionNotFoundError
+from modelsync.server.hub_errors import (
+    EntryNotFoundError,
+    HubError,
+    RepoNotFoundError,
+    RevisionNotFoundError,
+)
 from modelsync.server.model import Commit, FileEntry, Repo
 from modelsync.server.source import DEFAULT_BRANCH
 
@@ -162,14 +167,23 @@ class LockedRepos:
         repos: Mapping[str, MirrorRepo],
         source: BlobSource,
         *,
+        reload: Callable[[], Mapping[str, MirrorRepo] | None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.counters = Counters()
-        self._repos = dict(repos)
+        self._repos: Mapping[str, MirrorRepo] = MappingProxyType(dict(repos))
+        """Swapped whole by `refresh`: a reader takes it once and sees one plan."""
         self._source = source
+        self._reload = reload
         self._created = int(clock())
         self._lock = threading.Lock()
         self._facts: dict[str, _Facts] = {}
+
+    def refresh(self) -> None:
+        """Serve what the locks pin now, if one of them changed (`reload` says)."""
+        repos = self._reload() if self._reload is not None else None
+        if repos is not None:
+            self._repos = MappingProxyType(dict(repos))
 
     def repo_ids(self) -> list[str]:
         """Every served repository id, sorted."""
@@ -182,7 +196,8 @@ class LockedRepos:
             raise RepoNotFoundError(repo_id)
         return Repo(repo_id, self._created, branches=repo.refs)
 
-    def _commit_id(self, repo_id: str, revision: str) -> str:
+    def _resolve(self, repo_id: str, revision: str) -> tuple[str, Mapping[str, PinnedFile]]:
+        """The commit a revision names and its locked files."""
         repo = self._repos.get(repo_id)
         if repo is None:
             raise RepoNotFoundError(repo_id)
@@ -192,12 +207,11 @@ class LockedRepos:
             commit = revision
         if commit is None:
             raise RevisionNotFoundError(repo_id, revision)
-        return commit
+        return commit, repo.commits[commit]
 
     def head(self, repo_id: str, revision: str = DEFAULT_BRANCH) -> Commit:
         """The locked commit a revision name or commit id names, with only the locked files."""
-        commit = self._commit_id(repo_id, revision)
-        files = self._repos[repo_id].commits[commit]
+        commit, files = self._resolve(repo_id, revision)
         return Commit(
             id=commit,
             parent=None,
@@ -227,8 +241,7 @@ class LockedRepos:
     async def prepare(self, repo_id: str, revision: str) -> None:
         """Read the small files whose LFS status and git id need their bytes; with
         pull-through, fetch those not here first."""
-        commit = self._commit_id(repo_id, revision)
-        files = self._repos[repo_id].commits[commit]
+        commit, files = self._resolve(repo_id, revision)
         with self._lock:
             todo = [f for f in files.values() if _needs_bytes(f) and f.sha256 not in self._facts]
         for file in todo:
@@ -248,7 +261,9 @@ class LockedRepos:
 
     async def blob(self, repo_id: str, commit: str, entry: FileEntry) -> Path:
         """The store's blob file of a locked file (pull-through fetches a missing one)."""
-        file = self._repos[repo_id].commits[commit][entry.path]
+        file = self._resolve(repo_id, commit)[1].get(entry.path)
+        if file is None:  # the locks changed since the request began
+            raise EntryNotFoundError(entry.path, commit)
         return await self._source.bring(repo_id, commit, file)
 
     def _entry(self, file: PinnedFile) -> FileEntry:

@@ -16,7 +16,7 @@ from aiohttp import web
 from modelsync.errors import UsageError
 from modelsync.server.app import build_cdn_app, build_hub_app
 from modelsync.server.config import ServerConfig
-from modelsync.server.context import FolderWatch, HubContext
+from modelsync.server.context import HubContext, Watch
 from modelsync.server.repometa import RepoMeta, load_summarizer
 from modelsync.server.repos import RepoStore
 from modelsync.server.source import Repos
@@ -83,9 +83,7 @@ async def _start(config: ServerConfig) -> _Running:
         endpoint=(config.public_url or _base_url(config.host, hub_sock)).rstrip("/"),
         cdn_endpoint=cdn_endpoint,
         signing_key=secrets.token_bytes(32),
-        watch=FolderWatch(store, config.rescan_ttl_s)
-        if isinstance(store, RepoStore) and config.rescan_ttl_s is not None
-        else None,
+        watch=Watch(store, config.rescan_ttl_s) if config.rescan_ttl_s is not None else None,
     )
     running = _Running(ctx, [])
     sites = [(build_hub_app(ctx), hub_sock)]

@@ -21,6 +21,11 @@ class Repos(Protocol):
 
     counters: Counters
 
+    def refresh(self) -> object:
+        """Pick up what changed where the repositories come from (folders, lock files); cheap
+        when nothing did. Runs off the event loop."""
+        ...
+
     def repo_ids(self) -> list[str]:
         """Every repository id, sorted."""
         ...

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -221,3 +223,32 @@ def test_pull_through_hf_carries_the_hub_token_upstream(  # noqa: PLR0917 - pyte
     assert answer.status == 200
     assert answer.body == WEIGHTS
     assert hub_tokens.reader not in mirror.log.read_text()
+
+
+def test_the_mirror_follows_its_lock_when_it_changes(  # noqa: PLR0917 - pytest fixtures
+    hub: ServerHandle,
+    hub_repo: HubRepoFactory,
+    upstream_repo: str,
+    run_cli: CliRunner,
+    mirror_factory: MirrorFactory,
+    tmp_path: Path,
+) -> None:
+    """`lock --upgrade` on the mirror's project: the running mirror serves the new commit
+    (it looks at its locks at most once a second) without a restart."""
+    store = tmp_path / "mirror-store"
+    lock = _locked_and_synced(run_cli, tmp_path, hub, store)
+    mirror = mirror_factory("--lock", str(lock), store=store)
+    moved = hub_repo(MIRROR_REPO, {"config.json": '{"moved": true}\n'}).commit
+    env = client_env(hub.endpoint, tmp_path)
+    project = project_at(lock.parent)
+    assert run_in(run_cli, project, store, env, "lock", "--upgrade").exit_code == 0
+    assert run_in(run_cli, project, store, env, "sync").exit_code == 0
+    deadline = time.monotonic() + 20
+    while True:
+        info = json.loads(http_request(mirror.endpoint, "GET", f"/api/models/{MIRROR_REPO}").body)
+        if info["sha"] == moved or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert info["sha"] == moved
+    answer = http_request(mirror.endpoint, "GET", f"/{MIRROR_REPO}/resolve/main/config.json")
+    assert answer.body == b'{"moved": true}\n'
