@@ -36,4 +36,5 @@ pytest_plugins = [
     "tests.fixtures.projects",
     "tests.fixtures.ollama",
     "tests.fixtures.s3",
+    "tests.fixtures.mirror",
 ]

@@ -176,6 +176,18 @@ _EVENTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
         + (f", {e['parts_reused']} parts from an earlier push" if e.get("parts_reused") else "")
         + ")"
     ),
+    "serve.skipped": lambda e: (
+        f"not serving {e['model']} of {e['lock']}: {e['reason']} (a Hub mirror serves Hub repos)"
+    ),
+    "serve.locked": lambda e: f"serving {e['repos']} locked repositories of {e['locks']} locks",
+    "serve.reload_failed": lambda e: f"still serving the previous locks: {e['error']}",
+    "serve.pull_through": lambda e: f"fetching missing locked files from {e['upstream']}",
+    "serve.pulled": lambda e: (
+        f"pulled {e['file']} ({human_bytes(int(e['bytes']))} in {e['seconds']} s) from upstream"
+    ),
+    "serve.pull_refused": lambda e: f"not serving {e['file']}: {e['error']}",
+    "serve.pull_failed": lambda e: f"could not pull {e['file']}: {e['error']}",
+    "serve.listing_inexact": lambda e: f"listing {e['file']} as an LFS file for now: {e['error']}",
     "registry.ollama_layers_skipped": lambda e: (
         f"{e['registry']}:{e['repo']}:{e['tag']}: left out layers of unknown media type "
         f"{', '.join(e['media_types'])}"

@@ -2,7 +2,8 @@
 
 The official `huggingface_hub` client is the judge of fidelity (notes/hub-protocol.md, section 9).
 Repositories are folders `<root>/<namespace>/<name>/...`; state lives in `<root>/.hub/` (never
-served). Modules, top down:
+served). Or, read-only, the locked commits of lock files from a blob store (`mirror`).
+Modules, top down:
 
     runner      ServerConfig (config), serve(), start_in_thread() -> ServerHandle
     app         the Hub app and the CDN app, with their routes:
@@ -17,6 +18,8 @@ served). Modules, top down:
       ollama      GET /v2/{ns}/{model}/manifests/{ref} and /blobs/{digest} over an Ollama
                   models folder (an Ollama registry; blobs redirect to the CDN origin)
     context, responses   shared state, request helpers, JSON errors and request counting
+    source      Repos: what the read routes need, from `repos` (--root) or `mirror` (--lock)
+    mirror      LockedRepos: locked commits answered from a blob store (`serve --lock`)
     bodies      untrusted JSON bodies: size and depth limits, parsed off the loop when large
     repos       RepoStore: repositories, commits, refs, folder import and write-back
     blobs, persist, counters   blob store, JSON state on disk, counters and event log

@@ -12,7 +12,7 @@ from multidict import MultiDict, MultiMapping
 from modelsync.server import bodies, info, listing, names, treeview
 from modelsync.server.auth import can_see, check_content_access, check_write
 from modelsync.server.card import CardError, parse_front_matter
-from modelsync.server.context import caller, context, next_link, visible_repo
+from modelsync.server.context import caller, commit_at, context, next_link, visible_repo
 from modelsync.server.hub_errors import (
     BadRequestError,
     ConflictError,
@@ -21,8 +21,8 @@ from modelsync.server.hub_errors import (
     UnsupportedMediaTypeError,
 )
 from modelsync.server.model import Commit, Gated, iso_z
-from modelsync.server.repos import DEFAULT_BRANCH
 from modelsync.server.responses import json_answer
+from modelsync.server.source import DEFAULT_BRANCH
 
 TREE_EXPAND_PAGE_SIZE = 50
 FORM = "application/x-www-form-urlencoded"
@@ -36,7 +36,7 @@ async def model_info(request: web.Request) -> web.Response:
     """`GET /api/models/{repo}[/revision/{rev}]`: `blobs=true`, repeated `expand`."""
     ctx = context(request)
     repo, _ = visible_repo(request)
-    commit = ctx.store.head(repo.repo_id, request.match_info.get("rev", DEFAULT_BRANCH))
+    commit = await commit_at(ctx, repo.repo_id, request.match_info.get("rev", DEFAULT_BRANCH))
     expand = listing.expand_values(request.query)
     view = await asyncio.to_thread(ctx.meta.view, repo, commit)
     fields = expand or info.INFO_FIELDS
@@ -83,7 +83,7 @@ async def list_tree(request: web.Request) -> web.Response:
     """`GET /api/models/{repo}/tree/{rev}[/{path}]?recursive=&expand=`, 1000 entries a page."""
     ctx = context(request)
     repo, _ = visible_repo(request)
-    commit = ctx.store.head(repo.repo_id, request.match_info["rev"])
+    commit = await commit_at(ctx, repo.repo_id, request.match_info["rev"])
     folder = _tree_path(request.match_info.get("path", ""))
     items = treeview.list_folder(commit.files, folder, recursive=_flag(request.query, "recursive"))
     if items is None:
@@ -106,7 +106,7 @@ async def paths_info(request: web.Request) -> web.Response:
     """`POST /api/models/{repo}/paths-info/{rev}`, form (or JSON) `paths` and `expand`."""
     ctx = context(request)
     repo, _ = visible_repo(request)
-    commit = ctx.store.head(repo.repo_id, request.match_info["rev"])
+    commit = await commit_at(ctx, repo.repo_id, request.match_info["rev"])
     if request.content_type == "application/json":
         body = await bodies.json_object(request)
         raw_paths = body.get("paths", [])
@@ -223,7 +223,7 @@ async def create_repo(request: web.Request) -> web.Response:
     url = f"{ctx.endpoint}/{repo_id}"
     private = _visibility(body) is True
     try:
-        await asyncio.to_thread(ctx.store.create_repo, repo_id, private, author=writer.user)
+        await asyncio.to_thread(ctx.writable.create_repo, repo_id, private, author=writer.user)
     except ConflictError as exc:
         raise ConflictError(exc.message, url=url) from exc
     return json_answer({"url": url, "name": repo_id, "id": repo_id})
@@ -259,7 +259,9 @@ async def update_settings(request: web.Request) -> web.Response:
     repo, who = visible_repo(request)
     check_write(repo.namespace, who)
     body = await bodies.json_object(request)
-    ctx.store.set_settings(repo.repo_id, private=_visibility(body), gated=_gated(body.get("gated")))
+    ctx.writable.set_settings(
+        repo.repo_id, private=_visibility(body), gated=_gated(body.get("gated"))
+    )
     return json_answer({})
 
 
@@ -272,7 +274,7 @@ async def create_branch(request: web.Request) -> web.Response:
     start = body.get("startingPoint") or DEFAULT_BRANCH
     if not isinstance(start, str):
         raise BadRequestError("'startingPoint' must be a revision")
-    ctx.store.create_branch(repo.repo_id, request.match_info["branch"], start)
+    ctx.writable.create_branch(repo.repo_id, request.match_info["branch"], start)
     return json_answer({})
 
 
@@ -284,7 +286,7 @@ async def create_tag(request: web.Request) -> web.Response:
     tag = (await bodies.json_object(request)).get("tag")
     if not isinstance(tag, str):
         raise BadRequestError("'tag' must be a string")
-    ctx.store.create_tag(repo.repo_id, tag, request.match_info["rev"])
+    ctx.writable.create_tag(repo.repo_id, tag, request.match_info["rev"])
     return json_answer({})
 
 

@@ -20,9 +20,10 @@ async def cdn_file(request: web.Request) -> web.StreamResponse:
     if not ctx.signature_ok(request):
         raise ForbiddenError("Invalid or expired signature")
     oid = request.match_info["oid"]
-    size = ctx.store.blobs.size(oid) if digest.is_sha256(oid) else None
-    if size is None:
+    blob = ctx.store.local_blob(oid) if digest.is_sha256(oid) else None
+    if blob is None:
         raise NotFoundError("No such object")
+    size = blob.stat().st_size
     query = request.query
     headers = {
         "X-Repo-Commit": query.get("commit", ""),
@@ -33,7 +34,7 @@ async def cdn_file(request: web.Request) -> web.StreamResponse:
     }
     return await send_blob(
         request,
-        ctx.store.blob_path(oid),
+        blob,
         size,
         headers,
         counters=ctx.store.counters,

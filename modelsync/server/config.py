@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelsync.server.auth import TokenInfo
+from modelsync.server.source import Repos
 
 
 @dataclass(frozen=True)
@@ -15,12 +16,18 @@ class ServerConfig:
     """Where repositories live, where to listen, who may do what.
 
     `root` holds `<namespace>/<name>/...` folders (imported at start) and the server state in
-    `<root>/.hub/` (never served). With `cdn_host` (a different host name, e.g. `127.0.0.2`), a
-    second site serves LFS bytes through signed, expiring URLs: resolve answers LFS files with a
-    302 there, and LFS upload URLs point there too.
+    `<root>/.hub/` (never served); `source` instead serves repositories from elsewhere, read
+    only (`serve --lock`: `mirror.LockedRepos`). With `cdn_host` (a different host name, e.g.
+    `127.0.0.2`), a second site serves LFS bytes through signed, expiring URLs: resolve answers
+    LFS files with a 302 there, and LFS upload URLs point there too.
     """
 
-    root: Path
+    root: Path | None = None
+    source: Repos | None = None
+    """Read-only repositories served instead of `root`'s folders (exactly one of the two)."""
+    require_token: bool = False
+    """Every request needs one of `tokens` (a private mirror); else anonymous callers read
+    public repositories."""
     host: str = "127.0.0.1"
     port: int = 0
     cdn_host: str | None = None
@@ -40,6 +47,9 @@ class ServerConfig:
     """The Ollama registry answers only requests with a valid token (a private registry)."""
     rescan_on_start: bool = True
     """Import every `<root>/<namespace>/<name>` folder when the server starts."""
+    rescan_ttl_s: float | None = 1.0
+    """While running, a request first picks up the folders (or `source`'s locks) added or
+    changed since the last look, if that was longer ago than this (None: at start only)."""
     clock: Callable[[], float] = time.time
     """Dates of new repositories and commits (`createdAt`, `lastModified`): fixtures set it to
     give repositories the dates a search test sorts on."""
@@ -52,6 +62,7 @@ class ServerConfig:
     def __repr__(self) -> str:
         # Tokens never appear in logs or tracebacks, not even through a repr.
         return (
-            f"ServerConfig(root={self.root!r}, host={self.host!r}, port={self.port!r}, "
+            f"ServerConfig(root={self.root!r}, source={self.source!r}, host={self.host!r}, "
+            f"port={self.port!r}, "
             f"cdn_host={self.cdn_host!r}, cdn_port={self.cdn_port!r}, tokens=<{len(self.tokens)}>)"
         )

@@ -2,21 +2,56 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
 
+import structlog
 from aiohttp import web
 from yarl import URL
 
 from modelsync.server import names, signing
 from modelsync.server.auth import TokenInfo, check_visible, identify
 from modelsync.server.config import ServerConfig
-from modelsync.server.hub_errors import RepoNotFoundError
-from modelsync.server.model import Repo
+from modelsync.server.hub_errors import ForbiddenError, RepoNotFoundError
+from modelsync.server.model import Commit, Repo
 from modelsync.server.repometa import RepoMeta
 from modelsync.server.repos import RepoStore
+from modelsync.server.source import Repos
+
+
+@dataclass
+class Watch:
+    """Picks up what changed at the source (`--root`'s folders, `--lock`'s files) at most once
+    per `ttl` seconds, when a request asks; requests arriving during a look wait for it."""
+
+    store: Repos
+    ttl: float
+    last: float = float("-inf")
+    looking: asyncio.Task[None] | None = None
+
+    async def fresh(self) -> None:
+        """Return once the folders were looked at within the last `ttl` seconds."""
+        if self.looking is None:
+            now = time.monotonic()
+            if now - self.last < self.ttl:
+                return
+            self.last = now
+            self.looking = asyncio.create_task(asyncio.to_thread(self._look))
+        task = self.looking
+        try:
+            await asyncio.shield(task)
+        finally:
+            if task.done() and self.looking is task:
+                self.looking = None
+
+    def _look(self) -> None:
+        try:
+            self.store.refresh()
+        except Exception:  # a folder that cannot be read must not fail every request
+            log.warning("serve.rescan_failed", exc_info=True)
 
 
 @dataclass(frozen=True)
@@ -24,13 +59,23 @@ class HubContext:
     """The server's shared state, reachable from every request as `request.app[CONTEXT]`."""
 
     config: ServerConfig
-    store: RepoStore
+    store: Repos
+    """Where repositories come from: a `RepoStore` (`--root`) or `LockedRepos` (`--lock`)."""
     meta: RepoMeta
     endpoint: str
     """Absolute base URL of the Hub API (no trailing slash)."""
     cdn_endpoint: str | None
     signing_key: bytes = field(repr=False)
     clock: Callable[[], float] = time.time
+    watch: Watch | None = None
+    """Picks up folders or locks added or changed while running."""
+
+    @property
+    def writable(self) -> RepoStore:
+        """The store writing routes change; a 403 on a read-only mirror (`serve --lock`)."""
+        if not isinstance(self.store, RepoStore):
+            raise ForbiddenError("This server is a read-only mirror of locked repositories")
+        return self.store
 
     def signed_url(self, base: str, path: str, params: Mapping[str, str]) -> str:
         """An absolute URL on `base` that authorises itself until the configured TTL runs out."""
@@ -42,6 +87,8 @@ class HubContext:
         """Whether the request's query signs its path and has not expired."""
         return signing.verify(self.signing_key, request.path, request.query, now=self.clock())
 
+
+log = structlog.get_logger(__name__)
 
 CONTEXT = web.AppKey("modelsync_hub_context", HubContext)
 
@@ -70,6 +117,12 @@ def visible_repo(request: web.Request) -> tuple[Repo, TokenInfo | None]:
     repo = context(request).store.get(repo_id_of(request))
     check_visible(repo, who)
     return repo, who
+
+
+async def commit_at(ctx: HubContext, repo_id: str, revision: str) -> Commit:
+    """The commit a revision names, made exact first (a mirror may read small files)."""
+    await ctx.store.prepare(repo_id, revision)
+    return ctx.store.head(repo_id, revision)
 
 
 def absolute(request: web.Request, **query: str) -> str:

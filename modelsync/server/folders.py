@@ -1,24 +1,32 @@
 """Repository folders `<root>/<namespace>/<name>/`: hashing them in, writing `main` back out.
 
-Import copies each new file into the blob store while hashing it (one read), so a commit's bytes
-survive later edits of the folder; a stat cache spares re-hashing unchanged files. Write-back
-makes the folder match `main` after each commit, so a later import finds nothing to commit.
-Symlinks are never followed, imported or written through.
+Import hashes each file where it lies. LFS files (model weights) are served from the folder
+itself, never copied: while the file's stat is what was hashed, it holds those bytes; once it
+changes, the old commit's bytes are gone (a rescan commits the new ones). Regular files (small
+text, at most 10 MiB by the Hub's rule) are copied into the blob store while hashing (one read),
+so their history survives edits. A stat cache, kept in `.hub/folders.json`, spares re-hashing
+unchanged files, across restarts too. Write-back makes the folder match `main` after each
+commit, so a later import finds nothing to commit. Symlinks are never followed, imported or
+written through.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import structlog
 
+from modelsync import atomic
+from modelsync.digest import CHUNK, is_sha256
 from modelsync.errors import UsageError
 from modelsync.server import gitobj, names
-from modelsync.server.blobs import BlobStore, Hashed, SizeMismatchError
+from modelsync.server.blobs import BlobStore, Hashed, Hasher, SizeMismatchError
 from modelsync.server.model import FileEntry
 
 log = structlog.get_logger(__name__)
@@ -42,14 +50,89 @@ def _stat_key(st: os.stat_result) -> _StatKey:
     return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
+STAT_CACHE = "folders.json"
+"""In the state folder: path → (stat, digests) of every file hashed in place."""
+
+
+def _hash_in_place(source: Path, size: int) -> Hashed:
+    """The digests of a file, read once, nothing written."""
+    hasher = Hasher(size)
+    with source.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            hasher.update(chunk)
+    return hasher.result()
+
+
 class RepoFolders:
     """The folders under `root` that hold repositories' `main`."""
 
-    def __init__(self, root: Path, blobs: BlobStore, on_hashed: Callable[[Hashed], None]) -> None:
+    def __init__(
+        self,
+        root: Path,
+        blobs: BlobStore,
+        on_hashed: Callable[[Hashed], None],
+        state_dir: Path | None = None,
+    ) -> None:
         self.root = root
         self._blobs = blobs
         self._on_hashed = on_hashed
-        self._stat_cache: dict[str, tuple[_StatKey, Hashed]] = {}
+        self._cache_path = (state_dir or root / ".hub") / STAT_CACHE
+        self._lock = threading.Lock()
+        self._stat_cache: dict[str, tuple[_StatKey, Hashed]] = self._load_cache()
+        self._located: dict[str, str] = {
+            hashed.sha256: path for path, (_, hashed) in self._stat_cache.items()
+        }
+        """Content → a folder file that held it when hashed (checked by stat when served)."""
+
+    def content(self, sha256: str) -> Path | None:
+        """A folder file holding these bytes now (its stat is what was hashed), else None."""
+        with self._lock:
+            path = self._located.get(sha256)
+            cached = self._stat_cache.get(path) if path else None
+        if path is None or cached is None or cached[1].sha256 != sha256:
+            return None
+        try:
+            if _stat_key(os.lstat(path)) != cached[0]:
+                return None
+        except OSError:
+            return None
+        return Path(path)
+
+    def save_cache(self) -> None:
+        """Write the stat cache of the files that still exist (after a scan)."""
+        with self._lock:
+            entries = dict(self._stat_cache)
+        data = {
+            path: [*key, h.sha256, h.git_sha1, h.size, b"\0" in h.head]
+            for path, (key, h) in sorted(entries.items())
+            if os.path.lexists(path)
+        }
+        text = json.dumps(data, separators=(",", ":"))
+        try:
+            if self._cache_path.read_text(encoding="utf-8") == text:
+                return
+        except OSError:
+            pass
+        atomic.write_text(self._cache_path, text)
+
+    def _load_cache(self) -> dict[str, tuple[_StatKey, Hashed]]:
+        try:
+            data = json.loads(self._cache_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}  # no cache (or a broken one): files are hashed again, nothing is lost
+        cache: dict[str, tuple[_StatKey, Hashed]] = {}
+        if not isinstance(data, dict):
+            return cache
+        for path, row in data.items():
+            try:
+                size, mtime, ino, ctime, sha256, git_sha1, length, binary = row
+                key = (int(size), int(mtime), int(ino), int(ctime))
+            except (TypeError, ValueError):
+                continue
+            if is_sha256(sha256) and isinstance(git_sha1, str):
+                # Only whether the head holds a NUL byte matters (the LFS rule).
+                cache[path] = (key, Hashed(sha256, git_sha1, int(length), b"\0" if binary else b""))
+        return cache
 
     def folder(self, repo_id: str) -> Path:
         """The folder of one repository (whether or not it exists)."""
@@ -85,23 +168,39 @@ class RepoFolders:
                 if source.is_symlink() or not source.is_file() or not names.is_repo_path(rel):
                     log.warning("import.skipped", repo=repo_id, path=rel, reason="not a plain file")
                     continue
-                files[rel] = file_entry(rel, self._hash(source))
+                files[rel] = file_entry(rel, self._hash(source, rel))
         return files
 
-    def _hash(self, source: Path) -> Hashed:
+    def _hash(self, source: Path, rel: str) -> Hashed:
         for _ in range(_READ_ATTEMPTS):
-            key = _stat_key(source.stat())
-            cached = self._stat_cache.get(str(source))
+            st = source.stat()
+            key = _stat_key(st)
+            with self._lock:
+                cached = self._stat_cache.get(str(source))
             if cached is not None and cached[0] == key:
-                return cached[1]
-            try:
-                hashed = self._blobs.put_file(source)
-            except SizeMismatchError:  # being written right now: read it again
-                continue
-            self._stat_cache[str(source)] = (key, hashed)
-            self._on_hashed(hashed)
+                hashed = cached[1]
+            else:
+                try:
+                    hashed = self._hash_file(source, rel, st.st_size)
+                except SizeMismatchError:  # being written right now: read it again
+                    continue
+                if _stat_key(source.stat()) != key:
+                    continue
+                self._on_hashed(hashed)
+            with self._lock:
+                self._stat_cache[str(source)] = (key, hashed)
+                self._located[hashed.sha256] = str(source)
             return hashed
         raise UsageError(f"cannot import {source}: it kept changing while being read")
+
+    def _hash_file(self, source: Path, rel: str, size: int) -> Hashed:
+        """LFS content is hashed where it lies; a regular file is copied into the blob store
+        as it is hashed, so its history survives edits (it is small by the LFS rule)."""
+        with source.open("rb") as f:
+            head = f.read(gitobj.BINARY_SNIFF_BYTES)
+        if gitobj.is_lfs(rel, size, head):
+            return _hash_in_place(source, size)
+        return self._blobs.put_file(source)
 
     def write_back(
         self, repo_id: str, old: Mapping[str, FileEntry], new: Mapping[str, FileEntry]
@@ -132,18 +231,22 @@ class RepoFolders:
         # The temp file lives in .hub/tmp (same filesystem), so a concurrent scan of the
         # repository folder never sees a half-written file.
         temp = self._blobs.tmp_dir / f"writeback-{secrets.token_hex(8)}"
+        source = self._blobs.path(entry.sha256)
+        if not source.is_file():
+            source = self.content(entry.sha256) or source
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(self._blobs.path(entry.sha256), temp)
+            shutil.copyfile(source, temp)
             temp.chmod(0o644)
             temp.replace(target)
         except OSError as exc:
             temp.unlink(missing_ok=True)
             log.warning("writeback.failed", repo=repo_id, path=entry.path, error=exc.strerror)
             return
-        head = self._blobs.head(entry.sha256)
-        hashed = Hashed(entry.sha256, entry.git_sha1, entry.size, head)
-        self._stat_cache[str(target)] = (_stat_key(target.stat()), hashed)
+        hashed = Hashed(entry.sha256, entry.git_sha1, entry.size, b"\0" if entry.lfs else b"")
+        with self._lock:
+            self._stat_cache[str(target)] = (_stat_key(target.stat()), hashed)
+            self._located[entry.sha256] = str(target)
 
 
 def _no_symlink_between(folder: Path, target: Path) -> bool:

@@ -13,7 +13,7 @@ from modelsync.gguf.summary import summarize_file
 from modelsync.server.card import MAX_CARD_BYTES, CardError, parse_front_matter
 from modelsync.server.info import RepoView
 from modelsync.server.model import Commit, FileEntry, Repo
-from modelsync.server.repos import RepoStore
+from modelsync.server.source import Repos
 
 log = structlog.get_logger(__name__)
 
@@ -39,7 +39,7 @@ def summary_file(commit: Commit) -> FileEntry | None:
 class RepoMeta:
     """Card data and GGUF summaries per blob, computed once (blobs never change)."""
 
-    def __init__(self, store: RepoStore, summarizer: Summarizer | None) -> None:
+    def __init__(self, store: Repos, summarizer: Summarizer | None) -> None:
         self._store = store
         self._summarizer = summarizer
         self._lock = threading.Lock()
@@ -64,7 +64,10 @@ class RepoMeta:
         with self._lock:
             if readme.sha256 in self._cards:
                 return self._cards[readme.sha256]
-        text = self._store.blob_path(readme.sha256).read_bytes().decode("utf-8", "replace")
+        path = self._store.local_blob(readme.sha256)
+        if path is None:  # not here yet (a mirror without it): no card, and nothing cached
+            return None
+        text = path.read_bytes().decode("utf-8", "replace")
         try:
             card: Mapping[str, object] | None = parse_front_matter(text)
         except CardError as exc:
@@ -82,8 +85,11 @@ class RepoMeta:
         with self._lock:
             if entry.sha256 in self._ggufs:
                 return self._ggufs[entry.sha256]
+        path = self._store.local_blob(entry.sha256)
+        if path is None:  # not here yet: asked again once it is
+            return None
         try:
-            summary = self._summarizer(self._store.blob_path(entry.sha256))
+            summary = self._summarizer(path)
         except Exception:  # a malformed file must not break model_info for the whole repo
             log.warning("gguf.summary_failed", path=entry.path, sha256=entry.sha256, exc_info=True)
             summary = None

@@ -46,10 +46,10 @@ from modelsync.server.model import (
     Repo,
     RepoSettings,
 )
+from modelsync.server.source import DEFAULT_BRANCH
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_BRANCH = "main"
 SERVER_AUTHOR = "modelsync"
 IMPORT_TITLE = "Import from directory"
 
@@ -71,10 +71,13 @@ class RepoStore:
         """LFS object → the repositories it was uploaded to (persisted as upload marks)."""
         self._held_by: dict[str, set[str]] = {}
         """Content → the repositories whose commits hold it (imports count: they are commits)."""
-        self.folders = RepoFolders(root, self.blobs, self.remember)
+        self.folders = RepoFolders(root, self.blobs, self.remember, self.state_dir)
         self._folder_lock = threading.Lock()
         self._folder_trees: dict[str, Mapping[str, FileEntry]] = {}
         """What each repository folder holds, as last imported or written back."""
+        self._imported: set[str] = set()
+        """Repositories imported from their folder by this process: one whose folder goes away
+        goes with it (`refresh`)."""
         self._load()
 
     # ---- reading -------------------------------------------------------------------------
@@ -158,9 +161,34 @@ class RepoStore:
             persist.write_upload_mark(self.state_dir, repo_id, sha256)
             self._uploaded_to.setdefault(sha256, set()).add(repo_id)
 
-    def blob_path(self, sha256: str) -> Path:
-        """Where the bytes of a blob are (for serving)."""
-        return self.blobs.path(sha256)
+    def local_blob(self, sha256: str) -> Path | None:
+        """The file holding these bytes: a stored blob (uploads, regular files), else a
+        repository folder's file still as it was hashed (imported LFS content); None if gone."""
+        path = self.blobs.path(sha256)
+        return path if path.is_file() else self.folders.content(sha256)
+
+    def content_size(self, sha256: str) -> int | None:
+        """The size of content held here (`local_blob`), None if none holds it."""
+        path = self.local_blob(sha256)
+        try:
+            return path.stat().st_size if path is not None else None
+        except OSError:
+            return None
+
+    async def prepare(self, repo_id: str, revision: str) -> None:
+        """Nothing to do: every commit here is exact from the start."""
+
+    async def blob(self, repo_id: str, commit: str, entry: FileEntry) -> Path:
+        """The file holding `entry`'s bytes; a 404 once its folder file changed."""
+        path = self.local_blob(entry.sha256)
+        if path is None:
+            raise EntryNotFoundError(
+                entry.path,
+                commit,
+                f"{entry.path} of {commit} is no longer held: its file in the repository "
+                "folder changed since (ask for the new commit)",
+            )
+        return path
 
     def repo_folder(self, repo_id: str) -> Path:
         """The folder a repository's `main` lives in."""
@@ -197,6 +225,7 @@ class RepoStore:
         """
         self._check_repo_id(repo_id)
         files = self.folders.scan(repo_id)
+        self.folders.save_cache()
         with self._lock:
             if repo_id not in self._repos:
                 self._repos[repo_id] = Repo(repo_id, int(self._clock()))
@@ -205,12 +234,53 @@ class RepoStore:
             head_id = self._repos[repo_id].branches.get(DEFAULT_BRANCH)
             head = self._commits[repo_id][head_id] if head_id else None
             self._folder_trees[repo_id] = files
+            self._imported.add(repo_id)
             if head is not None and head.same_tree(files):
                 self._noop(repo_id, head, IMPORT_TITLE)
                 return head
             commit = self._new_commit(repo_id, head_id, files, IMPORT_TITLE)
             self._set_branch(repo_id, DEFAULT_BRANCH, commit)
             return commit
+
+    def refresh(self) -> list[str]:
+        """Import the folders that appeared or changed since last imported or written back;
+        returns their ids. Unchanged folders cost stat() calls and make no event."""
+        changed = []
+        with self._folder_lock:  # never between a write-back's files
+            present = self.folders.repo_ids()
+            for repo_id in present:
+                files = self.folders.scan(repo_id)
+                with self._lock:
+                    known = self._folder_trees.get(repo_id)
+                if known is None or not _same_tree(known, files):
+                    self.import_directory(repo_id)
+                    changed.append(repo_id)
+            with self._lock:
+                gone = sorted(self._imported - set(present))
+            for repo_id in gone:
+                if not self.folders.folder(repo_id).exists():
+                    self._retire(repo_id)
+                    changed.append(repo_id)
+            self.folders.save_cache()
+        return changed
+
+    def _retire(self, repo_id: str) -> None:
+        """Stop serving a repository whose folder was removed; its state is moved to
+        `.hub/removed/` (kept, never deleted on sight)."""
+        with self._lock:
+            self._repos.pop(repo_id, None)
+            self._commits.pop(repo_id, None)
+            self._folder_trees.pop(repo_id, None)
+            self._imported.discard(repo_id)
+            for holders in (*self._held_by.values(), *self._uploaded_to.values()):
+                holders.discard(repo_id)
+        state = persist.repo_dir(self.state_dir, repo_id)
+        kept = self.state_dir / "removed" / repo_id / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        if state.is_dir():
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            state.rename(kept)
+        self.counters.record_event(Event("repo.removed", repo_id))
+        log.info("repo.removed", repo=repo_id, kept=str(kept))
 
     def rescan(self) -> dict[str, Commit]:
         """Import every `<root>/<namespace>/<name>` folder; returns each repository's head."""
@@ -331,14 +401,14 @@ class RepoStore:
             hashed = self.blobs.put_bytes(op.data)
             self.remember(hashed)
             return op, file_entry(op.path, hashed)
-        size = self.blobs.size(op.sha256) if digest.is_sha256(op.sha256) else None
+        size = self.content_size(op.sha256) if digest.is_sha256(op.sha256) else None
         if size is None:
             raise BadRequestError(f"LFS object {op.sha256} for {op.path} was never uploaded")
         if op.size is not None and op.size != size:
             raise BadRequestError(
                 f"LFS object {op.sha256} for {op.path} has {size} bytes, not {op.size}"
             )
-        head = self.blobs.head(op.sha256)
+        head = self._head(op.sha256)
         git_sha1 = self._git_sha1_of_blob(op.sha256, size)
         lfs = gitobj.is_lfs(op.path, size, head) if op.lfs is None else op.lfs
         return op, FileEntry(op.path, size, op.sha256, git_sha1, lfs)
@@ -349,11 +419,21 @@ class RepoStore:
         if known is not None:
             return known
         sha1 = hashlib.sha1(gitobj.git_blob_header(size), usedforsecurity=False)
-        with self.blobs.path(sha256).open("rb") as f:
+        path = self.local_blob(sha256)
+        if path is None:
+            raise BadRequestError(f"LFS object {sha256} is no longer held here")
+        with path.open("rb") as f:
             while chunk := f.read(1024 * 1024):
                 sha1.update(chunk)
         self.remember(Hashed(sha256, sha1.hexdigest(), size, b""))
         return sha1.hexdigest()
+
+    def _head(self, sha256: str) -> bytes:
+        path = self.local_blob(sha256)
+        if path is None:
+            raise BadRequestError(f"LFS object {sha256} is no longer held here")
+        with path.open("rb") as f:
+            return f.read(gitobj.BINARY_SNIFF_BYTES)
 
     @staticmethod
     def _apply(
@@ -466,3 +546,7 @@ class RepoStore:
                 self._uploaded_to.setdefault(sha256, set()).add(repo.repo_id)
         if self._repos:
             log.info("state.loaded", repos=len(self._repos))
+
+
+def _same_tree(old: Mapping[str, FileEntry], new: Mapping[str, FileEntry]) -> bool:
+    return old.keys() == new.keys() and all(e.same_content(old[p]) for p, e in new.items())

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from modelsync.server import names
 from modelsync.server.auth import check_content_access
-from modelsync.server.context import HubContext, caller, context, repo_id_of
+from modelsync.server.context import HubContext, caller, commit_at, context, repo_id_of
 from modelsync.server.counters import Counters
 from modelsync.server.hub_errors import BadRequestError, EntryNotFoundError
 from modelsync.server.model import Commit, FileEntry
@@ -122,7 +122,7 @@ async def resolve_file(request: web.Request) -> web.StreamResponse:
     path = request.match_info["path"]
     if not names.is_repo_path(path):
         raise BadRequestError(f"Invalid path in repo: {path!r}")
-    commit = ctx.store.head(repo.repo_id, request.match_info["rev"])
+    commit = await commit_at(ctx, repo.repo_id, request.match_info["rev"])
     entry = commit.files.get(path)
     if entry is None:
         raise EntryNotFoundError(path, commit.id)
@@ -130,9 +130,10 @@ async def resolve_file(request: web.Request) -> web.StreamResponse:
     if entry.lfs and ctx.cdn_endpoint is not None:
         headers["Location"] = cdn_url(ctx, repo.repo_id, commit, entry)
         return web.Response(status=302, headers=headers)
+    blob = await ctx.store.blob(repo.repo_id, commit.id, entry)
     return await send_blob(
         request,
-        ctx.store.blob_path(entry.sha256),
+        blob,
         entry.size,
         headers,
         counters=ctx.store.counters,

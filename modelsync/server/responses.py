@@ -9,8 +9,9 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from modelsync.server.auth import identify
 from modelsync.server.context import CONTEXT
-from modelsync.server.hub_errors import HubError
+from modelsync.server.hub_errors import ForbiddenError, HubError, UnauthorizedError
 
 log = structlog.get_logger(__name__)
 
@@ -51,13 +52,37 @@ def _route_name(request: web.Request) -> str:
     return name or "unrouted"
 
 
+READ_ROUTES_BY_POST = frozenset({"paths_info", "validate_yaml"})
+"""POST routes that change nothing (a read-only server still answers them)."""
+
+
+def _check_access(request: web.Request, route: str) -> None:
+    """A private mirror answers nobody without a token (a bad one is a 401 everywhere); a
+    read-only one (`serve --lock`) refuses every writing route before it runs."""
+    config = request.app[CONTEXT].config
+    if (
+        config.require_token
+        and identify(request.headers.get("Authorization"), config.tokens) is None
+    ):
+        raise UnauthorizedError("This server needs a token: send Authorization: Bearer <token>")
+    if (
+        config.source is not None
+        and request.method not in ("GET", "HEAD")
+        and route not in READ_ROUTES_BY_POST
+    ):
+        raise ForbiddenError("This server is a read-only mirror of locked repositories")
+
+
 @web.middleware
 async def hub_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Count the request, log it (path only: query strings may be signed), map errors to JSON."""
     route = _route_name(request)
-    counters = request.app[CONTEXT].store.counters
-    counters.record_request(route, request.method, request.headers.keys())
+    ctx = request.app[CONTEXT]
+    ctx.store.counters.record_request(route, request.method, request.headers.keys())
     try:
+        _check_access(request, route)
+        if ctx.watch is not None:
+            await ctx.watch.fresh()
         response = await handler(request)
     except HubError as error:
         response = error_answer(error)

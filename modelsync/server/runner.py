@@ -16,9 +16,10 @@ from aiohttp import web
 from modelsync.errors import UsageError
 from modelsync.server.app import build_cdn_app, build_hub_app
 from modelsync.server.config import ServerConfig
-from modelsync.server.context import HubContext
+from modelsync.server.context import HubContext, Watch
 from modelsync.server.repometa import RepoMeta, load_summarizer
 from modelsync.server.repos import RepoStore
+from modelsync.server.source import Repos
 
 __all__ = ["ServerConfig", "ServerHandle", "serve", "start_in_thread"]
 
@@ -55,11 +56,21 @@ class _Running:
         log.info("server.stopped", endpoint=self.ctx.endpoint)
 
 
-async def _start(config: ServerConfig) -> _Running:
-    config.root.mkdir(parents=True, exist_ok=True)
-    store = await asyncio.to_thread(lambda: RepoStore(config.root, clock=config.clock))
+async def _repos(config: ServerConfig) -> Repos:
+    if config.source is not None:
+        return config.source
+    root = config.root
+    if root is None:
+        raise UsageError("the server needs repositories: a root folder or a source")
+    root.mkdir(parents=True, exist_ok=True)
+    store = await asyncio.to_thread(lambda: RepoStore(root, clock=config.clock))
     if config.rescan_on_start:
         await asyncio.to_thread(store.rescan)
+    return store
+
+
+async def _start(config: ServerConfig) -> _Running:
+    store = await _repos(config)
     hub_sock = _bind(config.host, config.port)
     cdn_sock = _bind(config.cdn_host, config.cdn_port) if config.cdn_host else None
     cdn_endpoint = None
@@ -72,6 +83,7 @@ async def _start(config: ServerConfig) -> _Running:
         endpoint=(config.public_url or _base_url(config.host, hub_sock)).rstrip("/"),
         cdn_endpoint=cdn_endpoint,
         signing_key=secrets.token_bytes(32),
+        watch=Watch(store, config.rescan_ttl_s) if config.rescan_ttl_s is not None else None,
     )
     running = _Running(ctx, [])
     sites = [(build_hub_app(ctx), hub_sock)]
@@ -117,8 +129,13 @@ class ServerHandle:
         """Base URL of the Hub API, e.g. `http://127.0.0.1:41234`."""
         self.cdn_endpoint = running.ctx.cdn_endpoint
         """Base URL of the CDN origin, `None` without `cdn_host`."""
-        self.repos = running.ctx.store
-        """The `RepoStore`: repositories, commits, counters and events."""
+        self.counters = running.ctx.store.counters
+        """Requests, bytes and events of this server."""
+
+    @property
+    def repos(self) -> RepoStore:
+        """The `RepoStore` of a `root` server: repositories, commits, counters and events."""
+        return self._running.ctx.writable
 
     def close(self) -> None:
         """Stop serving and wait for the thread to end (idempotent)."""

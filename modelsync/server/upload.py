@@ -119,6 +119,7 @@ async def _lines(request: web.Request) -> AsyncIterator[bytes]:
 async def commit(request: web.Request) -> web.Response:
     """`POST /api/models/{repo}/commit/{rev}` (NDJSON); a no-op answers the unchanged head."""
     ctx = context(request)
+    store = ctx.writable
     repo, who = visible_repo(request)
     writer = check_write(repo.namespace, who)
     if request.query.get("create_pr") not in (None, "", "0", "false"):
@@ -134,11 +135,11 @@ async def commit(request: web.Request) -> web.Response:
         elif header is None:
             raise BadRequestError("commit body: the first line must be the header")
         elif isinstance(parsed, AddBlob):  # an lfsFile line: bytes named by digest alone
-            _check_lfs_use(ctx.store, repo, writer, parsed)
+            _check_lfs_use(store, repo, writer, parsed)
             operations.append(parsed)
         elif isinstance(parsed, AddBytes):  # store now so only one file is in memory at a time
-            hashed = await asyncio.to_thread(ctx.store.blobs.put_bytes, parsed.data)
-            ctx.store.remember(hashed)
+            hashed = await asyncio.to_thread(store.blobs.put_bytes, parsed.data)
+            store.remember(hashed)
             lfs = gitobj.is_lfs(parsed.path, hashed.size, hashed.head)
             operations.append(AddBlob(parsed.path, hashed.sha256, lfs=lfs))
         else:
@@ -146,7 +147,7 @@ async def commit(request: web.Request) -> web.Response:
     if header is None or not header.summary:
         raise BadRequestError("commit body: a header with a non-empty summary is required")
     result = await asyncio.to_thread(
-        ctx.store.commit,
+        store.commit,
         repo.repo_id,
         request.match_info["rev"],
         operations,
@@ -182,10 +183,10 @@ def _check_lfs_use(store: RepoStore, repo: Repo, writer: TokenInfo, op: AddBlob)
 
 async def preupload(request: web.Request) -> web.Response:
     """`POST /api/models/{repo}/preupload/{rev}`: upload mode, and the oid already there."""
-    ctx = context(request)
+    store = context(request).writable
     repo, who = visible_repo(request)
     check_write(repo.namespace, who)
-    head = ctx.store.head(repo.repo_id, request.match_info["rev"])
+    head = store.head(repo.repo_id, request.match_info["rev"])
     body = await bodies.json_object(request)
     files = body.get("files")
     if not isinstance(files, list):
@@ -226,6 +227,7 @@ def _lfs_repo(request: web.Request) -> tuple[Repo, TokenInfo]:
 
 def _batch_object(request: web.Request, repo: Repo, item: object) -> dict[str, object]:
     ctx = context(request)
+    store = ctx.writable
     oid = item.get("oid") if isinstance(item, dict) else None
     size = item.get("size") if isinstance(item, dict) else None
     if (
@@ -242,8 +244,8 @@ def _batch_object(request: web.Request, repo: Repo, item: object) -> dict[str, o
                 "message": "oid must be a sha256 and size a non-negative integer",
             },
         }
-    if ctx.store.lfs_usable(repo.repo_id, oid):  # per repo: stored elsewhere is not stored here
-        if ctx.store.blobs.size(oid) == size:
+    if store.lfs_usable(repo.repo_id, oid):  # per repo: stored elsewhere is not stored here
+        if store.content_size(oid) == size:
             return {"oid": oid, "size": size}
         return {"oid": oid, "size": size, "error": {"code": 422, "message": "size mismatch"}}
     upload_base = ctx.cdn_endpoint or ctx.endpoint
@@ -279,6 +281,7 @@ async def lfs_batch(request: web.Request) -> web.Response:
 async def lfs_upload(request: web.Request) -> web.Response:
     """`PUT /lfs/upload/{oid}?repo=&size=&exp=&sig=`: stored only if SHA-256 and size match."""
     ctx = context(request)
+    store = ctx.writable
     if not ctx.signature_ok(request):
         raise ForbiddenError("Invalid or expired signature")
     oid, size, repo_id = (
@@ -289,24 +292,24 @@ async def lfs_upload(request: web.Request) -> web.Response:
     # Hashed even when the blob is stored already: the upload proves the writer holds the bytes,
     # which is what makes the object usable in this repository.
     hasher = Hasher(size)
-    with ctx.store.blobs.temp_file() as (temp, temp_path):
+    with store.blobs.temp_file() as (temp, temp_path):
         try:
             async for chunk in request.content.iter_chunked(CHUNK):
                 hasher.update(chunk)
                 temp.write(chunk)  # page-cache writes are cheap; the fsync runs off the loop
             hashed = hasher.result()
         except SizeMismatchError as exc:
-            _rejected(ctx.store.counters, repo_id, oid, str(exc))
+            _rejected(store.counters, repo_id, oid, str(exc))
             raise BadRequestError(f"Upload refused: {exc}") from exc
         if hashed.sha256 != oid:
-            _rejected(ctx.store.counters, repo_id, oid, "sha256 mismatch")
+            _rejected(store.counters, repo_id, oid, "sha256 mismatch")
             raise BadRequestError(
                 f"Upload refused: the content's sha256 is {hashed.sha256}, not {oid}"
             )
-        await asyncio.to_thread(ctx.store.blobs.adopt, temp, temp_path, oid)
-    await asyncio.to_thread(ctx.store.record_upload, repo_id, oid)
-    ctx.store.remember(hashed)
-    ctx.store.counters.record_event(Event("lfs.stored", repo_id, {"oid": oid, "size": size}))
+        await asyncio.to_thread(store.blobs.adopt, temp, temp_path, oid)
+    await asyncio.to_thread(store.record_upload, repo_id, oid)
+    store.remember(hashed)
+    store.counters.record_event(Event("lfs.stored", repo_id, {"oid": oid, "size": size}))
     log.info("lfs.stored", repo=repo_id, oid=oid, size=size)
     return web.Response(status=200)
 
@@ -318,15 +321,15 @@ def _rejected(counters: Counters, repo_id: str, oid: str, reason: str) -> None:
 
 async def lfs_verify(request: web.Request) -> web.Response:
     """`POST /{repo}.git/info/lfs/objects/verify` (Bearer): 404 unless uploaded to this repo."""
-    ctx = context(request)
+    store = context(request).writable
     repo, _ = _lfs_repo(request)
     body = await bodies.json_object(request)
     oid, size = body.get("oid"), body.get("size")
     if (
         not isinstance(oid, str)
         or not digest.is_sha256(oid)
-        or not ctx.store.lfs_usable(repo.repo_id, oid)
-        or ctx.store.blobs.size(oid) != size
+        or not store.lfs_usable(repo.repo_id, oid)
+        or store.content_size(oid) != size
     ):
         raise NotFoundError("Object not found")
     return json_answer({}, content_type=LFS_CONTENT_TYPE)

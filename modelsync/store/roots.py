@@ -63,13 +63,14 @@ def _text(lock: Path, target: Path, blobs: Named) -> str:
     return json.dumps(data, sort_keys=True) + "\n"
 
 
-def _absolute(path: Path) -> Path:
+def absolute(path: Path) -> Path:
+    """How a registration names a path: absolute and normalized (symlinks kept)."""
     return Path(os.path.normpath(path.absolute()))
 
 
 def is_registered(layout: StoreLayout, lock_path: Path, target: Path) -> bool:
     """Whether the store already lists this lock with this target (one small read)."""
-    lock_path, target = _absolute(lock_path), _absolute(target)
+    lock_path, target = absolute(lock_path), absolute(target)
     try:
         data = json.loads(_entry_path(layout, lock_path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -83,7 +84,7 @@ def is_registered(layout: StoreLayout, lock_path: Path, target: Path) -> bool:
 def register(layout: StoreLayout, lock_path: Path, target: Path, lock: Lockfile) -> None:
     """List `lock_path` (its target dir, and the blobs `lock` lists) as a root of the store;
     atomic, and no write when the entry already says exactly that."""
-    lock_path, target = _absolute(lock_path), _absolute(target)
+    lock_path, target = absolute(lock_path), absolute(target)
     entry = _entry_path(layout, lock_path)
     text = _text(lock_path, target, named_blobs(lock))
     try:
