@@ -53,7 +53,15 @@ REPO = "bench/rand"
 SIZES = {"2g": 2 << 30, "200m": 200 << 20}
 PY = sys.executable
 GNU_TIME = "/usr/bin/time"
-REFERENCE = ROOT.parent / "shared" / "bench-reference" / "dl_aiohttp.py"
+# Beside the checkout (/work/main), or two levels up from a worktree (/work/wt/<name>).
+REFERENCE = next(
+    (
+        path
+        for base in (ROOT.parent, ROOT.parent.parent)
+        if (path := base / "shared" / "bench-reference" / "dl_aiohttp.py").exists()
+    ),
+    ROOT.parent / "shared" / "bench-reference" / "dl_aiohttp.py",
+)
 
 HF_SCRIPT = """
 import hashlib, sys
