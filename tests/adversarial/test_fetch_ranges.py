@@ -225,7 +225,7 @@ def test_kill_9_keeps_every_piece_written(hub_factory: HubFactory, tmp_path: Pat
     hub: ServerHandle = hub_factory(rate_cap=512 << 10, first_byte_delay_s=0.02)
     ref = HubRepoFactory(hub)("org/big", {"big.bin": DATA})
     url = f"{hub.endpoint}/org/big/resolve/{ref.commit}/big.bin"
-    part, connections = 32 << 10, 2
+    part, connections = 8 << 10, 2
     pieces = plan_pieces([(0, SIZE)], connections=connections, part_size=part)
     assert len(pieces) > 2 * connections  # several rounds: some pieces end before others start
     layout = StoreLayout(tmp_path / "store")

@@ -137,6 +137,7 @@ def run_fetch(
                 policy=RetryPolicy(attempts=attempts),
                 sleep=sleeps or Sleeps(),
                 rand=lambda: 0.0,
+                connections=1,  # these faults meet one stream; parallel pieces: test_fetch_ranges
             )
             outcomes = await fetch_each(fetcher, items, jobs=4)
         for outcome in outcomes:

@@ -72,7 +72,7 @@ def test_an_expired_signed_url_is_resolved_again(hub_factory: HubFactory, tmp_pa
     data = os.urandom(1 << 20)
     ref = HubRepoFactory(hub)("org/big", {"big.bin": data})
     url = f"{hub.endpoint}/org/big/resolve/{ref.commit}/big.bin"
-    result = fetch(hub, url, data, tmp_path / "store", part=32 << 10)
+    result = fetch(hub, url, data, tmp_path / "store", part=8 << 10)
     assert result.received == len(data)
     assert hub.repos.counters.requests("resolve") >= 2
 
@@ -87,8 +87,8 @@ def test_sync_connections_flag(run_cli: CliRunner) -> None:
 def test_sync_fetches_a_large_file_over_the_connections_asked_for(
     run_cli: CliRunner, hub: ServerHandle, hub_repo: HubRepoFactory, tmp_path: Path
 ) -> None:
-    """`sync --connections 3` of a 48 MiB file (three 16 MiB parts) sends three ranges to the
-    CDN; `--connections 1` of the same file one stream without a range."""
+    """`sync --connections 3` of a 48 MiB file (three pieces of 16 MiB) sends three ranges to
+    the CDN; `--connections 1` of the same file one stream without a range."""
     data = os.urandom(48 << 20)
     hub_repo("org/big", {"big.bin": data})
     Path("models.toml").write_text('[models.big]\nsource = "hf://org/big"\ninclude = ["*"]\n')

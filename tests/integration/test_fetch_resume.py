@@ -31,7 +31,7 @@ from modelsync.store.layout import StoreLayout
 async def main() -> None:
     url, size, sha, store = sys.argv[1], int(sys.argv[2]), sys.argv[3], Path(sys.argv[4])
     async with create_session() as session:
-        fetcher = Fetcher(session=session, layout=StoreLayout(store))
+        fetcher = Fetcher(session=session, layout=StoreLayout(store), connections=1)
         await fetch_blob(fetcher, FetchItem(url, size, sha, "m/big.bin"))
 
 asyncio.run(main())

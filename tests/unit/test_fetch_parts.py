@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from modelsync.fetch.parts import MAX_PART_FACTOR, plan_pieces, worth_parts
+from modelsync.fetch.parts import MAX_PART_FACTOR, PART_MIN, plan_pieces, worth_parts
 from modelsync.store.layout import StoreLayout
 from modelsync.store.partial import Spans, claim_partial, parse_journal, resumable
 
@@ -32,9 +32,9 @@ def test_pieces_cover_the_holes_in_order_without_overlap() -> None:
 
 
 def test_pieces_of_a_huge_file_stay_bounded() -> None:
-    """A 40 GiB file is split into rounds, no piece above MAX_PART_FACTOR parts."""
-    pieces = plan_pieces([(0, 40 << 30)], connections=8, part_size=16 * MIB)
-    assert max(c - a for a, c in pieces) <= MAX_PART_FACTOR * 16 * MIB
+    """A 40 GiB file is split into rounds, no piece above MAX_PART_FACTOR parts (64 MiB)."""
+    pieces = plan_pieces([(0, 40 << 30)], connections=8, part_size=PART_MIN)
+    assert max(c - a for a, c in pieces) <= MAX_PART_FACTOR * PART_MIN == 64 * MIB
     assert len(pieces) % 8 == 0
 
 

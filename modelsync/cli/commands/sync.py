@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="N",
         help="connections per large file, each fetching a byte range (default: 8, or one "
-        "stream where the first 16 MiB arrive within 0.1 s; 1: one stream)",
+        "stream where the first 4 MiB arrive within 0.06 s; 1: one stream)",
     )
     parser.add_argument("--link", choices=LINK_MODES, help="force a link mode (default: auto)")
     parser.add_argument(
