@@ -6,8 +6,9 @@ written), then writes the bundle (bundle/write.py). Import never touches the net
 reads the bundle's index and lock, and admits each listed blob through the store's admission
 (`BlobStore.admit_stream`: copied into `tmp/` while hashed, renamed into `blobs/` under the
 store lock only when its size and SHA-256 are the lock's). Each blob is all or nothing: a
-damaged one is refused by name and the others still enter. Import registers nothing: the
-next `sync --offline` of a project with that lock places the blobs (and registers the lock).
+damaged one is refused by name and the others still enter. The bundle's lock becomes a root
+of the store (`roots.register_import`), so a `gc` before the `sync --offline` that places the
+blobs keeps them; that sync registers the project's lock and the import's hold ends.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from modelsync.lockfile.model import LockedModel, Lockfile
 from modelsync.lockfile.render import parse_lock
 from modelsync.ops import project as proj
 from modelsync.ops.export import check_blob
+from modelsync.store import roots
 from modelsync.store.blobs import BlobStore
 from modelsync.store.layout import StoreLayout
 from modelsync.store.locking import exclusive
@@ -226,6 +228,8 @@ def import_bundle(request: ImportRequest) -> ImportReport:
         guard = functools.partial(
             exclusive, layout.lock_path, wait=request.wait, wait_s=request.wait_timeout
         )
+        with guard():  # before any blob enters: a gc meanwhile keeps what is admitted
+            roots.register_import(layout, lock_text, lock)
         with open_state(layout.state_path) as state:
             blobs = BlobStore(layout, state)
             for blob in wanted:
