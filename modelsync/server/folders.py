@@ -6,12 +6,14 @@ changes, the old commit's bytes are gone (a rescan commits the new ones). Regula
 text, at most 10 MiB by the Hub's rule) are copied into the blob store while hashing (one read),
 so their history survives edits. A stat cache, kept in `.hub/folders.json`, spares re-hashing
 unchanged files, across restarts too. Write-back makes the folder match `main` after each
-commit, so a later import finds nothing to commit. Symlinks are never followed, imported or
+commit, so a later import finds nothing to commit; an uploaded LFS object is moved (renamed)
+from the blob store into the folder, not copied, and is then served from there. Symlinks are never followed, imported or
 written through.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -232,13 +234,16 @@ class RepoFolders:
         # repository folder never sees a half-written file.
         temp = self._blobs.tmp_dir / f"writeback-{secrets.token_hex(8)}"
         source = self._blobs.path(entry.sha256)
-        if not source.is_file():
-            source = self.content(entry.sha256) or source
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, temp)
-            temp.chmod(0o644)
-            temp.replace(target)
+            if entry.lfs and source.is_file() and _move(source, target):
+                pass  # an uploaded model file now lies in the folder only (no second copy)
+            else:
+                if not source.is_file():
+                    source = self.content(entry.sha256) or source
+                shutil.copyfile(source, temp)
+                temp.chmod(0o644)
+                temp.replace(target)
         except OSError as exc:
             temp.unlink(missing_ok=True)
             log.warning("writeback.failed", repo=repo_id, path=entry.path, error=exc.strerror)
@@ -247,6 +252,20 @@ class RepoFolders:
         with self._lock:
             self._stat_cache[str(target)] = (_stat_key(target.stat()), hashed)
             self._located[entry.sha256] = str(target)
+
+
+def _move(blob: Path, target: Path) -> bool:
+    """Move a stored blob to `target` by one rename (it is in the blob store or there, never
+    nowhere); False where they are on two filesystems (the caller copies)."""
+    blob.chmod(0o644)
+    try:
+        blob.replace(target)
+    except OSError as exc:
+        blob.chmod(0o444)
+        if exc.errno == errno.EXDEV:
+            return False
+        raise
+    return True
 
 
 def _no_symlink_between(folder: Path, target: Path) -> bool:
