@@ -7,8 +7,8 @@ text, at most 10 MiB by the Hub's rule) are copied into the blob store while has
 so their history survives edits. A stat cache, kept in `.hub/folders.json`, spares re-hashing
 unchanged files, across restarts too. Write-back makes the folder match `main` after each
 commit, so a later import finds nothing to commit; an uploaded LFS object is moved (renamed)
-from the blob store into the folder, not copied, and is then served from there. Symlinks are never followed, imported or
-written through.
+from the blob store into the folder, not copied, and is then served from there. Symlinks
+are never followed, imported or written through.
 """
 
 from __future__ import annotations
