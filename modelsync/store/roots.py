@@ -106,7 +106,11 @@ def register_import(layout: StoreLayout, lock_text: bytes, lock: Lockfile) -> No
     """Keep an imported bundle's blobs until a sync registers a lock listing them: its lock
     is copied into the store and registered without a target (`gc` reads it as any lock)."""
     blobs = named_blobs(lock)
-    held = (r.blobs for r in registered(layout) if not r.imported and r.blobs is not None)
+    held = (
+        r.blobs
+        for r in registered(layout)
+        if not r.imported and r.blobs is not None and r.lock.is_file()
+    )
     if any(blobs.keys() <= known.keys() for known in held):
         return  # a synced lock keeps them already (e.g. the same bundle imported again)
     copy = layout.imports_dir / f"{hashlib.sha256(lock_text).hexdigest()}.lock"
