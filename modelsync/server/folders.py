@@ -52,6 +52,15 @@ def _stat_key(st: os.stat_result) -> _StatKey:
     return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
+class BusyError(Exception):
+    """A file kept changing while it was read (being written right now, e.g. a model being
+    copied in): its repository waits for a later look."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"{path}: kept changing while being read")
+        self.path = path
+
+
 STAT_CACHE = "folders.json"
 """In the state folder: path → (stat, digests) of every file hashed in place."""
 
@@ -193,7 +202,7 @@ class RepoFolders:
                 self._stat_cache[str(source)] = (key, hashed)
                 self._located[hashed.sha256] = str(source)
             return hashed
-        raise UsageError(f"cannot import {source}: it kept changing while being read")
+        raise BusyError(source)
 
     def _hash_file(self, source: Path, rel: str, size: int) -> Hashed:
         """LFS content is hashed where it lies; a regular file is copied into the blob store
