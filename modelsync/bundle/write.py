@@ -7,15 +7,15 @@
   model weights do not compress, and an import seeks over members it does not need.
 * A folder is written in place, resumable: a 100 GB bundle to a USB disk that was cut off
   keeps every blob already copied (each one was written under a temporary name, fsynced and
-  renamed, so a blob file of the right size is complete) and the next run copies only the
-  rest. `bundle.json` is removed first and written last, so a folder without it is not yet a
+  renamed) and the next run copies only the rest; a copy already there is read back and kept
+  only if it hashes to its name, so the next run also repairs a damaged one. `bundle.json`
+  is removed first and written last, so a folder without it is not yet a
   bundle and `import` says so. Blobs are hardlinked from the store where the folder is on its
   filesystem (no bytes copied), else copied; files no longer in the bundle are removed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import stat
@@ -29,6 +29,7 @@ import structlog
 
 from modelsync import atomic
 from modelsync.bundle.model import BLOB_DIR, INDEX, LOCK, blob_member, member_kind
+from modelsync.digest import sha256_file
 from modelsync.errors import UsageError
 
 log = structlog.get_logger(__name__)
@@ -104,11 +105,9 @@ def write_dir(dest: Path, index: bytes, lock: bytes, blobs: Sequence[Source]) ->
     wanted = {b.sha256 for b in blobs}
     for blob in sorted(blobs, key=lambda b: b.sha256):
         target = dest / blob_member(blob.sha256)
-        with contextlib.suppress(FileNotFoundError):
-            st = target.lstat()
-            if stat.S_ISREG(st.st_mode) and st.st_size == blob.size:
-                present += 1
-                continue
+        if _holds(target, blob):
+            present += 1
+            continue
         if atomic.hardlink(blob.path, target):
             linked += 1
             how = "hardlinked"
@@ -127,6 +126,21 @@ def write_dir(dest: Path, index: bytes, lock: bytes, blobs: Sequence[Source]) ->
     atomic.write_bytes(dest / LOCK, lock)
     atomic.write_bytes(dest / INDEX, index)
     return Written(linked, copied, present, removed)
+
+
+def _holds(target: Path, blob: Source) -> bool:
+    """Whether the bundle's file already is the blob: the store's own file (a hardlink), or,
+    on another disk, a file of its size whose bytes hash to its name. Size alone would keep a
+    damaged copy that the next export is meant to repair."""
+    try:
+        st, src = target.lstat(), blob.path.stat()
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(st.st_mode) or st.st_size != blob.size:
+        return False
+    if (st.st_dev, st.st_ino) == (src.st_dev, src.st_ino):
+        return True
+    return st.st_dev != src.st_dev and sha256_file(target) == blob.sha256  # else: link again
 
 
 def _is_temp(name: str) -> bool:

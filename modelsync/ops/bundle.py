@@ -6,8 +6,9 @@ written), then writes the bundle (bundle/write.py). Import never touches the net
 reads the bundle's index and lock, and admits each listed blob through the store's admission
 (`BlobStore.admit_stream`: copied into `tmp/` while hashed, renamed into `blobs/` under the
 store lock only when its size and SHA-256 are the lock's). Each blob is all or nothing: a
-damaged one is refused by name and the others still enter. Import registers nothing: the
-next `sync --offline` of a project with that lock places the blobs (and registers the lock).
+damaged one is refused by name and the others still enter. The bundle's lock becomes a root
+of the store (`roots.register_import`), so a `gc` before the `sync --offline` that places the
+blobs keeps them; that sync registers the project's lock and the import's hold ends.
 """
 
 from __future__ import annotations
@@ -36,10 +37,12 @@ from modelsync.bundle.model import (
 from modelsync.bundle.read import Bundle, Refused, open_bundle
 from modelsync.bundle.write import Source, Written, write_dir, write_tar
 from modelsync.errors import IntegrityError, StaleError, UsageError
+from modelsync.fetch.preflight import check_free_space, free_bytes
 from modelsync.lockfile.model import LockedModel, Lockfile
 from modelsync.lockfile.render import parse_lock
 from modelsync.ops import project as proj
 from modelsync.ops.export import check_blob
+from modelsync.store import roots
 from modelsync.store.blobs import BlobStore
 from modelsync.store.layout import StoreLayout
 from modelsync.store.locking import exclusive
@@ -228,12 +231,13 @@ def import_bundle(request: ImportRequest) -> ImportReport:
         )
         with open_state(layout.state_path) as state:
             blobs = BlobStore(layout, state)
+            with guard():  # before any blob enters: a gc meanwhile keeps what is admitted
+                roots.register_import(layout, lock_text, lock)
             for blob in wanted:
-                st = blobs.stat(blob.sha256)
-                if st is not None and st.st_size == blob.size:
+                if _present(blobs, blob):
                     present.append(blob)
                     continue
-                if st is not None:  # bytes of another size under this name: bad, kept aside
+                if blobs.stat(blob.sha256) is not None:  # another size under this name: bad
                     with guard():
                         blobs.quarantine(blob.sha256)
                 reason = _admit(blobs, bundle, blob, guard)
@@ -272,6 +276,12 @@ def import_bundle(request: ImportRequest) -> ImportReport:
     )
 
 
+def _present(blobs: BlobStore, blob: BundleBlob) -> bool:
+    """Whether the store holds the blob already (at its size)."""
+    st = blobs.stat(blob.sha256)
+    return st is not None and st.st_size == blob.size
+
+
 def _admit(
     blobs: BlobStore,
     bundle: Bundle,
@@ -281,6 +291,10 @@ def _admit(
     """Stream one blob from the bundle into the store; None when it entered, else why not."""
     try:
         with bundle.blob(blob.sha256, blob.size) as src:
+            # Checked once the bundle proved it holds that size (a bundle that lies about a
+            # size is refused above, not taken for a full disk): a clear exit 2, not ENOSPC.
+            where = blobs.layout.root
+            check_free_space(needed=blob.size, free=free_bytes(where), where=where)
             actual, read = blobs.admit_stream(src, blob.sha256, blob.size, guard=guard)
     except Refused as err:
         return err.reason

@@ -132,9 +132,9 @@ class BlobStore:
                 self.adopt(f, path, hashed.sha256)
         return hashed
 
-    def put_file(self, source: Path) -> Hashed:
-        """Copy a file into the store, hashing the very bytes copied (one read of the source)."""
-        with source.open("rb") as src, self.temp_file() as (f, path):
+    def put_file(self, src: BinaryIO) -> Hashed:
+        """Copy an open file into the store, hashing the very bytes copied (one read of it)."""
+        with self.temp_file() as (f, path):
             hasher = Hasher(os.fstat(src.fileno()).st_size)
             while chunk := src.read(CHUNK):
                 hasher.update(chunk)

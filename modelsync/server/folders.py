@@ -6,19 +6,24 @@ changes, the old commit's bytes are gone (a rescan commits the new ones). Regula
 text, at most 10 MiB by the Hub's rule) are copied into the blob store while hashing (one read),
 so their history survives edits. A stat cache, kept in `.hub/folders.json`, spares re-hashing
 unchanged files, across restarts too. Write-back makes the folder match `main` after each
-commit, so a later import finds nothing to commit. Symlinks are never followed, imported or
-written through.
+commit, so a later import finds nothing to commit; an uploaded LFS object is moved (renamed)
+from the blob store into the folder, not copied, and is then served from there. Symlinks
+are never followed, imported or written through.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import secrets
 import shutil
+import stat
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 import structlog
 
@@ -50,17 +55,50 @@ def _stat_key(st: os.stat_result) -> _StatKey:
     return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
+class BusyError(Exception):
+    """A file kept changing while it was read (being written right now, e.g. a model being
+    copied in): its repository waits for a later look."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"{path}: kept changing while being read")
+        self.path = path
+
+
 STAT_CACHE = "folders.json"
 """In the state folder: path → (stat, digests) of every file hashed in place."""
 
 
-def _hash_in_place(source: Path, size: int) -> Hashed:
+def _hash_in_place(f: BinaryIO, size: int) -> Hashed:
     """The digests of a file, read once, nothing written."""
     hasher = Hasher(size)
-    with source.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            hasher.update(chunk)
+    while chunk := f.read(CHUNK):
+        hasher.update(chunk)
     return hasher.result()
+
+
+@contextlib.contextmanager
+def _open_plain(root: Path, path: Path) -> Iterator[BinaryIO | None]:
+    """`path`, a file below `root`, opened without following a symlink at any level below
+    `root` (a local writer may swap a file or folder for one after it was listed: its target
+    is never read); None when it is not a regular file now."""
+    *folders, leaf = path.relative_to(root).parts
+    opened = [os.open(root, os.O_RDONLY | os.O_DIRECTORY)]
+    try:
+        for part in folders:
+            opened.append(
+                os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=opened[-1])
+            )
+        fd = os.open(leaf, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=opened[-1])
+    except OSError:
+        fd = -1
+    finally:
+        for folder in opened:
+            os.close(folder)
+    if fd < 0:
+        yield None
+        return
+    with os.fdopen(fd, "rb") as f:
+        yield f if stat.S_ISREG(os.fstat(fd).st_mode) else None
 
 
 class RepoFolders:
@@ -173,34 +211,36 @@ class RepoFolders:
 
     def _hash(self, source: Path, rel: str) -> Hashed:
         for _ in range(_READ_ATTEMPTS):
-            st = source.stat()
-            key = _stat_key(st)
-            with self._lock:
-                cached = self._stat_cache.get(str(source))
-            if cached is not None and cached[0] == key:
-                hashed = cached[1]
-            else:
-                try:
-                    hashed = self._hash_file(source, rel, st.st_size)
-                except SizeMismatchError:  # being written right now: read it again
+            with _open_plain(self.root, source) as f:
+                if f is None:  # swapped for a symlink or something else since it was listed
                     continue
-                if _stat_key(source.stat()) != key:
-                    continue
-                self._on_hashed(hashed)
+                key = _stat_key(os.fstat(f.fileno()))
+                with self._lock:
+                    cached = self._stat_cache.get(str(source))
+                if cached is not None and cached[0] == key:
+                    hashed = cached[1]
+                else:
+                    try:
+                        hashed = self._hash_file(f, rel, key[0])
+                    except SizeMismatchError:  # being written right now: read it again
+                        continue
+                    if _stat_key(os.fstat(f.fileno())) != key:
+                        continue
+                    self._on_hashed(hashed)
             with self._lock:
                 self._stat_cache[str(source)] = (key, hashed)
                 self._located[hashed.sha256] = str(source)
             return hashed
-        raise UsageError(f"cannot import {source}: it kept changing while being read")
+        raise BusyError(source)
 
-    def _hash_file(self, source: Path, rel: str, size: int) -> Hashed:
+    def _hash_file(self, f: BinaryIO, rel: str, size: int) -> Hashed:
         """LFS content is hashed where it lies; a regular file is copied into the blob store
         as it is hashed, so its history survives edits (it is small by the LFS rule)."""
-        with source.open("rb") as f:
-            head = f.read(gitobj.BINARY_SNIFF_BYTES)
+        head = f.read(gitobj.BINARY_SNIFF_BYTES)
+        f.seek(0)
         if gitobj.is_lfs(rel, size, head):
-            return _hash_in_place(source, size)
-        return self._blobs.put_file(source)
+            return _hash_in_place(f, size)
+        return self._blobs.put_file(f)
 
     def write_back(
         self, repo_id: str, old: Mapping[str, FileEntry], new: Mapping[str, FileEntry]
@@ -232,13 +272,16 @@ class RepoFolders:
         # repository folder never sees a half-written file.
         temp = self._blobs.tmp_dir / f"writeback-{secrets.token_hex(8)}"
         source = self._blobs.path(entry.sha256)
-        if not source.is_file():
-            source = self.content(entry.sha256) or source
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, temp)
-            temp.chmod(0o644)
-            temp.replace(target)
+            if entry.lfs and source.is_file() and _move(source, target):
+                pass  # an uploaded model file now lies in the folder only (no second copy)
+            else:
+                if not source.is_file():
+                    source = self.content(entry.sha256) or source
+                shutil.copyfile(source, temp)
+                temp.chmod(0o644)
+                temp.replace(target)
         except OSError as exc:
             temp.unlink(missing_ok=True)
             log.warning("writeback.failed", repo=repo_id, path=entry.path, error=exc.strerror)
@@ -247,6 +290,20 @@ class RepoFolders:
         with self._lock:
             self._stat_cache[str(target)] = (_stat_key(target.stat()), hashed)
             self._located[entry.sha256] = str(target)
+
+
+def _move(blob: Path, target: Path) -> bool:
+    """Move a stored blob to `target` by one rename (it is in the blob store or there, never
+    nowhere); False where they are on two filesystems (the caller copies)."""
+    blob.chmod(0o644)
+    try:
+        blob.replace(target)
+    except OSError as exc:
+        blob.chmod(0o444)
+        if exc.errno == errno.EXDEV:
+            return False
+        raise
+    return True
 
 
 def _no_symlink_between(folder: Path, target: Path) -> bool:

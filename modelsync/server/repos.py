@@ -25,7 +25,7 @@ from modelsync import digest
 from modelsync.server import gitobj, names, persist
 from modelsync.server.blobs import BlobStore, Hashed
 from modelsync.server.counters import Counters
-from modelsync.server.folders import RepoFolders, file_entry
+from modelsync.server.folders import BusyError, RepoFolders, file_entry
 from modelsync.server.hub_errors import (
     BadRequestError,
     ConflictError,
@@ -249,12 +249,15 @@ class RepoStore:
         with self._folder_lock:  # never between a write-back's files
             present = self.folders.repo_ids()
             for repo_id in present:
-                files = self.folders.scan(repo_id)
-                with self._lock:
-                    known = self._folder_trees.get(repo_id)
-                if known is None or not _same_tree(known, files):
-                    self.import_directory(repo_id)
-                    changed.append(repo_id)
+                try:
+                    files = self.folders.scan(repo_id)
+                    with self._lock:
+                        known = self._folder_trees.get(repo_id)
+                    if known is None or not _same_tree(known, files):
+                        self.import_directory(repo_id)
+                        changed.append(repo_id)
+                except BusyError as err:  # kept as it was; the next look tries again
+                    log.info("import.busy", repo=repo_id, path=str(err.path))
             with self._lock:
                 gone = sorted(self._imported - set(present))
             for repo_id in gone:
@@ -283,8 +286,15 @@ class RepoStore:
         log.info("repo.removed", repo=repo_id, kept=str(kept))
 
     def rescan(self) -> dict[str, Commit]:
-        """Import every `<root>/<namespace>/<name>` folder; returns each repository's head."""
-        return {repo_id: self.import_directory(repo_id) for repo_id in self.folders.repo_ids()}
+        """Import every `<root>/<namespace>/<name>` folder; returns each repository's head.
+        One with a file being written is left for a later look (`refresh`)."""
+        heads = {}
+        for repo_id in self.folders.repo_ids():
+            try:
+                heads[repo_id] = self.import_directory(repo_id)
+            except BusyError as err:
+                log.info("import.busy", repo=repo_id, path=str(err.path))
+        return heads
 
     def commit(
         self,

@@ -4,7 +4,8 @@ quarantine/ for a week.
 Plan, then apply. The roots (design.md section 3) are the registered locks (`locks.d/`) and
 the placement records in their target dirs: a blob a registered lock lists, or that a placed
 file still links to, is kept. A registration whose lock is gone (a project moved or deleted)
-is reported and keeps the blobs it listed when it last synced, until `forget_missing` drops it.
+is reported and keeps the blobs it listed when it last synced, until `forget_missing` drops it
+(as it drops the lock of an import no sync took over, `roots.register_import`).
 Each blob to remove is described by the names the registrations and records give it. Temp
 files are removed only when older than a grace period, and a partial download is never removed
 while a live process holds its lock (`partial.is_in_use`), whatever its age. The caller holds
@@ -119,6 +120,8 @@ def _referenced(layout: StoreLayout, placed: PlacedBlobs, *, forget_missing: boo
     found = _Roots()
     for root in roots.registered(layout):
         lock = _read(root)
+        if root.imported and forget_missing:  # an import no sync took over
+            lock = None
         if lock is None and forget_missing:
             found.dead.append(root)
             found.name(root.blobs or {}, keep=False)

@@ -54,6 +54,11 @@ class StoreLayout:
         return self.root / "locks.d"
 
     @property
+    def imports_dir(self) -> Path:
+        """Copies of imported bundles' locks, registered as roots until a sync takes over."""
+        return self.root / "imports"
+
+    @property
     def lock_path(self) -> Path:
         """The inter-process lock taken by every run that changes the store."""
         return self.root / "store.lock"

@@ -7,6 +7,10 @@ When a lock is gone (the project was moved or deleted, gc cannot tell which), it
 kept with the blobs it last listed, and reported, until `gc --forget-missing` drops it: a moved
 project's symlinks never dangle. Entries written before the blob list existed load with
 `blobs` None (unknown).
+
+`import` registers the bundle's lock too, copied to `<store>/imports/<sha256>.lock` (no target),
+so a `gc` before the `sync --offline` that places them keeps the imported blobs. That hold ends
+when a registered lock lists all of them (the sync took over) or at `gc --forget-missing`.
 """
 
 from __future__ import annotations
@@ -38,6 +42,11 @@ class Root:
     blobs: Named | None = None
     """What the lock listed when it last synced; None: registered before this was kept."""
 
+    @property
+    def imported(self) -> bool:
+        """Whether this is an imported bundle's lock (`register_import`)."""
+        return self.lock.parent == StoreLayout(self.entry.parent.parent).imports_dir
+
 
 def named_blobs(lock: Lockfile) -> dict[str, tuple[str, ...]]:
     """Every blob `lock` lists (all models, all profiles) with its `repo/path` names."""
@@ -54,10 +63,10 @@ def _entry_path(layout: StoreLayout, lock: Path) -> Path:
     return layout.roots_dir / f"{key}.json"
 
 
-def _text(lock: Path, target: Path, blobs: Named) -> str:
+def _text(lock: Path, target: Path | None, blobs: Named) -> str:
     data = {
         "lock": str(lock),
-        "target": str(target),
+        "target": str(target) if target is not None else None,
         "blobs": {k: list(v) for k, v in blobs.items()},
     }
     return json.dumps(data, sort_keys=True) + "\n"
@@ -85,8 +94,33 @@ def register(layout: StoreLayout, lock_path: Path, target: Path, lock: Lockfile)
     """List `lock_path` (its target dir, and the blobs `lock` lists) as a root of the store;
     atomic, and no write when the entry already says exactly that."""
     lock_path, target = absolute(lock_path), absolute(target)
-    entry = _entry_path(layout, lock_path)
-    text = _text(lock_path, target, named_blobs(lock))
+    blobs = named_blobs(lock)
+    _write(_entry_path(layout, lock_path), _text(lock_path, target, blobs))
+    if layout.imports_dir.is_dir():
+        for root in registered(layout):
+            if root.imported and root.blobs is not None and root.blobs.keys() <= blobs.keys():
+                drop(root)  # this lock keeps every blob the import brought
+
+
+def register_import(layout: StoreLayout, lock_text: bytes, lock: Lockfile) -> None:
+    """Keep an imported bundle's blobs until a sync registers a lock listing them: its lock
+    is copied into the store and registered without a target (`gc` reads it as any lock)."""
+    blobs = named_blobs(lock)
+    held = (
+        r.blobs
+        for r in registered(layout)
+        if not r.imported and r.blobs is not None and r.lock.is_file()
+    )
+    if any(blobs.keys() <= known.keys() for known in held):
+        return  # a synced lock keeps them already (e.g. the same bundle imported again)
+    copy = layout.imports_dir / f"{hashlib.sha256(lock_text).hexdigest()}.lock"
+    if not copy.is_file():
+        atomic.write_bytes(copy, lock_text)
+    _write(_entry_path(layout, copy), _text(copy, None, blobs))
+
+
+def _write(entry: Path, text: str) -> None:
+    """Write a registration atomically; no write when it already says exactly that."""
     try:
         if entry.read_text(encoding="utf-8") == text:
             return
@@ -127,5 +161,7 @@ def registered(layout: StoreLayout) -> list[Root]:
 
 
 def drop(root: Root) -> None:
-    """Forget a registration (its lock is gone)."""
+    """Forget a registration (its lock is gone, or it is an import no longer needed)."""
     root.entry.unlink(missing_ok=True)
+    if root.imported:
+        root.lock.unlink(missing_ok=True)

@@ -48,7 +48,8 @@ def render(report: GcReport, out: Output) -> None:
         names = f": {', '.join(item.names)}" if item.names else ""
         out.line(f"  {item.why:<26} {item.path} ({human_bytes(item.size)}{shared}){names}")
     for root in plan.dead_roots:
-        out.line(f"  forget lock               {root.lock} (no longer exists)")
+        why = "imported bundle lock, no sync registered it" if root.imported else None
+        out.line(f"  forget lock               {root.lock} ({why or 'no longer exists'})")
     for root in plan.missing_roots:
         kept = "its blobs are kept" if root.blobs is not None else "every blob is kept"
         out.line(
