@@ -7,12 +7,10 @@ refused, not misread), then every field; errors name the file, line and key.
 
 from __future__ import annotations
 
-import json
 import tomllib
 from collections.abc import Iterable
 
-import pydantic
-
+from modelsync import schema
 from modelsync.errors import LockfileError
 from modelsync.lockfile.model import LOCK_VERSION, LockedProfile, Lockfile
 from modelsync.toml_lines import locate, syntax_error
@@ -35,6 +33,7 @@ _MODEL_KEYS = (
     "reason",
     "inputs",
 )
+_FILE_KEYS = ("path", "size", "sha256")
 _PROFILE_KEYS = ("name", "source", "fingerprint", "ram", "vram", "gpus", "unified")
 
 
@@ -62,6 +61,11 @@ def _value(value: object) -> str:
     raise TypeError(f"cannot render {type(value).__name__}")  # pragma: no cover
 
 
+def _data(entry: object, keys: Iterable[str]) -> dict[str, object]:
+    """An entry's values by their keys in the lock."""
+    return {key: getattr(entry, key.replace("-", "_")) for key in keys}
+
+
 def _pairs(data: dict[str, object], keys: Iterable[str]) -> list[str]:
     return [f"{key} = {_value(data[key])}" for key in keys if data.get(key) is not None]
 
@@ -73,22 +77,23 @@ def render_lock(lock: Lockfile) -> str:
     lines.append(f"manifest-digest = {toml_string(lock.manifest_digest)}")
     for profile in sorted(lock.profiles, key=lambda p: p.name):
         lines += ["", "[[profile]]"]
-        lines += _pairs(_profile_data(profile), _PROFILE_KEYS)
+        lines += _pairs(_shown(profile), _PROFILE_KEYS)
     for model in sorted(lock.models, key=lambda m: (m.name, m.profile or "")):
         lines += ["", "[[model]]"]
-        lines += _pairs(model.model_dump(by_alias=True, exclude={"files"}), _MODEL_KEYS)
+        lines += _pairs(_data(model, _MODEL_KEYS), _MODEL_KEYS)
         for file in sorted(model.files, key=lambda f: f.path):
             lines += ["", "[[model.file]]"]
-            lines += _pairs(file.model_dump(), ("path", "size", "sha256"))
+            lines += _pairs(_data(file, _FILE_KEYS), _FILE_KEYS)
     return "\n".join(lines) + "\n"
 
 
-def _profile_data(profile: LockedProfile) -> dict[str, object]:
-    data = profile.model_dump()
-    if not data["vram"]:
+def _shown(profile: LockedProfile) -> dict[str, object]:
+    """The profile's values, None where the key is left out (no GPU, not unified)."""
+    data = _data(profile, _PROFILE_KEYS)
+    if not profile.vram:
         data["vram"] = None
         data["gpus"] = None
-    if not data["unified"]:
+    if not profile.unified:
         data["unified"] = None
     return data
 
@@ -114,9 +119,9 @@ def parse_lock(text: str, name: str = "models.lock") -> Lockfile:
         )
     try:
         # JSON mode: TOML arrays are JSON arrays, which strict tuples accept.
-        return Lockfile.model_validate_json(json.dumps(data))
-    except pydantic.ValidationError as err:
-        first = err.errors()[0]
+        return schema.load(Lockfile, data, json=True)
+    except schema.TableError as err:
+        first = err.errors[0]
         loc = tuple(first["loc"])
         key = ".".join(str(p) for p in loc if not isinstance(p, int))
         message = str(first["msg"]).removeprefix("Value error, ")

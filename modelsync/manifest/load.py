@@ -7,17 +7,17 @@ line of a key path (as for models.lock).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 import tomllib
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import pydantic
-
-from modelsync import paths
+from modelsync import paths, schema
 from modelsync.errors import ManifestError
 from modelsync.manifest.model import (
     Loc,
@@ -64,7 +64,7 @@ def load_manifest(
         target = expand_target(project.settings.target, environ, home)
     except ManifestProblem as problem:
         raise _error(text, name, [problem]) from None
-    return replace(project, settings=project.settings.model_copy(update={"target": target}))
+    return replace(project, settings=replace(project.settings, target=target))
 
 
 def manifest_path(given: Path | None, cwd: Path = Path()) -> Path:
@@ -89,9 +89,9 @@ def parse_manifest(
     """Validate manifest text; `name` is the file name used in messages."""
     data = _parse_toml(text, name)
     try:
-        manifest = Manifest.model_validate(data)
-    except pydantic.ValidationError as err:
-        problems = [_from_pydantic(e) for e in err.errors()]
+        manifest = schema.load(Manifest, data)
+    except schema.TableError as err:
+        problems = [_from_pydantic(e) for e in err.errors]
         raise _error(text, name, problems) from None
     project, problems = build_project(manifest, hub_endpoint=hub_endpoint)
     if problems:
@@ -198,20 +198,19 @@ def _did_you_mean(loc: Loc) -> str:
 
 def _allowed_keys(parent: Loc) -> list[str]:
     """Keys of the table at `parent` in the schema, walking `Manifest`'s fields."""
-    model: type[pydantic.BaseModel] | None = Manifest
+    model: type | None = Manifest
     depth = 0
     while model is not None and depth < len(parent):
-        info = model.model_fields.get(str(parent[depth]).replace("-", "_"))
-        if info is None:
+        annotation = typing.get_type_hints(model).get(str(parent[depth]).replace("-", "_"))
+        if annotation is None:
             return []
-        annotation = info.annotation
-        args: tuple[Any, ...] = getattr(annotation, "__args__", ())
-        inner = args[-1] if getattr(annotation, "__origin__", None) is dict else annotation
-        depth += 2 if getattr(annotation, "__origin__", None) is dict else 1
-        model = inner if isinstance(inner, type) and issubclass(inner, pydantic.BaseModel) else None
+        args: tuple[Any, ...] = typing.get_args(annotation)
+        inner = args[-1] if typing.get_origin(annotation) is dict else annotation
+        depth += 2 if typing.get_origin(annotation) is dict else 1
+        model = inner if isinstance(inner, type) and dataclasses.is_dataclass(inner) else None
     if model is None:
         return []
-    return sorted(name.replace("_", "-") for name in model.model_fields)
+    return sorted(schema.kebab(f.name) for f in dataclasses.fields(model))
 
 
 def _error(text: str, name: str, problems: Sequence[ManifestProblem]) -> ManifestError:

@@ -11,11 +11,11 @@ import os
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelsync import paths
 from modelsync.credentials import grant
 from modelsync.errors import LockfileError, UsageError
-from modelsync.hardware.model import HardwareProfile
 from modelsync.lockfile.freshness import Freshness, Origin, freshness
 from modelsync.lockfile.io import read_lock
 from modelsync.lockfile.model import LockedModel, Lockfile
@@ -36,7 +36,10 @@ from modelsync.sync.model import Inventory, LinkMode, Placement, Source, Wanted
 from modelsync.sync.placed import RECORD_DIR, read_record, record_path
 from modelsync.toml_lines import locate
 
-Detector = Callable[[], HardwareProfile]
+if TYPE_CHECKING:
+    from modelsync.hardware.model import HardwareProfile
+
+Detector = Callable[[], "HardwareProfile"]
 
 
 @dataclass(frozen=True, slots=True)

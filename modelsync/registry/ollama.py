@@ -32,10 +32,9 @@ from modelsync.registry.ollama_format import (
     MAX_MANIFEST_BYTES,
     OCI_MANIFEST_MEDIA_TYPE,
     OllamaManifest,
-    blob_url,
     layout,
 )
-from modelsync.rules import is_prefixed_digest
+from modelsync.rules import is_prefixed_digest, ollama_blob_url
 
 log = structlog.get_logger(__name__)
 
@@ -110,7 +109,7 @@ class OllamaRegistry:
 
     def url_for(self, repo: str, commit: str, path: str) -> str:
         """The blob URL of a file of a snapshot taken in this run."""
-        return blob_url(self.endpoint, repo, self._digests[(repo, commit, path)])
+        return ollama_blob_url(self.endpoint, repo, self._digests[(repo, commit, path)])
 
     async def read_range(self, repo: str, commit: str, path: str, start: int, end: int) -> bytes:
         """Bytes `start..end` (inclusive) of a layer, from its blob URL."""
