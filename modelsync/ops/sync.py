@@ -17,10 +17,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import structlog
-
 from modelsync.errors import StaleError, UsageError
 from modelsync.fetch.progress import ProgressSink
+from modelsync.log import get_logger
 from modelsync.manifest.load import load_manifest
 from modelsync.net.retry import RetryPolicy
 from modelsync.ops import project as proj
@@ -55,7 +54,7 @@ __all__ = [
 ]
 """The request, the report and the values it carries, for the command that renders them."""
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 import pydantic
-import structlog
 
 from modelsync.errors import AuthError, RemoteError
-from modelsync.log import redact_url
+from modelsync.log import get_logger, redact_url
 from modelsync.registry.errors import (
     RegistryProtocolError,
     RepoNotFoundError,
@@ -36,7 +35,7 @@ from modelsync.registry.ollama_format import (
 )
 from modelsync.rules import is_prefixed_digest, ollama_blob_url
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _ACCEPT = f"{MANIFEST_MEDIA_TYPE}, {OCI_MANIFEST_MEDIA_TYPE}"
 

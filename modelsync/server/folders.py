@@ -14,14 +14,13 @@ import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import structlog
-
 from modelsync.errors import UsageError
+from modelsync.log import get_logger
 from modelsync.server import gitobj, names
 from modelsync.server.blobs import BlobStore, Hashed, SizeMismatchError
 from modelsync.server.model import FileEntry
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _StatKey = tuple[int, int, int, int]
 _READ_ATTEMPTS = 3

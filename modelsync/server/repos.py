@@ -19,9 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 
-import structlog
-
 from modelsync import digest
+from modelsync.log import get_logger
 from modelsync.server import gitobj, names, persist
 from modelsync.server.blobs import BlobStore, Hashed
 from modelsync.server.counters import Counters
@@ -47,7 +46,7 @@ from modelsync.server.model import (
     RepoSettings,
 )
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 DEFAULT_BRANCH = "main"
 SERVER_AUTHOR = "modelsync"

@@ -27,11 +27,10 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import structlog
-
 from modelsync.errors import BusyError
+from modelsync.log import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def _holder_file(lock_path: Path) -> Path:

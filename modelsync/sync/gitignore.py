@@ -14,12 +14,11 @@ import os
 import subprocess
 from pathlib import Path
 
-import structlog
-
 from modelsync import atomic
+from modelsync.log import get_logger
 from modelsync.sync.placed import RECORD_DIR
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 NAME = ".gitignore"
 TEXT = (
