@@ -9,15 +9,13 @@ recent lines, so a quiet (`-q`) run that fails can still say what led up to the 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import re
 import sys
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
-from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -94,6 +92,10 @@ def redact_secrets(
     return event_dict
 
 
+# The stdlib's level numbers, without importing `logging` (nothing of it is used here).
+DEBUG, INFO, WARNING, ERROR, CRITICAL = 10, 20, 30, 40, 50
+_PREFIXES = {WARNING: "warning", ERROR: "error", CRITICAL: "critical"}
+
 Renderer = Callable[[Mapping[str, Any]], str | None]
 """One event → one human line (None: the event is not shown to people, e.g. a summary event the
 command prints itself)."""
@@ -106,15 +108,15 @@ TAIL_LINES = 20
 def level_for(verbosity: int) -> int:
     """-q → warnings only, default → info, -v → debug (the level of `--json` events)."""
     if verbosity < 0:
-        return logging.WARNING
+        return WARNING
     if verbosity > 0:
-        return logging.DEBUG
-    return logging.INFO
+        return DEBUG
+    return INFO
 
 
 def console_level_for(verbosity: int) -> int:
     """What people see: -q → errors only (cron mails nothing on success), else as `level_for`."""
-    return logging.ERROR if verbosity < 0 else level_for(verbosity)
+    return ERROR if verbosity < 0 else level_for(verbosity)
 
 
 def colors_wanted(stream: TextIO, environ: Mapping[str, str] | None = None) -> bool:
@@ -134,13 +136,13 @@ def plain_line(event: Mapping[str, Any]) -> str:
 
 
 _LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "warn": logging.WARNING,
-    "error": logging.ERROR,
-    "exception": logging.ERROR,
-    "critical": logging.CRITICAL,
+    "debug": DEBUG,
+    "info": INFO,
+    "warning": WARNING,
+    "warn": WARNING,
+    "error": ERROR,
+    "exception": ERROR,
+    "critical": CRITICAL,
 }
 
 
@@ -161,16 +163,14 @@ class _Console:
 
     def show(self, method: str, event: Mapping[str, Any]) -> None:
         """Render the event into the ring, and onto the console from its level up."""
-        level = _LEVELS.get(method, logging.INFO)
+        level = _LEVELS.get(method, INFO)
         rendered = self.render(event)
         line = plain_line(event) if rendered is None else rendered
-        if level >= logging.WARNING:
-            line = f"{logging.getLevelName(level).lower()}: {line}"
+        if level >= WARNING:
+            line = f"{_PREFIXES[level]}: {line}"
         self.recent.append(line)
         if rendered is not None and level >= self.level:
-            self.writer(
-                f"\x1b[33m{line}\x1b[0m" if self.colors and level >= logging.WARNING else line
-            )
+            self.writer(f"\x1b[33m{line}\x1b[0m" if self.colors and level >= WARNING else line)
 
     def __call__(
         self, _logger: Any, method: str, event: MutableMapping[str, Any]
@@ -241,8 +241,7 @@ def configure(
         _structlog()
 
 
-@dataclass(frozen=True, slots=True)
-class _Pending:
+class _Pending(NamedTuple):
     """What `configure` asked for, until structlog is configured with it."""
 
     json: bool

@@ -3,7 +3,7 @@
 Frozen dataclasses, checked strictly because a lock crosses a file and a code review: every
 value on the way in (hex digests, safe relative paths, URLs without credentials; strict types,
 no unknown key) by `schema.load` (a fast reader, pydantic where it gives up), and the field
-rules again when code builds one (`__post_init__`), so `sync` can trust what it reads.
+rules again when code builds one (`Table.__post_init__`), so `sync` can trust what it reads.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from modelsync.rules import is_commit_id, is_prefixed_digest, is_safe_path, is_sha256
-from modelsync.schema import Bound, Check, Table, check_fields, kebab
+from modelsync.schema import Bound, Check, Table, kebab
 
 LOCK_VERSION = 1
 """The format written; readers refuse newer versions (see `render.parse_lock`)."""
@@ -34,9 +34,6 @@ class _Entry(Table):
         "alias_generator": _key,
         "populate_by_name": True,
     }
-
-    def __post_init__(self) -> None:
-        check_fields(self)
 
 
 def safe_relative_path(path: str) -> str:

@@ -11,7 +11,6 @@ and the record name, so this file is never taken for a stray.
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 from modelsync import atomic
@@ -31,6 +30,8 @@ GIT_TIMEOUT_S = 10.0
 
 def git_tracks_files_in(folder: Path, *, timeout: float = GIT_TIMEOUT_S) -> bool:
     """Whether git tracks any file under `folder`; False outside a work tree or without git."""
+    import subprocess  # noqa: PLC0415 - only when a first sync writes the file
+
     try:
         done = subprocess.run(  # noqa: S603  a fixed command, no shell
             ["git", "-C", str(folder), "ls-files", "-z", "--", "."],  # noqa: S607  git from PATH

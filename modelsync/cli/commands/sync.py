@@ -97,9 +97,7 @@ def progress_factory(opts: GlobalOptions) -> ProgressFactory:
 
 
 def run(args: argparse.Namespace, opts: GlobalOptions, out: Output) -> int:
-    import asyncio  # noqa: PLC0415 - see base.LAZY_OPS
-
-    from modelsync.ops.sync import LinkMode, SyncRequest, sync_project  # noqa: PLC0415
+    from modelsync.ops.sync import LinkMode, SyncRequest, run_sync  # noqa: PLC0415
 
     request = SyncRequest(
         manifest=opts.manifest,
@@ -120,7 +118,7 @@ def run(args: argparse.Namespace, opts: GlobalOptions, out: Output) -> int:
         environ=dict(os.environ),
         progress=progress_factory(opts),
     )
-    report = asyncio.run(sync_project(request))
+    report = run_sync(request)
     render(report, out)
     return 0
 
