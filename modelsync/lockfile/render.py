@@ -7,8 +7,8 @@ refused, not misread), then every field; errors name the file, line and key.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterable
+from typing import Any
 
 from modelsync import schema
 from modelsync.errors import LockfileError
@@ -98,13 +98,12 @@ def _shown(profile: LockedProfile) -> dict[str, object]:
     return data
 
 
-def parse_lock(text: str, name: str = "models.lock") -> Lockfile:
-    """Read lock text; LockfileError (exit 2) naming file, line and key on any problem."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        line, reason = syntax_error(err)
-        raise LockfileError(f"{name}:{line}: invalid TOML: {reason}", hint=_REGENERATE) from None
+def parse_lock(
+    text: str, name: str = "models.lock", *, document: dict[str, Any] | None = None
+) -> Lockfile:
+    """Read lock text (`document`: the text parsed already, see `lock_document`);
+    LockfileError (exit 2) naming file, line and key on any problem."""
+    data = lock_document(text, name) if document is None else document
     version = data.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise LockfileError(
@@ -128,6 +127,17 @@ def parse_lock(text: str, name: str = "models.lock") -> Lockfile:
         raise LockfileError(
             f"{name}:{locate(text, loc)}: {key}: {message}", hint=_REGENERATE
         ) from None
+
+
+def lock_document(text: str, name: str = "models.lock") -> dict[str, Any]:
+    """Lock text as TOML; LockfileError naming the line of a syntax error."""
+    import tomllib  # noqa: PLC0415 - a no-op sync finds the parse kept (toml_cache.py)
+
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        line, reason = syntax_error(err)
+        raise LockfileError(f"{name}:{line}: invalid TOML: {reason}", hint=_REGENERATE) from None
 
 
 _REGENERATE = "run `modelsync lock` to regenerate it (or restore it from git)"

@@ -10,14 +10,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
-import tomllib
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from modelsync import paths, schema
+from modelsync import paths, schema, toml_cache
 from modelsync.errors import ManifestError
 from modelsync.manifest.model import (
     Loc,
@@ -38,13 +37,15 @@ def load_manifest(
     display: str | None = None,
     environ: Mapping[str, str] | None = None,
     hub_endpoint: str | None = None,
+    parsed: Path | None = None,
 ) -> Project:
     """Parse and validate the manifest at `path`; raises ManifestError (exit 2) on any problem.
 
     `display` is how the file is named in messages (default: the path as given);
     `hub_endpoint` is `$HF_ENDPOINT`, whose URLs are Hub sources. With `environ`,
     settings.target comes back with `~` and `$NAME` expanded from it (only the commands that
-    place files ask: `lock` works where the target's variables are not set).
+    place files ask: `lock` works where the target's variables are not set). `parsed`: where
+    the TOML parse is kept between runs (toml_cache.py).
     """
     name = display or str(path)
     try:
@@ -56,7 +57,11 @@ def load_manifest(
         ) from None
     except (OSError, UnicodeDecodeError) as err:
         raise ManifestError(f"{name}: cannot read: {err}", hint="check the file") from err
-    project = parse_manifest(text, name, hub_endpoint=hub_endpoint)
+    document = toml_cache.recall(parsed, path, text)
+    if document is None:
+        document = _parse_toml(text, name)
+        toml_cache.remember(parsed, path, text, document)
+    project = parse_manifest(text, name, hub_endpoint=hub_endpoint, document=document)
     if environ is None:
         return project
     home = environ.get("HOME") or str(Path.home())
@@ -84,10 +89,15 @@ def manifest_path(given: Path | None, cwd: Path = Path()) -> Path:
 
 
 def parse_manifest(
-    text: str, name: str = "models.toml", *, hub_endpoint: str | None = None
+    text: str,
+    name: str = "models.toml",
+    *,
+    hub_endpoint: str | None = None,
+    document: dict[str, Any] | None = None,
 ) -> Project:
-    """Validate manifest text; `name` is the file name used in messages."""
-    data = _parse_toml(text, name)
+    """Validate manifest text (`document`: the text parsed already); `name` is the file name
+    used in messages."""
+    data = _parse_toml(text, name) if document is None else document
     try:
         manifest = schema.load(Manifest, data)
     except schema.TableError as err:
@@ -103,6 +113,8 @@ def _parse_toml(text: str, name: str) -> dict[str, Any]:
     # tomllib reads a 50-model manifest in 0.6 ms, tomlkit in 10 ms plus 7 ms to import it: a
     # no-op sync reads the manifest every time. tomlkit only where tomllib refuses the text:
     # its errors carry line and column (and what it accepts is read as before).
+    import tomllib  # noqa: PLC0415 - a no-op sync finds the parse kept (toml_cache.py)
+
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError:
@@ -131,6 +143,8 @@ def _parse_toml(text: str, name: str) -> dict[str, Any]:
 
 
 def _tomllib_line(text: str) -> int:
+    import tomllib  # noqa: PLC0415
+
     try:
         tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:

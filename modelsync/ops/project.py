@@ -78,13 +78,16 @@ def no_lock_error(lock_path: Path) -> LockfileError:
     )
 
 
-def load(manifest: Path, environ: Mapping[str, str]) -> Loaded:
+def load(manifest: Path, environ: Mapping[str, str], *, parsed: Path | None = None) -> Loaded:
     """Read the manifest (its target expanded from `environ`) and the lock beside it; a
     malformed lock stops here (exit 2). `environ` also gives `HF_ENDPOINT`, under which URL
-    sources are Hub sources (as for `lock`)."""
-    project = load_manifest(manifest, environ=environ, hub_endpoint=environ.get(HF_ENDPOINT_ENV))
+    sources are Hub sources (as for `lock`). `parsed`: the store's folder of TOML parses
+    (toml_cache.py)."""
+    project = load_manifest(
+        manifest, environ=environ, hub_endpoint=environ.get(HF_ENDPOINT_ENV), parsed=parsed
+    )
     lock_path = paths.lock_path_for(manifest)
-    lock = read_lock(lock_path)
+    lock = read_lock(lock_path, parsed=parsed)
     verdict = freshness(lock, project.digest(), origins(project), profile_names(project))
     return Loaded(manifest, project, lock_path, lock, verdict)
 

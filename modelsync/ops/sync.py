@@ -194,6 +194,7 @@ def _check_target(request: SyncRequest) -> None:
         request.manifest,
         environ=request.environ,
         hub_endpoint=request.environ.get(HF_ENDPOINT_ENV),
+        parsed=StoreLayout(request.store).parsed_dir,
     )
     home = request.environ.get("HOME") or str(Path.home())
     root = proj.target_root(request.manifest, project)
@@ -210,7 +211,8 @@ def _sync(request: SyncRequest) -> Steps:
             "--locked fails when it is stale",
             hint="in CI use --locked alone",
         )
-    loaded = proj.load(request.manifest, request.environ)
+    parsed = StoreLayout(request.store).parsed_dir
+    loaded = proj.load(request.manifest, request.environ, parsed=parsed)
     relocked = False
     stale = None
     if request.frozen or request.dry_run:
@@ -228,7 +230,7 @@ def _sync(request: SyncRequest) -> Steps:
     elif not loaded.fresh:
         log.info("sync.relock", reason=loaded.fresh.reason)
         yield _relock(request)
-        loaded = proj.load(request.manifest, request.environ)
+        loaded = proj.load(request.manifest, request.environ, parsed=parsed)
         relocked = True
     assert loaded.lock is not None
     ctx = proj.context_for(loaded, loaded.lock, request)
