@@ -143,10 +143,16 @@ def validate(cls: type[T], data: object, *, json: bool = False) -> T:
         if json:
             import json as json_module  # noqa: PLC0415
 
-            return adapter.validate_json(json_module.dumps(data))
+            return adapter.validate_json(json_module.dumps(data, default=_not_json))
         return adapter.validate_python(data)
     except pydantic.ValidationError as err:
         raise TableError([_as_model(e, json=json) for e in err.errors()]) from None
+
+
+def _not_json(value: object) -> object:
+    """A TOML date or time, which JSON cannot carry, as an object no field of ours accepts:
+    pydantic then names its key (it used to stop `json.dumps` with an internal error)."""
+    return {"toml-datetime": str(value)}
 
 
 _ADAPTERS: dict[type, Any] = {}

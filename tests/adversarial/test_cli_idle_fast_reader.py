@@ -226,6 +226,11 @@ HOSTILE_LOCKS = [
         'name = "llama"',
         'name = "llama"\nextra = { a = 1 }',
         ":44: model.extra: Extra inputs are not permitted",
+    ),  # A TOML date used to stop the JSON step of validation: exit 1, an internal error.
+    (
+        'revision = "8b"',
+        "revision = 1979-05-27",
+        ":46: model.revision: Input should be a valid string",
     ),
 ]
 HOSTILE_MANIFESTS = [
