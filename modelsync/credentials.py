@@ -21,13 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import structlog
-
 from modelsync import paths
 from modelsync.errors import UsageError
+from modelsync.log import get_logger
 from modelsync.rules import DEFAULT_HUB_ENDPOINT, HF_ENDPOINT_ENV, endpoint_key, hub_endpoint
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 HF_TOKEN_ENV = "HF_TOKEN"  # noqa: S105  the name of a variable, not a token
 _HF_TOKEN_ALIAS = "HUGGING_FACE_HUB_TOKEN"  # noqa: S105  huggingface_hub's legacy name

@@ -9,13 +9,13 @@ recent lines, so a quiet (`-q`) run that fails can still say what led up to the 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import re
 import sys
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
-from typing import TYPE_CHECKING, Any, TextIO
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -92,6 +92,10 @@ def redact_secrets(
     return event_dict
 
 
+# The stdlib's level numbers, without importing `logging` (nothing of it is used here).
+DEBUG, INFO, WARNING, ERROR, CRITICAL = 10, 20, 30, 40, 50
+_PREFIXES = {WARNING: "warning", ERROR: "error", CRITICAL: "critical"}
+
 Renderer = Callable[[Mapping[str, Any]], str | None]
 """One event → one human line (None: the event is not shown to people, e.g. a summary event the
 command prints itself)."""
@@ -104,15 +108,15 @@ TAIL_LINES = 20
 def level_for(verbosity: int) -> int:
     """-q → warnings only, default → info, -v → debug (the level of `--json` events)."""
     if verbosity < 0:
-        return logging.WARNING
+        return WARNING
     if verbosity > 0:
-        return logging.DEBUG
-    return logging.INFO
+        return DEBUG
+    return INFO
 
 
 def console_level_for(verbosity: int) -> int:
     """What people see: -q → errors only (cron mails nothing on success), else as `level_for`."""
-    return logging.ERROR if verbosity < 0 else level_for(verbosity)
+    return ERROR if verbosity < 0 else level_for(verbosity)
 
 
 def colors_wanted(stream: TextIO, environ: Mapping[str, str] | None = None) -> bool:
@@ -132,13 +136,13 @@ def plain_line(event: Mapping[str, Any]) -> str:
 
 
 _LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "warn": logging.WARNING,
-    "error": logging.ERROR,
-    "exception": logging.ERROR,
-    "critical": logging.CRITICAL,
+    "debug": DEBUG,
+    "info": INFO,
+    "warning": WARNING,
+    "warn": WARNING,
+    "error": ERROR,
+    "exception": ERROR,
+    "critical": CRITICAL,
 }
 
 
@@ -157,19 +161,21 @@ class _Console:
     def _write(self, line: str) -> None:
         print(line, file=self.stream, flush=True)
 
+    def show(self, method: str, event: Mapping[str, Any]) -> None:
+        """Render the event into the ring, and onto the console from its level up."""
+        level = _LEVELS.get(method, INFO)
+        rendered = self.render(event)
+        line = plain_line(event) if rendered is None else rendered
+        if level >= WARNING:
+            line = f"{_PREFIXES[level]}: {line}"
+        self.recent.append(line)
+        if rendered is not None and level >= self.level:
+            self.writer(f"\x1b[33m{line}\x1b[0m" if self.colors and level >= WARNING else line)
+
     def __call__(
         self, _logger: Any, method: str, event: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
-        level = _LEVELS.get(method, logging.INFO)
-        rendered = self.render(event)
-        line = plain_line(event) if rendered is None else rendered
-        if level >= logging.WARNING:
-            line = f"{logging.getLevelName(level).lower()}: {line}"
-        self.recent.append(line)
-        if rendered is not None and level >= self.level:
-            self.writer(
-                f"\x1b[33m{line}\x1b[0m" if self.colors and level >= logging.WARNING else line
-            )
+        self.show(method, event)
         import structlog  # noqa: PLC0415 - loaded by configure
 
         raise structlog.DropEvent
@@ -206,32 +212,18 @@ def configure(
     render: Renderer | None = None,
     colors: bool | None = None,
 ) -> None:
-    """Configure structlog for this process; called once by the CLI entry point.
+    """Configure logging for this process; called once by the CLI entry point (structlog is
+    imported and configured now with `json` or when loaded already, else at the first event
+    that needs it: see `_direct`).
 
     `json`: JSON lines on `stream` (default stdout) at the level of `verbosity`. Otherwise human
     lines from `render` (default `plain_line`) on `stream` (default stderr); events from info up
     (debug too with -v) enter the ring of recent lines, those at the console level are shown.
     """
-    global _console  # noqa: PLW0603 - structlog's configuration is process-wide as well
-    # Imported here, not at the top: `--help` needs no structlog (it pulls in asyncio). And
-    # without rich: structlog.dev and structlog.tracebacks import it when installed (about 60 ms,
-    # more than a no-op sync's own work) for renderers we never use (format_exc_info renders
-    # plain tracebacks); rich is imported by itself where a progress bar is drawn.
-    with _hidden("rich", unless="structlog"):
-        import structlog  # noqa: PLC0415
-    processors: list[structlog.typing.Processor] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.processors.add_log_level,
-    ]
+    global _console, _pending  # noqa: PLW0603 - structlog's configuration is process-wide too
     if json:
         out = stream if stream is not None else sys.stdout
         _console = None
-        processors += [
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact_secrets,
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(sort_keys=False),
-        ]
         level = level_for(verbosity)
     else:
         out = stream if stream is not None else sys.stderr
@@ -241,13 +233,115 @@ def configure(
             render or plain_line,
             colors_wanted(out) if colors is None else colors,
         )
-        processors += [redact_secrets, structlog.processors.format_exc_info, _console]
         # Info and up reach the ring even with -q (the tail of a failing quiet run); debug
         # events only with -v, so a busy server does not format one per request for nothing.
         level = level_for(max(verbosity, 0))
+    _pending = _Pending(json, out, level)
+    if json or "structlog" in sys.modules:
+        _structlog()
+
+
+class _Pending(NamedTuple):
+    """What `configure` asked for, until structlog is configured with it."""
+
+    json: bool
+    out: TextIO
+    level: int
+
+
+_pending: _Pending | None = None
+
+
+def _structlog() -> ModuleType:
+    """structlog, configured as `configure` asked (the first time it is needed)."""
+    global _pending  # noqa: PLW0603
+    # Imported here, not at the top: `--help` needs no structlog (it pulls in asyncio). And
+    # without rich: structlog.dev and structlog.tracebacks import it when installed (about 60 ms,
+    # more than a no-op sync's own work) for renderers we never use (format_exc_info renders
+    # plain tracebacks); rich is imported by itself where a progress bar is drawn.
+    with _hidden("rich", unless="structlog"):
+        import structlog  # noqa: PLC0415
+    if _pending is None:
+        return structlog
+    processors: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+    ]
+    if _pending.json:
+        processors += [
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact_secrets,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(sort_keys=False),
+        ]
+    else:
+        assert _console is not None
+        processors += [redact_secrets, structlog.processors.format_exc_info, _console]
     structlog.configure(
         processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(out),
+        wrapper_class=structlog.make_filtering_bound_logger(_pending.level),
+        logger_factory=structlog.PrintLoggerFactory(_pending.out),
         cache_logger_on_first_use=False,
     )
+    _pending = None
+    return structlog
+
+
+def _direct() -> _Pending | None:
+    """The human configuration while structlog is not loaded: events then go straight to the
+    console (the same processors, without structlog's machinery), so a run that logs a
+    summary and no traceback never imports structlog, nor asyncio, which it imports (about
+    30 ms: a fifth of a no-op `sync`)."""
+    if _pending is None or _pending.json or "structlog" in sys.modules:
+        return None
+    return _pending
+
+
+class Logger:
+    """A module's logger (`log = get_logger(__name__)`): structlog's bound logger, but imported
+    and configured at the first event that needs it (see `_direct`)."""
+
+    __slots__ = ("_bound", "_context", "_name")
+
+    def __init__(self, name: str, context: Mapping[str, Any] | None = None) -> None:
+        self._name = name
+        self._context = dict(context or {})
+        self._bound: Any = None
+
+    def bind(self, **fields: Any) -> Logger:
+        """A logger that adds `fields` to every event."""
+        return Logger(self._name, {**self._context, **fields})
+
+    def debug(self, event: str, **fields: Any) -> None:
+        self._log("debug", event, fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._log("info", event, fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._log("warning", event, fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        self._log("error", event, fields)
+
+    def exception(self, event: str, **fields: Any) -> None:
+        self._log("exception", event, fields)
+
+    def _log(self, method: str, event: str, fields: dict[str, Any]) -> None:
+        direct = _direct()
+        if direct is not None and method != "exception" and "exc_info" not in fields:
+            if _LEVELS[method] >= direct.level:
+                assert _console is not None
+                # As structlog builds it: context, fields, event; then add_log_level.
+                found: dict[str, Any] = {**self._context, **fields, "event": event}
+                found["level"] = method
+                _console.show(method, redact_secrets(None, method, found))
+            return
+        if self._bound is None:
+            self._bound = _structlog().get_logger(self._name, **self._context)
+        getattr(self._bound, method)(event, **fields)
+
+
+def get_logger(name: str) -> Logger:
+    """The logger of module `name`."""
+    return Logger(name)

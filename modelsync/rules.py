@@ -131,6 +131,11 @@ def hub_file_url(endpoint: str, repo: str, commit: str, path: str) -> str:
     return f"{endpoint}/{repo}/resolve/{commit}/{quote(path, safe='/')}"
 
 
+def ollama_blob_url(endpoint: str, repo: str, sha256: str) -> str:
+    """A blob's URL on an Ollama registry: `{endpoint}/v2/{ns}/{model}/blobs/sha256:{hex}`."""
+    return f"{endpoint}/v2/{repo}/blobs/sha256:{sha256}"
+
+
 def endpoint_key(url: str) -> str:
     """`scheme://host:port/path` with the host lower-cased, the default port explicit and no
     trailing slash: two spellings of one endpoint give one key."""

@@ -9,7 +9,10 @@ skipped.
 from __future__ import annotations
 
 import re
-import tomllib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import tomllib
 
 Loc = tuple[str | int, ...]
 _INLINE_KEY = re.compile(r"([A-Za-z0-9_-]+)\s*=")

@@ -25,14 +25,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import structlog
-
 from modelsync import atomic
 from modelsync.bundle.model import BLOB_DIR, INDEX, LOCK, blob_member, member_kind
 from modelsync.digest import sha256_file
 from modelsync.errors import UsageError
+from modelsync.log import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

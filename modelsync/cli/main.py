@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-import traceback
 from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
@@ -44,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
         add_global_options(cmd_parser, suppress=True)
         cmd_parser.set_defaults(run=command.run)
     return parser
+
+
+def _traceback(stream: TextIO) -> None:
+    import traceback  # noqa: PLC0415 - only with -v, after an error
+
+    traceback.print_exc(file=stream)
 
 
 def _no_command(*_args: object) -> int:
@@ -83,7 +88,7 @@ def main(
         return int(args.run(args, opts, out))
     except ModelsyncError as exc:
         if verbose:
-            traceback.print_exc(file=out.stderr)
+            _traceback(out.stderr)
         out.error(exc.one_line(), exit_code=exc.exit_code)
         return int(exc.exit_code)
     except KeyboardInterrupt:
@@ -91,7 +96,7 @@ def main(
         return 130
     except Exception as exc:  # noqa: BLE001 - the last resort: one line, exit 1, traceback with -v
         if verbose:
-            traceback.print_exc(file=out.stderr)
+            _traceback(out.stderr)
         hint = "" if verbose else " (run again with -v for the traceback)"
         out.error(f"internal error: {type(exc).__name__}: {exc}{hint}", exit_code=ExitCode.INTERNAL)
         return int(ExitCode.INTERNAL)

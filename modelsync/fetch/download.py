@@ -38,7 +38,6 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 import aiohttp
-import structlog
 from yarl import URL
 
 from modelsync.errors import AuthError, BusyError, IntegrityError, RemoteError
@@ -47,7 +46,7 @@ from modelsync.fetch.hashing import StreamHasher
 from modelsync.fetch.parts import PART_MIN, Piece, plan_pieces, worth_parts
 from modelsync.fetch.progress import NoProgress, ProgressSink
 from modelsync.fetch.sources import Mirror
-from modelsync.log import redact_url
+from modelsync.log import get_logger, redact_url
 from modelsync.net.retry import RETRYABLE_STATUS, RetryPolicy, retry_after_seconds
 from modelsync.net.session import Credentials, origin_of
 from modelsync.store.layout import StoreLayout
@@ -59,7 +58,7 @@ from modelsync.store.partial import (
     try_fetch_lock,
 )
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 # How often a run waiting for another's download of the same blob looks again.
 FETCH_LOCK_POLL = 0.1

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import aiohttp
-import structlog
 
 from modelsync.credentials import grant
 from modelsync.errors import ModelsyncError, UsageError
@@ -33,6 +32,7 @@ from modelsync.lock.steps import (
     Steps,
     resolution,
 )
+from modelsync.log import get_logger
 from modelsync.manifest.model import DEFAULT_REVISION, ModelRequest, RegistryRef
 from modelsync.net.retry import RetryPolicy
 from modelsync.net.session import Credentials, create_session
@@ -45,7 +45,7 @@ from modelsync.registry.ollama import OllamaRegistry
 from modelsync.registry.url import UrlFiles
 from modelsync.rules import DEFAULT_OLLAMA_ENDPOINT
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 DEFAULT_JOBS = 64
 """Models resolved at once: metadata requests are small, so latency, not bandwidth, bounds them."""

@@ -163,7 +163,7 @@ def reused(
         legacy = canonical_digest({"model": model.canonical(), "profiles": detected})
         if not detected or not reusable(lock, model.name, legacy, origin):
             return None
-        entries = tuple(e.model_copy(update={"inputs": inputs}) for e in entries)
+        entries = tuple(replace(e, inputs=inputs) for e in entries)
     return ModelOutcome(model.name, model.source, entries, reused=True)
 
 

@@ -7,12 +7,10 @@ refused, not misread), then every field; errors name the file, line and key.
 
 from __future__ import annotations
 
-import json
-import tomllib
 from collections.abc import Iterable
+from typing import Any
 
-import pydantic
-
+from modelsync import schema
 from modelsync.errors import LockfileError
 from modelsync.lockfile.model import LOCK_VERSION, LockedProfile, Lockfile
 from modelsync.toml_lines import locate, syntax_error
@@ -35,6 +33,7 @@ _MODEL_KEYS = (
     "reason",
     "inputs",
 )
+_FILE_KEYS = ("path", "size", "sha256")
 _PROFILE_KEYS = ("name", "source", "fingerprint", "ram", "vram", "gpus", "unified")
 
 
@@ -62,6 +61,11 @@ def _value(value: object) -> str:
     raise TypeError(f"cannot render {type(value).__name__}")  # pragma: no cover
 
 
+def _data(entry: object, keys: Iterable[str]) -> dict[str, object]:
+    """An entry's values by their keys in the lock."""
+    return {key: getattr(entry, key.replace("-", "_")) for key in keys}
+
+
 def _pairs(data: dict[str, object], keys: Iterable[str]) -> list[str]:
     return [f"{key} = {_value(data[key])}" for key in keys if data.get(key) is not None]
 
@@ -73,33 +77,33 @@ def render_lock(lock: Lockfile) -> str:
     lines.append(f"manifest-digest = {toml_string(lock.manifest_digest)}")
     for profile in sorted(lock.profiles, key=lambda p: p.name):
         lines += ["", "[[profile]]"]
-        lines += _pairs(_profile_data(profile), _PROFILE_KEYS)
+        lines += _pairs(_shown(profile), _PROFILE_KEYS)
     for model in sorted(lock.models, key=lambda m: (m.name, m.profile or "")):
         lines += ["", "[[model]]"]
-        lines += _pairs(model.model_dump(by_alias=True, exclude={"files"}), _MODEL_KEYS)
+        lines += _pairs(_data(model, _MODEL_KEYS), _MODEL_KEYS)
         for file in sorted(model.files, key=lambda f: f.path):
             lines += ["", "[[model.file]]"]
-            lines += _pairs(file.model_dump(), ("path", "size", "sha256"))
+            lines += _pairs(_data(file, _FILE_KEYS), _FILE_KEYS)
     return "\n".join(lines) + "\n"
 
 
-def _profile_data(profile: LockedProfile) -> dict[str, object]:
-    data = profile.model_dump()
-    if not data["vram"]:
+def _shown(profile: LockedProfile) -> dict[str, object]:
+    """The profile's values, None where the key is left out (no GPU, not unified)."""
+    data = _data(profile, _PROFILE_KEYS)
+    if not profile.vram:
         data["vram"] = None
         data["gpus"] = None
-    if not data["unified"]:
+    if not profile.unified:
         data["unified"] = None
     return data
 
 
-def parse_lock(text: str, name: str = "models.lock") -> Lockfile:
-    """Read lock text; LockfileError (exit 2) naming file, line and key on any problem."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        line, reason = syntax_error(err)
-        raise LockfileError(f"{name}:{line}: invalid TOML: {reason}", hint=_REGENERATE) from None
+def parse_lock(
+    text: str, name: str = "models.lock", *, document: dict[str, Any] | None = None
+) -> Lockfile:
+    """Read lock text (`document`: the text parsed already, see `lock_document`);
+    LockfileError (exit 2) naming file, line and key on any problem."""
+    data = lock_document(text, name) if document is None else document
     version = data.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise LockfileError(
@@ -114,15 +118,26 @@ def parse_lock(text: str, name: str = "models.lock") -> Lockfile:
         )
     try:
         # JSON mode: TOML arrays are JSON arrays, which strict tuples accept.
-        return Lockfile.model_validate_json(json.dumps(data))
-    except pydantic.ValidationError as err:
-        first = err.errors()[0]
+        return schema.load(Lockfile, data, json=True)
+    except schema.TableError as err:
+        first = err.errors[0]
         loc = tuple(first["loc"])
         key = ".".join(str(p) for p in loc if not isinstance(p, int))
         message = str(first["msg"]).removeprefix("Value error, ")
         raise LockfileError(
             f"{name}:{locate(text, loc)}: {key}: {message}", hint=_REGENERATE
         ) from None
+
+
+def lock_document(text: str, name: str = "models.lock") -> dict[str, Any]:
+    """Lock text as TOML; LockfileError naming the line of a syntax error."""
+    import tomllib  # noqa: PLC0415 - a no-op sync finds the parse kept (toml_cache.py)
+
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        line, reason = syntax_error(err)
+        raise LockfileError(f"{name}:{line}: invalid TOML: {reason}", hint=_REGENERATE) from None
 
 
 _REGENERATE = "run `modelsync lock` to regenerate it (or restore it from git)"

@@ -7,17 +7,16 @@ line of a key path (as for models.lock).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
-import tomllib
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import pydantic
-
-from modelsync import paths
+from modelsync import paths, schema, toml_cache
 from modelsync.errors import ManifestError
 from modelsync.manifest.model import (
     Loc,
@@ -39,13 +38,15 @@ def load_manifest(
     display: str | None = None,
     environ: Mapping[str, str] | None = None,
     hub_endpoint: str | None = None,
+    parsed: Path | None = None,
 ) -> Project:
     """Parse and validate the manifest at `path`; raises ManifestError (exit 2) on any problem.
 
     `display` is how the file is named in messages (default: the path as given);
     `hub_endpoint` is `$HF_ENDPOINT`, whose URLs are Hub sources. With `environ`,
     settings.target comes back with `~` and `$NAME` expanded from it (only the commands that
-    place files ask: `lock` works where the target's variables are not set).
+    place files ask: `lock` works where the target's variables are not set). `parsed`: where
+    the TOML parse is kept between runs (toml_cache.py).
     """
     name = display or str(path)
     try:
@@ -57,7 +58,11 @@ def load_manifest(
         ) from None
     except (OSError, UnicodeDecodeError) as err:
         raise ManifestError(f"{name}: cannot read: {err}", hint="check the file") from err
-    project = parse_manifest(text, name, hub_endpoint=hub_endpoint)
+    document = toml_cache.recall(parsed, path, text)
+    if document is None:
+        document = _parse_toml(text, name)
+        toml_cache.remember(parsed, path, text, document)
+    project = parse_manifest(text, name, hub_endpoint=hub_endpoint, document=document)
     if environ is None:
         return project
     home = environ.get("HOME") or str(Path.home())
@@ -65,7 +70,7 @@ def load_manifest(
         target = expand_target(project.settings.target, environ, home)
     except ManifestProblem as problem:
         raise _error(text, name, [problem]) from None
-    return replace(project, settings=project.settings.model_copy(update={"target": target}))
+    return replace(project, settings=replace(project.settings, target=target))
 
 
 def manifest_path(given: Path | None, cwd: Path = Path()) -> Path:
@@ -85,14 +90,19 @@ def manifest_path(given: Path | None, cwd: Path = Path()) -> Path:
 
 
 def parse_manifest(
-    text: str, name: str = "models.toml", *, hub_endpoint: str | None = None
+    text: str,
+    name: str = "models.toml",
+    *,
+    hub_endpoint: str | None = None,
+    document: dict[str, Any] | None = None,
 ) -> Project:
-    """Validate manifest text; `name` is the file name used in messages."""
-    data = _parse_toml(text, name)
+    """Validate manifest text (`document`: the text parsed already); `name` is the file name
+    used in messages."""
+    data = _parse_toml(text, name) if document is None else document
     try:
-        manifest = Manifest.model_validate(data)
-    except pydantic.ValidationError as err:
-        problems = [_from_pydantic(e) for e in err.errors()]
+        manifest = schema.load(Manifest, data)
+    except schema.TableError as err:
+        problems = [_from_pydantic(e) for e in err.errors]
         raise _error(text, name, problems) from None
     project, problems = build_project(manifest, hub_endpoint=hub_endpoint)
     if problems:
@@ -104,6 +114,8 @@ def _parse_toml(text: str, name: str) -> dict[str, Any]:
     # tomllib reads a 50-model manifest in 0.6 ms, tomlkit in 10 ms plus 7 ms to import it: a
     # no-op sync reads the manifest every time. tomlkit only where tomllib refuses the text:
     # its errors carry line and column (and what it accepts is read as before).
+    import tomllib  # noqa: PLC0415 - a no-op sync finds the parse kept (toml_cache.py)
+
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError:
@@ -132,6 +144,8 @@ def _parse_toml(text: str, name: str) -> dict[str, Any]:
 
 
 def _tomllib_line(text: str) -> int:
+    import tomllib  # noqa: PLC0415
+
     try:
         tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -207,20 +221,19 @@ def _did_you_mean(loc: Loc) -> str:
 
 def _allowed_keys(parent: Loc) -> list[str]:
     """Keys of the table at `parent` in the schema, walking `Manifest`'s fields."""
-    model: type[pydantic.BaseModel] | None = Manifest
+    model: type | None = Manifest
     depth = 0
     while model is not None and depth < len(parent):
-        info = model.model_fields.get(str(parent[depth]).replace("-", "_"))
-        if info is None:
+        annotation = typing.get_type_hints(model).get(str(parent[depth]).replace("-", "_"))
+        if annotation is None:
             return []
-        annotation = info.annotation
-        args: tuple[Any, ...] = getattr(annotation, "__args__", ())
-        inner = args[-1] if getattr(annotation, "__origin__", None) is dict else annotation
-        depth += 2 if getattr(annotation, "__origin__", None) is dict else 1
-        model = inner if isinstance(inner, type) and issubclass(inner, pydantic.BaseModel) else None
+        args: tuple[Any, ...] = typing.get_args(annotation)
+        inner = args[-1] if typing.get_origin(annotation) is dict else annotation
+        depth += 2 if typing.get_origin(annotation) is dict else 1
+        model = inner if isinstance(inner, type) and dataclasses.is_dataclass(inner) else None
     if model is None:
         return []
-    return sorted(name.replace("_", "-") for name in model.model_fields)
+    return sorted(schema.kebab(f.name) for f in dataclasses.fields(model))
 
 
 def _error(text: str, name: str, problems: Sequence[ManifestProblem]) -> ManifestError:

@@ -1,4 +1,4 @@
-"""models.toml as values: the raw schema (pydantic, `extra="forbid"`) and the normalized project.
+"""models.toml as values: the raw schema (strict, `extra="forbid"`) and the normalized project.
 
 Pure: `Manifest` validates the TOML document's shape and types; `build_project` checks what
 crosses fields (source grammar, registry aliases, quantization names) and returns a `Project`
@@ -33,10 +33,8 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import unquote, urlsplit
-
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from modelsync.credentials import (
     HF_TOKEN_ENV,
@@ -57,6 +55,7 @@ from modelsync.rules import (
     is_safe_path,
     is_sha256,
 )
+from modelsync.schema import Before, Bound, Table, kebab
 
 Loc = tuple[str | int, ...]
 
@@ -133,23 +132,25 @@ def _glob_list(value: object) -> object:
     raise ValueError('expected a list of glob patterns, like ["*.safetensors", "*.json"]')
 
 
-Size = Annotated[int, BeforeValidator(parse_size)]
-QuantValue = Annotated[str | list[str], BeforeValidator(_string_or_list)]
-Globs = Annotated[list[str], BeforeValidator(_glob_list)]
+Size = Annotated[int, Before(parse_size)]
+QuantValue = Annotated[str | list[str], Before(_string_or_list)]
+Globs = Annotated[list[str], Before(_glob_list)]
 
 
-def _kebab(name: str) -> str:
-    return name.replace("_", "-")
+class _Table(Table):
+    """A TOML table: unknown keys are errors, types are strict, keys are kebab-case (read by
+    `schema.load`: a fast reader, pydantic where it gives up)."""
+
+    __slots__ = ()
+    __pydantic_config__: ClassVar[dict[str, Any]] = {
+        "extra": "forbid",
+        "strict": True,
+        "alias_generator": kebab,
+        "populate_by_name": False,
+    }
 
 
-class _Table(BaseModel):
-    """A TOML table: unknown keys are errors, types are strict, keys are kebab-case."""
-
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, strict=True, alias_generator=_kebab, populate_by_name=False
-    )
-
-
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings(_Table):
     """`[settings]`: where files go and how they are placed."""
 
@@ -160,6 +161,7 @@ class Settings(_Table):
     """The first sync into the target writes `<target>/.gitignore` (`*`)."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RegistrySpec(_Table):
     """`[registries.NAME]`: a Hub-compatible endpoint, a base URL for plain files, or Ollama."""
 
@@ -168,13 +170,14 @@ class RegistrySpec(_Table):
     token_env: str | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ProfileSpec(_Table):
     """`[profiles.NAME]`: a machine to lock for, declared instead of detected (in bytes;
     `lock.profiles` makes it a `HardwareProfile`)."""
 
     ram: Size
     vram: Size | None = None
-    gpus: int = Field(default=1, ge=1, le=64)
+    gpus: Annotated[int, Bound(ge=1, le=64)] = 1
     unified: bool = False
 
     def canonical(self) -> dict[str, object]:
@@ -188,6 +191,7 @@ class ProfileSpec(_Table):
         }
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ModelSpec(_Table):
     """`[models.NAME]`: one model as the user wrote it."""
 
@@ -195,13 +199,14 @@ class ModelSpec(_Table):
     registry: str | None = None
     quant: QuantValue | None = None
     revision: str | None = None
-    context: int | None = Field(default=None, ge=1, le=MAX_CONTEXT)
+    context: Annotated[int, Bound(ge=1, le=MAX_CONTEXT)] | None = None
     include: Globs | None = None
     exclude: Globs | None = None
     sha256: str | None = None
     quality_floor: str | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PublishSpec(_Table):
     """`[publish.NAME]`: a Hub repository to push local files or a locked model to."""
 
@@ -215,11 +220,12 @@ class PublishSpec(_Table):
     delete_extra: bool = False
     license: str | None = None
     base_model: str | None = None
-    tags: list[str] = Field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
     quantized_by: str | None = None
     description: str | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RemoteSpec(_Table):
     """`[remotes.NAME]`: a shared blob store (S3-compatible). Credentials never live here: the
     standard AWS variables, or the AWS profile named by `profile`."""
@@ -234,15 +240,16 @@ class RemoteSpec(_Table):
     """An AWS profile's name (`~/.aws/config`), not a secret."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Manifest(_Table):
     """The whole document."""
 
     settings: Settings = Settings()
-    registries: dict[str, RegistrySpec] = Field(default_factory=dict)
-    profiles: dict[str, ProfileSpec] = Field(default_factory=dict)
-    models: dict[str, ModelSpec] = Field(default_factory=dict)
-    publish: dict[str, PublishSpec] = Field(default_factory=dict)
-    remotes: dict[str, RemoteSpec] = Field(default_factory=dict)
+    registries: dict[str, RegistrySpec] = field(default_factory=dict)
+    profiles: dict[str, ProfileSpec] = field(default_factory=dict)
+    models: dict[str, ModelSpec] = field(default_factory=dict)
+    publish: dict[str, PublishSpec] = field(default_factory=dict)
+    remotes: dict[str, RemoteSpec] = field(default_factory=dict)
 
 
 _TARGET_LOC: Loc = ("settings", "target")

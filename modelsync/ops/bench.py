@@ -17,8 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import structlog
-
 from modelsync.bench import report
 from modelsync.bench.model import (
     BenchResult,
@@ -39,6 +37,7 @@ from modelsync.bench.results import (
 from modelsync.bench.runner import ChildFailedError, measure
 from modelsync.errors import StaleError, UsageError
 from modelsync.lockfile.model import LockedModel
+from modelsync.log import get_logger
 from modelsync.ops import project as proj
 from modelsync.resolve.gguf import label_of_path, shard_of, skip_reason
 from modelsync.store.blobs import BlobStore
@@ -47,7 +46,7 @@ from modelsync.store.state import open_state
 from modelsync.sync.model import Wanted
 from modelsync.sync.verify import verify_inventory
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 INSTALL_HINT = (
     "install the bench extra: CMAKE_ARGS=\"-DGGML_NATIVE=OFF\" pip install 'modelsync[bench]' "

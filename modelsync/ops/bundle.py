@@ -21,8 +21,6 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import structlog
-
 from modelsync.bundle.model import (
     INDEX,
     LOCK,
@@ -40,6 +38,7 @@ from modelsync.errors import IntegrityError, StaleError, UsageError
 from modelsync.fetch.preflight import check_free_space, free_bytes
 from modelsync.lockfile.model import LockedModel, Lockfile
 from modelsync.lockfile.render import parse_lock
+from modelsync.log import get_logger
 from modelsync.ops import project as proj
 from modelsync.ops.export import check_blob
 from modelsync.store import roots
@@ -49,7 +48,7 @@ from modelsync.store.locking import exclusive
 from modelsync.store.state import open_state
 from modelsync.sync.desired import choose_profile, select_models
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

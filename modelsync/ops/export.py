@@ -17,12 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import structlog
-
 from modelsync import atomic
 from modelsync.errors import IntegrityError, UsageError
 from modelsync.gguf.summary import read_header
 from modelsync.lockfile.model import LockedModel
+from modelsync.log import get_logger
 from modelsync.ops import project as proj
 from modelsync.registry.ollama_format import (
     CONFIG_MEDIA_TYPE,
@@ -39,7 +38,7 @@ from modelsync.store.layout import StoreLayout
 from modelsync.store.state import open_state
 from modelsync.sync.adopt import ollama_models
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 OLLAMA_HOST = "registry.ollama.ai"
 """The host folder of names without one: `ollama list` shows them without it."""

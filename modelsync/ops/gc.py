@@ -12,15 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import structlog
-
+from modelsync.log import get_logger
 from modelsync.store.gc import GRACE_S, GcPlan, apply_gc, plan_gc
 from modelsync.store.layout import StoreLayout
 from modelsync.store.locking import exclusive
 from modelsync.store.state import open_state
 from modelsync.sync.placed import placed_blobs
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import structlog
-
 from modelsync import paths
 from modelsync.errors import StaleError, UsageError
 from modelsync.hardware.detect import detect
@@ -27,13 +25,14 @@ from modelsync.lockfile.freshness import freshness
 from modelsync.lockfile.io import read_lock, write_lock
 from modelsync.lockfile.model import LOCK_VERSION, LockedProfile, Lockfile
 from modelsync.lockfile.render import render_lock
+from modelsync.log import get_logger
 from modelsync.manifest.load import load_manifest
 from modelsync.net.retry import RetryPolicy
 from modelsync.ops.project import origin_of, origins, profile_names
 from modelsync.rules import HF_ENDPOINT_ENV
 from modelsync.store.locking import project_lock
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

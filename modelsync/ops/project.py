@@ -11,11 +11,11 @@ import os
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelsync import paths
 from modelsync.credentials import grant
 from modelsync.errors import LockfileError, UsageError
-from modelsync.hardware.model import HardwareProfile
 from modelsync.lockfile.freshness import Freshness, Origin, freshness
 from modelsync.lockfile.io import read_lock
 from modelsync.lockfile.model import LockedModel, Lockfile
@@ -36,7 +36,10 @@ from modelsync.sync.model import Inventory, LinkMode, Placement, Source, Wanted
 from modelsync.sync.placed import RECORD_DIR, read_record, record_path
 from modelsync.toml_lines import locate
 
-Detector = Callable[[], HardwareProfile]
+if TYPE_CHECKING:
+    from modelsync.hardware.model import HardwareProfile
+
+Detector = Callable[[], "HardwareProfile"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,13 +78,16 @@ def no_lock_error(lock_path: Path) -> LockfileError:
     )
 
 
-def load(manifest: Path, environ: Mapping[str, str]) -> Loaded:
+def load(manifest: Path, environ: Mapping[str, str], *, parsed: Path | None = None) -> Loaded:
     """Read the manifest (its target expanded from `environ`) and the lock beside it; a
     malformed lock stops here (exit 2). `environ` also gives `HF_ENDPOINT`, under which URL
-    sources are Hub sources (as for `lock`)."""
-    project = load_manifest(manifest, environ=environ, hub_endpoint=environ.get(HF_ENDPOINT_ENV))
+    sources are Hub sources (as for `lock`). `parsed`: the store's folder of TOML parses
+    (toml_cache.py)."""
+    project = load_manifest(
+        manifest, environ=environ, hub_endpoint=environ.get(HF_ENDPOINT_ENV), parsed=parsed
+    )
     lock_path = paths.lock_path_for(manifest)
-    lock = read_lock(lock_path)
+    lock = read_lock(lock_path, parsed=parsed)
     verdict = freshness(lock, project.digest(), origins(project), profile_names(project))
     return Loaded(manifest, project, lock_path, lock, verdict)
 

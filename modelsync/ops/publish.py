@@ -15,13 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import structlog
-
 from modelsync import paths
 from modelsync.credentials import grant
 from modelsync.digest import sha256_file
 from modelsync.errors import StaleError, UsageError
 from modelsync.lockfile.model import LockedModel
+from modelsync.log import get_logger
 from modelsync.manifest.load import load_manifest
 from modelsync.manifest.model import Project, PublishTarget
 from modelsync.ops import project as proj
@@ -42,7 +41,7 @@ from modelsync.store.blobs import BlobStore
 from modelsync.store.layout import StoreLayout
 from modelsync.store.state import StateCache, open_state
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

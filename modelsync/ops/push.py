@@ -14,9 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import structlog
-
 from modelsync.errors import ModelsyncError, UsageError
+from modelsync.log import get_logger
 from modelsync.manifest.model import Project, RemoteRef
 from modelsync.ops import project as proj
 from modelsync.remote.plan import NeededBlob, PushPlan, plan_push
@@ -25,7 +24,7 @@ from modelsync.store.blobs import BlobStore
 from modelsync.store.layout import StoreLayout
 from modelsync.store.state import open_state
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 __all__ = ["NeededBlob", "PushPlan", "PushReport", "PushRequest", "Pushed", "push_project"]
 

@@ -13,14 +13,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import structlog
-
 from modelsync.atomic import write_text
 from modelsync.credentials import grant
 from modelsync.errors import ManifestError, NoVariantFitsError, UsageError
 from modelsync.hardware.detect import detect
 from modelsync.hardware.model import Detector, HardwareProfile
 from modelsync.lock.driver import resolve_models
+from modelsync.log import get_logger
 from modelsync.manifest.edit import add_model
 from modelsync.manifest.load import load_manifest, manifest_path, parse_manifest
 from modelsync.manifest.model import DEFAULT_REGISTRY, ModelRequest, QuantChoice, RegistryRef
@@ -46,7 +45,7 @@ from modelsync.search.rank import (
     top,
 )
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 MAX_LIMIT = 100
 RELEVANCE_POOL = 200

@@ -19,13 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import structlog
-
 from modelsync.digest import is_commit_id
 from modelsync.errors import IntegrityError, ModelsyncError, UsageError
 from modelsync.lockfile.io import read_lock
 from modelsync.lockfile.model import Lockfile
-from modelsync.log import redact_url
+from modelsync.log import get_logger, redact_url
 from modelsync.rules import hub_file_url
 from modelsync.server.auth import TokenInfo, load_tokens_file
 from modelsync.server.hub_errors import EntryNotFoundError, HubError
@@ -46,7 +44,7 @@ from modelsync.store.locking import exclusive
 if TYPE_CHECKING:  # aiohttp and the transfer engine load only when pulling (cli/commands/base)
     from modelsync.fetch.download import Fetcher
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 SERVE_TOKEN_ENV = "MODELSYNC_SERVE_TOKEN"  # noqa: S105  the name of a variable, not a token
 """A token the server accepts (read role), besides `--tokens-file`; never on the command line."""

@@ -48,11 +48,11 @@ class StatusReport:
 
 def project_status(request: StatusRequest) -> StatusReport:
     """Look, change nothing, send nothing."""
-    loaded = proj.load(request.manifest, request.environ)
+    layout = StoreLayout(request.store)
+    loaded = proj.load(request.manifest, request.environ, parsed=layout.parsed_dir)
     if loaded.lock is None:
         return StatusReport(loaded.lock_path, loaded.fresh)
     ctx = proj.context_for(loaded, loaded.lock, request)
-    layout = StoreLayout(request.store)
     with open_state(layout.state_path) as state:
         inventory, _record = proj.survey(
             ctx, BlobStore(layout, state), scope=request.models or None, environ=request.environ

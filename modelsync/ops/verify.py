@@ -6,9 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import structlog
-
 from modelsync.errors import IntegrityError
+from modelsync.log import get_logger
 from modelsync.ops import project as proj
 from modelsync.store.blobs import BlobStore
 from modelsync.store.layout import StoreLayout
@@ -16,7 +15,7 @@ from modelsync.store.state import open_state
 from modelsync.sync.desired import ProfileChoice
 from modelsync.sync.verify import VerifyReport, verify_inventory
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

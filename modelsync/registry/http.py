@@ -15,16 +15,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
-import structlog
 
 from modelsync.errors import RemoteError
-from modelsync.log import redact_url
+from modelsync.log import get_logger, redact_url
 from modelsync.net.retry import RETRYABLE_STATUS, RetryPolicy, retry_after_seconds
 from modelsync.net.session import Credentials
 from modelsync.registry.errors import RegistryProtocolError
 from modelsync.registry.model import RemoteFile
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 MAX_JSON_BYTES = 64 << 20
 MAX_SMALL_FILE = 64 << 20

@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 import pydantic
-import structlog
 
 from modelsync.errors import AuthError, RemoteError
-from modelsync.log import redact_url
+from modelsync.log import get_logger, redact_url
 from modelsync.registry.errors import (
     RegistryProtocolError,
     RepoNotFoundError,
@@ -32,12 +31,11 @@ from modelsync.registry.ollama_format import (
     MAX_MANIFEST_BYTES,
     OCI_MANIFEST_MEDIA_TYPE,
     OllamaManifest,
-    blob_url,
     layout,
 )
-from modelsync.rules import is_prefixed_digest
+from modelsync.rules import is_prefixed_digest, ollama_blob_url
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _ACCEPT = f"{MANIFEST_MEDIA_TYPE}, {OCI_MANIFEST_MEDIA_TYPE}"
 
@@ -110,7 +108,7 @@ class OllamaRegistry:
 
     def url_for(self, repo: str, commit: str, path: str) -> str:
         """The blob URL of a file of a snapshot taken in this run."""
-        return blob_url(self.endpoint, repo, self._digests[(repo, commit, path)])
+        return ollama_blob_url(self.endpoint, repo, self._digests[(repo, commit, path)])
 
     async def read_range(self, repo: str, commit: str, path: str, start: int, end: int) -> bytes:
         """Bytes `start..end` (inclusive) of a layer, from its blob URL."""

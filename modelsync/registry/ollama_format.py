@@ -95,11 +95,6 @@ class Layout:
     unknown: tuple[str, ...] = ()
 
 
-def blob_url(endpoint: str, repo: str, sha256: str) -> str:
-    """A blob's URL on a registry: `{endpoint}/v2/{ns}/{model}/blobs/sha256:{hex}`."""
-    return f"{endpoint}/v2/{repo}/blobs/sha256:{sha256}"
-
-
 def model_file(repo: str, tag: str) -> str:
     """The model layer's file name: `<model>-<tag>.gguf` (what llama.cpp users expect)."""
     return _NAMES[MODEL].format(stem=f"{repo.rsplit('/', 1)[-1]}-{tag}")

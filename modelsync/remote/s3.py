@@ -27,17 +27,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from modelsync.errors import AuthError, ModelsyncError, RemoteError, UsageError
 from modelsync.fetch.sources import Mirror, MirrorFinder
+from modelsync.log import get_logger
 from modelsync.manifest.model import RemoteRef
 from modelsync.rules import blob_key, is_sha256
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 MAX_PARTS = 10_000  # S3's limit per multipart upload
 MIN_PART = 5 << 20  # S3's smallest part (but the last)

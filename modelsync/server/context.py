@@ -8,10 +8,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
 
-import structlog
 from aiohttp import web
 from yarl import URL
 
+from modelsync.log import get_logger
 from modelsync.server import names, signing
 from modelsync.server.auth import TokenInfo, check_visible, identify
 from modelsync.server.config import ServerConfig
@@ -88,7 +88,7 @@ class HubContext:
         return signing.verify(self.signing_key, request.path, request.query, now=self.clock())
 
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 CONTEXT = web.AppKey("modelsync_hub_context", HubContext)
 

@@ -25,16 +25,15 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
-import structlog
-
 from modelsync import atomic
 from modelsync.digest import CHUNK, is_sha256
 from modelsync.errors import UsageError
+from modelsync.log import get_logger
 from modelsync.server import gitobj, names
 from modelsync.server.blobs import BlobStore, Hashed, Hasher, SizeMismatchError
 from modelsync.server.model import FileEntry
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _StatKey = tuple[int, int, int, int]
 _READ_ATTEMPTS = 3

@@ -24,10 +24,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Protocol
 
-import structlog
-
 from modelsync.digest import is_commit_id
 from modelsync.errors import UsageError
+from modelsync.log import get_logger
 from modelsync.server import gitobj
 from modelsync.server.counters import Counters
 from modelsync.server.hub_errors import (
@@ -39,7 +38,7 @@ from modelsync.server.hub_errors import (
 from modelsync.server.model import Commit, FileEntry, Repo
 from modelsync.server.source import DEFAULT_BRANCH
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 AUTHOR = "modelsync"
 

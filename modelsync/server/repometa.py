@@ -7,15 +7,14 @@ import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import structlog
-
 from modelsync.gguf.summary import summarize_file
+from modelsync.log import get_logger
 from modelsync.server.card import MAX_CARD_BYTES, CardError, parse_front_matter
 from modelsync.server.info import RepoView
 from modelsync.server.model import Commit, FileEntry, Repo
 from modelsync.server.source import Repos
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 Summarizer = Callable[[Path], Mapping[str, object] | None]
 _LATER_SHARD = re.compile(r"-(\d{5})-of-\d{5}\.gguf$", re.IGNORECASE)

@@ -19,9 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 
-import structlog
-
 from modelsync import digest
+from modelsync.log import get_logger
 from modelsync.server import gitobj, names, persist
 from modelsync.server.blobs import BlobStore, Hashed
 from modelsync.server.counters import Counters
@@ -48,7 +47,7 @@ from modelsync.server.model import (
 )
 from modelsync.server.source import DEFAULT_BRANCH
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 SERVER_AUTHOR = "modelsync"
 IMPORT_TITLE = "Import from directory"

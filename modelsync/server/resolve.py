@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO
 
-import structlog
 from aiohttp import web
 
+from modelsync.log import get_logger
 from modelsync.server import names
 from modelsync.server.auth import check_content_access
 from modelsync.server.context import HubContext, caller, commit_at, context, repo_id_of
@@ -24,7 +24,7 @@ from modelsync.server.ranges import parse_range
 
 CDN_PATH = "/cdn/{oid}"
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def file_headers(commit_id: str, entry: FileEntry) -> dict[str, str]:

@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from modelsync.log import get_logger
 from modelsync.server.auth import identify
 from modelsync.server.context import CONTEXT
 from modelsync.server.hub_errors import ForbiddenError, HubError, UnauthorizedError
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def _dumps(data: object) -> str:

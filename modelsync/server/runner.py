@@ -10,10 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
-import structlog
 from aiohttp import web
 
 from modelsync.errors import UsageError
+from modelsync.log import get_logger
 from modelsync.server.app import build_cdn_app, build_hub_app
 from modelsync.server.config import ServerConfig
 from modelsync.server.context import HubContext, Watch
@@ -23,7 +23,7 @@ from modelsync.server.source import Repos
 
 __all__ = ["ServerConfig", "ServerHandle", "serve", "start_in_thread"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 SHUTDOWN_TIMEOUT_S = 2.0
 START_TIMEOUT_S = 60.0

@@ -8,11 +8,11 @@ import binascii
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
-import structlog
 from aiohttp import web
 
 from modelsync import digest
 from modelsync.digest import CHUNK
+from modelsync.log import get_logger
 from modelsync.server import bodies, gitobj, names
 from modelsync.server.auth import TokenInfo, can_read, check_write
 from modelsync.server.blobs import Hasher, SizeMismatchError
@@ -31,7 +31,7 @@ from modelsync.server.model import (
 from modelsync.server.repos import RepoStore
 from modelsync.server.responses import json_answer
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 LFS_CONTENT_TYPE = "application/vnd.git-lfs+json"
 UPLOAD_PATH = "/lfs/upload/{oid}"

@@ -20,14 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import structlog
-
 from modelsync.atomic import fsync_dir
 from modelsync.digest import aligned_buffer, sha256_file
+from modelsync.log import get_logger
 from modelsync.store.layout import StoreLayout
 from modelsync.store.state import StateCache, fsync_path
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 ADOPT_SUFFIX = ".adopt"
 

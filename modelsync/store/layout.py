@@ -59,6 +59,11 @@ class StoreLayout:
         return self.root / "imports"
 
     @property
+    def parsed_dir(self) -> Path:
+        """models.toml and models.lock as parsed by the last run (toml_cache.py)."""
+        return self.root / "parsed"
+
+    @property
     def lock_path(self) -> Path:
         """The inter-process lock taken by every run that changes the store."""
         return self.root / "store.lock"

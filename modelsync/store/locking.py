@@ -16,7 +16,6 @@ see each other's project lock.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import hashlib
@@ -27,11 +26,10 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import structlog
-
 from modelsync.errors import BusyError
+from modelsync.log import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def _holder_file(lock_path: Path) -> Path:
@@ -155,6 +153,8 @@ async def exclusive_async(
 ) -> AsyncIterator[None]:
     """`exclusive` for the event loop: it waits in asyncio.sleep, so transfers keep running
     (also other tasks of this process, which hold the lock through their own open of it)."""
+    import asyncio  # noqa: PLC0415 - here: a no-op sync takes the project lock without a loop
+
     fd = _open(lock_path)
     since: float | None = None
     logged = False

@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-import structlog
-
 from modelsync.atomic import fsync_dir
 from modelsync.errors import (
     IntegrityError,
@@ -36,6 +34,7 @@ from modelsync.errors import (
 from modelsync.fetch.preflight import check_free_space, free_bytes
 from modelsync.fetch.progress import NoProgress, ProgressSink
 from modelsync.fetch.sources import MirrorFinder, no_mirrors
+from modelsync.log import get_logger
 from modelsync.net.retry import RetryPolicy
 from modelsync.store.blobs import BlobStore
 from modelsync.store.locking import unguarded
@@ -55,7 +54,7 @@ from modelsync.sync.model import (
 from modelsync.sync.placed import Journal, record_path, write_record
 from modelsync.units import human_bytes
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 DEFAULT_CONNECTIONS = 8
 SOLO_PROBE = (4 << 20, 0.06)

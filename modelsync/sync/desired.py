@@ -11,21 +11,22 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelsync.errors import LockfileError, UsageError
-from modelsync.hardware.model import HardwareProfile
 from modelsync.lockfile.model import LockedModel, LockedProfile, Lockfile
-from modelsync.registry.ollama_format import blob_url
-from modelsync.resolve.memory import budgets
-from modelsync.resolve.model import describe, gib
 from modelsync.rules import (
     hub_file_url,
     is_commit_id,
     is_ollama_repo,
     is_prefixed_digest,
     is_safe_name,
+    ollama_blob_url,
 )
 from modelsync.sync.model import Source, Wanted
+
+if TYPE_CHECKING:
+    from modelsync.hardware.model import HardwareProfile
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,10 @@ def misfits(
 ) -> tuple[Misfit, ...]:
     """The models whose locked choice needs more memory than `machine` has: the estimate
     `lock` recorded against the GPU and RAM budgets `lock` plans with."""
+    # Imported here: a lock without estimates (and a no-op sync) needs none of resolve.
+    from modelsync.resolve.memory import budgets  # noqa: PLC0415
+    from modelsync.resolve.model import describe, gib  # noqa: PLC0415
+
     limits = budgets(machine)
     usable = limits.ram if machine.unified else limits.ram + limits.gpu
     if lock.declared:
@@ -172,7 +177,7 @@ def download_url(model: LockedModel, path: str, sha256: str, source: Source) -> 
             hint="restore models.lock from git or run `modelsync lock` to regenerate it",
         )
     if ollama:
-        return blob_url(source.endpoint, model.repo, sha256)
+        return ollama_blob_url(source.endpoint, model.repo, sha256)
     return hub_file_url(source.endpoint, model.repo, model.commit, path)
 
 

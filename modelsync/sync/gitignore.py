@@ -11,15 +11,13 @@ and the record name, so this file is never taken for a stray.
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
-import structlog
-
 from modelsync import atomic
+from modelsync.log import get_logger
 from modelsync.sync.placed import RECORD_DIR
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 NAME = ".gitignore"
 TEXT = (
@@ -32,6 +30,8 @@ GIT_TIMEOUT_S = 10.0
 
 def git_tracks_files_in(folder: Path, *, timeout: float = GIT_TIMEOUT_S) -> bool:
     """Whether git tracks any file under `folder`; False outside a work tree or without git."""
+    import subprocess  # noqa: PLC0415 - only when a first sync writes the file
+
     try:
         done = subprocess.run(  # noqa: S603  a fixed command, no shell
             ["git", "-C", str(folder), "ls-files", "-z", "--", "."],  # noqa: S607  git from PATH

@@ -5,6 +5,7 @@ diffed; `sync` says when the locked choice does not fit this machine (`--strict-
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -165,20 +166,19 @@ def test_old_lock_with_a_detected_profile_loads_and_is_rewritten_without_it(
     spec = load_manifest(manifest).model("mid")
     assert spec is not None
     legacy = canonical_digest({"model": spec.canonical(), "profiles": [["detected", fingerprint]]})
-    old = current.model_copy(
-        update={
-            "profiles": (
-                LockedProfile(
-                    name="detected",
-                    source="detected",
-                    fingerprint=fingerprint,
-                    ram=1 << 30,
-                    vram=1652 << 20,
-                    gpus=1,
-                ),
+    old = replace(
+        current,
+        profiles=(
+            LockedProfile(
+                name="detected",
+                source="detected",
+                fingerprint=fingerprint,
+                ram=1 << 30,
+                vram=1652 << 20,
+                gpus=1,
             ),
-            "models": tuple(m.model_copy(update={"inputs": legacy}) for m in current.models),
-        }
+        ),
+        models=tuple(replace(m, inputs=legacy) for m in current.models),
     )
     path.write_text(render_lock(old))
     assert 'source = "detected"' in path.read_text()
@@ -229,9 +229,7 @@ def test_strict_fit_flag_exits_2_on_the_command_line(
     assert run_cli("lock", env=env).exit_code == 0
     locked = parse_lock(Path("models.lock").read_text())
     # An estimate no machine has (1 PiB): as if locked for a far bigger model.
-    huge = locked.model_copy(
-        update={"models": tuple(m.model_copy(update={"memory": 1 << 50}) for m in locked.models)}
-    )
+    huge = replace(locked, models=tuple(replace(m, memory=1 << 50) for m in locked.models))
     Path("models.lock").write_text(render_lock(huge))
     strict = run_cli("sync", "--strict-fit", env=env)
     assert strict.exit_code == 2

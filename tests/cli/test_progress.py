@@ -7,14 +7,18 @@ from __future__ import annotations
 import io
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import structlog
 from rich.console import Console
 
 from modelsync import log
-from modelsync.cli.progress import RichProgress, choose_progress, console_for
+from modelsync.cli.bars import RichProgress, console_for
+from modelsync.cli.progress import choose_progress
 from modelsync.cli.render import event_line
 from modelsync.fetch.progress import EventProgress, NoProgress
 
@@ -34,24 +38,53 @@ def pty_stream() -> Iterator[io.TextIOWrapper]:
         os.close(leader)
 
 
-def test_choice_follows_tty_json_and_dumb_terminals() -> None:
+def test_choice_follows_tty_json_and_dumb_terminals(
+    pty_stream: io.TextIOWrapper, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """--json wins; a terminal gets bars unless --no-progress; a pipe or a dumb terminal gets
-    a line every ten seconds (nothing at start)."""
-    tty = Console(file=io.StringIO(), force_terminal=True)
-    pipe = Console(file=io.StringIO(), force_terminal=False)
-    dumb = console_for(io.StringIO(), {"TERM": "dumb"})
-    assert isinstance(
-        choose_progress(json=True, enabled=True, console=tty, total_bytes=1), EventProgress
+    a line every ten seconds (nothing at start); FORCE_COLOR makes a pipe a terminal (rich's
+    rule, force-color.org)."""
+    xterm = {"TERM": "xterm"}
+    for json, enabled, kind in ((True, True, EventProgress), (False, False, NoProgress)):
+        sink = choose_progress(
+            json=json, enabled=enabled, stream=pty_stream, environ=xterm, total_bytes=1
+        )
+        assert isinstance(sink, kind)
+    bars = choose_progress(
+        json=False, enabled=True, stream=pty_stream, environ=xterm, total_bytes=1
     )
+    assert isinstance(bars, RichProgress)
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    forced = os.environ
     assert isinstance(
-        choose_progress(json=False, enabled=True, console=tty, total_bytes=1), RichProgress
+        choose_progress(
+            json=False, enabled=True, stream=io.StringIO(), environ=forced, total_bytes=1
+        ),
+        RichProgress,
     )
-    assert isinstance(
-        choose_progress(json=False, enabled=False, console=tty, total_bytes=1), NoProgress
-    )
-    for console in (pipe, dumb):
-        sink = choose_progress(json=False, enabled=True, console=console, total_bytes=1)
+    for stream, environ in ((io.StringIO(), xterm), (pty_stream, {"TERM": "dumb"})):
+        sink = choose_progress(
+            json=False, enabled=True, stream=stream, environ=environ, total_bytes=1
+        )
         assert isinstance(sink, EventProgress)
+
+
+def test_a_plain_log_never_imports_rich(tmp_path: Path) -> None:
+    """Where no bar can be drawn (a pipe, TERM=dumb, --json, -q) choosing the progress sink
+    leaves rich unloaded: it costs a download's start-up about 30 ms."""
+    script = (
+        "import io, sys\n"
+        "from modelsync.cli.progress import choose_progress\n"
+        "for env in ({}, {'TERM': 'dumb'}):\n"
+        "    for json, enabled in ((False, True), (True, True), (False, False)):\n"
+        "        choose_progress(json=json, enabled=enabled, stream=io.StringIO(), environ=env,"
+        " total_bytes=1)\n"
+        "print('rich' in sys.modules)\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    assert ran.stdout.strip() == "False"
 
 
 def test_bars_fit_80_columns_in_binary_units() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -170,7 +171,7 @@ def test_lock_paths_escaping_the_target_are_refused_before_any_write(
     assert run_cli("lock", env=env).exit_code == 0
     lock = read_lock(Path("models.lock"))
     assert lock is not None
-    evil = lock.model_copy(update={"models": (lock.models[0].model_copy(update={"name": ".."}),)})
+    evil = replace(lock, models=(replace(lock.models[0], name=".."),))
     Path("models.lock").write_text(render_lock(evil))
     result = run_cli("sync", "--frozen", env=env)
     assert result.exit_code == 2

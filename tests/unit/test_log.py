@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import structlog
@@ -104,3 +106,49 @@ def test_every_event_sentence_names_an_event_the_code_logs() -> None:
     for name in (*_EVENTS, *_SUMMARIES):
         assert f'"{name}"' in source, name
     assert event_line({"event": "fetch.done", "file": "m/f"}) == "fetch.done file=m/f"
+
+
+# The same events through `log.get_logger`, printing what people see, the ring, and whether
+# structlog was loaded. With `import structlog` first, they go through structlog's processors;
+# without, straight to the console (how the CLI runs until an event needs structlog).
+EVENTS_SCRIPT = """
+import io, sys
+from modelsync import log
+from modelsync.cli.render import event_line
+for verbosity in (-1, 0, 1):
+    stream = io.StringIO()
+    log.configure(json=False, verbosity=verbosity, stream=stream, render=event_line, colors=False)
+    logger = log.get_logger("events")
+    logger.debug("sync.detail", file="m/f")
+    logger.info("sync.done", models=2, files=3, fetch=0, place=0, remove=0, seconds=0.1)
+    logger.info("fetch_body", url="https://cdn.example/x?X-Amz-Signature=sig", token="TOKEN")
+    bound = logger.bind(model="m", file="m/f")
+    bound.warning("fetch.retry", reason="401 with Bearer TOKEN", attempt=1, have=0, wait=1)
+    bound.error("boom", path="/p")
+    print(repr(stream.getvalue()))
+    print(repr(log.recent_lines()))
+print("structlog" in sys.modules)
+"""
+
+
+def test_events_read_the_same_with_and_without_structlog_loaded(tmp_path: Path) -> None:
+    """A human-mode event prints, and enters the ring of a quiet run, exactly as structlog's
+    processors render it, when structlog is never loaded (the CLI's start-up cost)."""
+    script = EVENTS_SCRIPT.replace("TOKEN", TOKEN)
+    outputs = []
+    for prefix in ("", "import structlog\n"):
+        ran = subprocess.run(
+            [sys.executable, "-c", prefix + script],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=tmp_path,
+            timeout=60,
+        )
+        outputs.append(ran.stdout.splitlines())
+    direct, through_structlog = outputs
+    assert direct[-1] == "False"
+    assert through_structlog[-1] == "True"
+    assert direct[:-1] == through_structlog[:-1]
+    assert TOKEN not in "".join(direct)
+    assert any("retrying m/f in 1 s" in line for line in direct)

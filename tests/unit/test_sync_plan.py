@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -85,15 +86,15 @@ def two_profile_lock() -> Lockfile:
 
 def test_detected_profile_of_an_old_lock_is_ignored() -> None:
     """A `detected` [[profile]] written by an older version is no profile to choose."""
-    old = profile("detected", 64 * GIB).model_copy(update={"source": "detected"})
+    old = replace(profile("detected", 64 * GIB), source="detected")
     lock = two_profile_lock()
-    lock = lock.model_copy(update={"profiles": (*lock.profiles, old)})
+    lock = replace(lock, profiles=(*lock.profiles, old))
     choice = choose_profile(lock, None, this_machine(64 * GIB))
     assert (choice.name, choice.why) == (
         "laptop",
         "the largest that fits this machine (64 GiB RAM)",
     )
-    alone = lock.model_copy(update={"profiles": (old,), "models": (entry("m", None, "m.gguf"),)})
+    alone = replace(lock, profiles=(old,), models=(entry("m", None, "m.gguf"),))
     assert choose_profile(alone, None, None).name is None
     with pytest.raises(UsageError):
         choose_profile(alone, "detected", None)
@@ -102,8 +103,8 @@ def test_detected_profile_of_an_old_lock_is_ignored() -> None:
 def test_misfits_compare_the_locked_estimate_with_gpu_and_ram_budgets() -> None:
     """A locked estimate above this machine's GPU + RAM budgets is named with the need, the
     machine and the fix; entries without an estimate and those that fit are not."""
-    big = entry("big", None, "big.gguf").model_copy(update={"memory": 20 * GIB, "quant": "Q8_0"})
-    small = entry("small", None, "s.gguf").model_copy(update={"memory": 2 * GIB})
+    big = replace(entry("big", None, "big.gguf"), memory=20 * GIB, quant="Q8_0")
+    small = replace(entry("small", None, "s.gguf"), memory=2 * GIB)
     plain = entry("plain", None, "p.bin")
     lock = Lockfile(version=1, manifest_digest="sha256:" + "2" * 64, models=(big, small, plain))
     laptop = this_machine(16 * GIB)

@@ -78,16 +78,16 @@ def progress_factory(opts: GlobalOptions) -> ProgressFactory:
 
     @contextlib.contextmanager
     def factory(total: int) -> Iterator[ProgressSink]:
-        # rich only when something downloads
-        from modelsync.cli.progress import RichProgress, choose_progress, console_for  # noqa: PLC0415
+        from modelsync.cli.progress import choose_progress  # noqa: PLC0415 - when bytes move
 
         sink = choose_progress(
             json=opts.json,
             enabled=opts.progress and opts.verbosity >= 0,
-            console=console_for(sys.stderr, os.environ),
+            stream=sys.stderr,
+            environ=os.environ,
             total_bytes=total,
         )
-        if isinstance(sink, RichProgress):
+        if isinstance(sink, contextlib.AbstractContextManager):  # bars: drawn while entered
             with sink:
                 yield sink
         else:
@@ -97,9 +97,7 @@ def progress_factory(opts: GlobalOptions) -> ProgressFactory:
 
 
 def run(args: argparse.Namespace, opts: GlobalOptions, out: Output) -> int:
-    import asyncio  # noqa: PLC0415 - see base.LAZY_OPS
-
-    from modelsync.ops.sync import LinkMode, SyncRequest, sync_project  # noqa: PLC0415
+    from modelsync.ops.sync import LinkMode, SyncRequest, run_sync  # noqa: PLC0415
 
     request = SyncRequest(
         manifest=opts.manifest,
@@ -120,7 +118,7 @@ def run(args: argparse.Namespace, opts: GlobalOptions, out: Output) -> int:
         environ=dict(os.environ),
         progress=progress_factory(opts),
     )
-    report = asyncio.run(sync_project(request))
+    report = run_sync(request)
     render(report, out)
     return 0
 
