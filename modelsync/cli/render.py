@@ -171,6 +171,9 @@ _EVENTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "remote.upload_resumed": lambda e: (
         f"remote {e['remote']}: resuming the upload of {e['blob']} ({e['parts']} parts there)"
     ),
+    "push.completed_elsewhere": lambda e: (
+        f"remote {e['remote']}: the upload of {e['blob']} was completed by another push"
+    ),
     "push.uploaded": lambda e: (
         f"uploaded {e['file']} to {e['remote']} ({human_bytes(int(e['bytes']))} in {_seconds(e)}"
         + (f", {e['parts_reused']} parts from an earlier push" if e.get("parts_reused") else "")

@@ -147,7 +147,20 @@ class S3Remote:
         except ModelsyncError:
             raise
         except Exception as exc:
+            if size > part_size and self._holds(sha256, size):
+                # Another push of this blob took over our open upload and completed it (two
+                # machines pushing at once share it): the blob is there, which is the goal.
+                log.info("push.completed_elsewhere", remote=self.ref.name, blob=sha256)
+                return Uploaded(0, multipart=True)
             raise self.error(exc, f"upload sha256 {sha256}") from exc
+
+    def _holds(self, sha256: str, size: int) -> bool:
+        """Whether an object of `size` bytes is under the blob's key now."""
+        try:
+            head = self.client.head_object(Bucket=self.ref.bucket, Key=self.key(sha256))
+        except Exception:  # noqa: BLE001 - only asked after a failure; that failure is reported
+            return False
+        return int(head.get("ContentLength", -1)) == size
 
     def _multipart(
         self,

@@ -57,8 +57,7 @@ def gate(s3_bucket: S3Bucket) -> Iterator[Gate]:
     async def forward(request: web.Request) -> web.Response:
         if request.query.get("partNumber") == str(HELD_PART) and held.acquire(blocking=False):
             found.holding.set()
-            while not found.release.is_set():
-                await asyncio.sleep(0.01)
+            await asyncio.to_thread(found.release.wait)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
         async with (
             aiohttp.ClientSession(auto_decompress=False) as session,
@@ -71,6 +70,9 @@ def gate(s3_bucket: S3Bucket) -> Iterator[Gate]:
         ):
             body = await answer.read()
             kept = {k: v for k, v in answer.headers.items() if k.lower() not in _HOP}
+            if request.method == "HEAD":  # no body: the object's size is the header's
+                kept["Content-Length"] = answer.headers.get("Content-Length", "0")
+                return web.Response(status=answer.status, headers=kept)
             return web.Response(status=answer.status, body=body, headers=kept)
 
     app = web.Application(client_max_size=16 << 20)
@@ -102,7 +104,7 @@ def gated_project(
 def start_push(env: dict[str, str], cli_env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     """`modelsync push --part-size 0.002 --jobs 1 ARGS` as a child process."""
     argv = [sys.executable, "-m", "modelsync", *args, "push", "--part-size", "0.002"]
-    return subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+    return subprocess.Popen(
         [*argv, "--jobs", "1"],
         env={**os.environ, **cli_env, **env},
         cwd=Path.cwd(),
@@ -148,5 +150,32 @@ def test_a_push_killed_mid_upload_is_resumed_by_the_next_with_its_parts_reused(
     assert uploads["tiny/weights.bin"]["parts_reused"] == 2
     assert uploads["tiny/weights.bin"]["sent"] == len(TINY_WEIGHTS) - 2 * PART
     assert [e["parts"] for e in events(rerun, "remote.upload_resumed")] == [2]
+    assert s3_bucket.get(weights_key()) == TINY_WEIGHTS
+    assert not s3_bucket.client.list_multipart_uploads(Bucket=s3_bucket.name).get("Uploads")
+
+
+def test_two_pushes_of_one_blob_at_once_both_succeed(
+    gated_project: dict[str, str],
+    cli_env: dict[str, str],
+    s3_bucket: S3Bucket,
+    gate: Gate,
+    run_cli: CliRunner,
+) -> None:
+    """Two machines push the same large blob at once: the second finds the first's open upload,
+    adds the missing part and completes it; the first, whose last part then meets a finished
+    upload, sees the blob in place and exits 0 too (not 5)."""
+    first = start_push(gated_project, cli_env)
+    try:
+        assert gate.holding.wait(30), "the first push never reached part 3"
+        second = run_cli("push", "--part-size", "0.002", "--json", env=gated_project)
+        assert second.exit_code == 0, second.stderr
+        gate.release.set()
+        result = finish(first)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+    assert result.exit_code == 0, result.stderr
+    assert "completed by another push" in result.stderr
     assert s3_bucket.get(weights_key()) == TINY_WEIGHTS
     assert not s3_bucket.client.list_multipart_uploads(Bucket=s3_bucket.name).get("Uploads")
