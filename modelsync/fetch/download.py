@@ -231,8 +231,8 @@ async def _from_sources(transfer: _Transfer) -> tuple[int, int]:
     for mirror in item.mirrors:
         if mirror.remote in fetcher.skip:
             continue
-        transfer.switch(mirror.url, mirror.remote)
         try:
+            transfer.switch(mirror.sign(), mirror.remote)
             _received, attempts = await transfer.run()
         except _SourceFailed as exc:
             if exc.actual is None:

@@ -19,6 +19,7 @@ the parts whose size and checksum match this file's (ListParts) and sends only t
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -343,23 +344,27 @@ def _b64(digest: bytes) -> str:
 
 
 def mirror_finder(remotes: Sequence[RemoteRef]) -> MirrorFinder:
-    """The `sync` side of the remotes: for the digests to download, a signed GET URL on each
-    remote, in manifest order. A remote that cannot sign (no credentials, no boto3, a missing
-    profile) is left out with one warning naming the fix: the registry still serves the blob."""
+    """The `sync` side of the remotes: for the digests to download, a signer of GET URLs on
+    each remote, in manifest order (each URL is signed as its download starts). A remote that
+    cannot sign (no credentials, no boto3, a missing profile) is left out with one warning
+    naming the fix: the registry still serves the blob."""
 
     def find(digests: Sequence[str]) -> dict[str, tuple[Mirror, ...]]:
         found: dict[str, list[Mirror]] = {d: [] for d in digests}
         for ref in remotes:
             try:
                 remote = open_remote(ref)
-                urls = {d: remote.presign_get(d) for d in digests}
+                for digest in digests[:1]:  # can it sign at all? (credentials, profile)
+                    remote.presign_get(digest)
             except ModelsyncError as exc:
                 log.warning(
                     "remote.unavailable", remote=ref.name, reason=exc.message, fix=exc.hint or ""
                 )
                 continue
-            for digest, url in urls.items():
-                found[digest].append(Mirror(ref.name, url))
+            for digest in digests:
+                found[digest].append(
+                    Mirror(ref.name, functools.partial(remote.presign_get, digest))
+                )
         return {d: tuple(m) for d, m in found.items() if m}
 
     return find
