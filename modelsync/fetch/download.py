@@ -232,8 +232,7 @@ async def _from_sources(transfer: _Transfer) -> tuple[int, int]:
         if mirror.remote in fetcher.skip:
             continue
         try:
-            transfer.switch(mirror.sign(), mirror.remote)
-            _received, attempts = await transfer.run()
+            attempts = await _from_remote(transfer, mirror)
         except _SourceFailed as exc:
             if exc.actual is None:
                 log.debug("remote.missing", remote=mirror.remote, file=item.label, blob=item.sha256)
@@ -256,6 +255,21 @@ async def _from_sources(transfer: _Transfer) -> tuple[int, int]:
     transfer.switch(item.url, None)
     _received, attempts = await transfer.run()
     return transfer.flushed, attempts
+
+
+async def _from_remote(transfer: _Transfer, mirror: Mirror) -> int:
+    """Run `transfer` from one blob remote; returns the attempts. A refusal after the remote
+    served bytes of this file means its URL expired meanwhile (temporary credentials can make
+    that minutes): signed again once, keeping the bytes."""
+    transfer.switch(mirror.sign(), mirror.remote)
+    before = transfer.flushed
+    try:
+        return (await transfer.run())[1]
+    except AuthError:
+        if transfer.flushed == before:
+            raise
+    transfer.switch(mirror.sign(), mirror.remote)
+    return (await transfer.run())[1]
 
 
 async def _fetch_lock(layout: StoreLayout, item: FetchItem, *, wait: bool) -> int | None:

@@ -73,3 +73,60 @@ def test_a_file_started_late_gets_a_freshly_signed_url(
     }
     assert CANARY not in all_output(result)
     assert not SIGNED.search(all_output(result))
+
+
+def test_a_url_that_expires_mid_file_is_signed_again_and_the_bytes_kept(
+    tiny_project: dict[str, str], run_cli: CliRunner, tmp_path: Path
+) -> None:
+    """The remote sends half of the weights and drops the connection; the retry of that URL is
+    refused as expired (403). The download is signed again once and continues from the bytes
+    it has (a Range request): both files come from the remote, no warning says it refused."""
+    lock = threading.Lock()
+    seen: list[tuple[bytes, bytes]] = []  # (X-Amz-Date, Range) of each request for the weights
+    refused_at: list[float] = []
+    weights = hashlib.sha256(TINY_WEIGHTS).hexdigest().encode()
+
+    def reply(head: bytes) -> bytes:
+        date, key = _DATE.search(head), _KEY.search(head)
+        if date is None or key is None or key.group(1).decode() not in BLOBS:
+            return b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        data = BLOBS[key.group(1).decode()]
+        if key.group(1) != weights:
+            return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(data), data)
+        ranged = re.search(rb"(?i)\r\nrange: bytes=([0-9]+)-", head)
+        with lock:
+            seen.append((date.group(1), ranged.group(1) if ranged else b""))
+            calls = len(seen)
+        if calls == 1:  # half the body, then the connection drops
+            return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(data), data[:2500])
+        signed = calendar.timegm(time.strptime(date.group(1).decode(), "%Y%m%dT%H%M%S"))
+        if not refused_at or signed < int(refused_at[0]):  # the first URL has expired now
+            time.sleep(HOLD_S)  # past a second boundary: a URL signed after this one differs
+            with lock:
+                refused_at.append(time.time())
+            body = b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
+            return b"HTTP/1.1 403 Forbidden\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        start = int(ranged.group(1)) if ranged else 0
+        return b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes %d-%d/%d\r\n" % (
+            start,
+            len(data) - 1,
+            len(data),
+        ) + b"Content-Length: %d\r\n\r\n%s" % (len(data) - start, data[start:])
+
+    with raw_http_server(reply) as endpoint:
+        remote = (
+            f'[remotes.team]\ntype = "s3"\nbucket = "fleet-models"\nendpoint-url = "{endpoint}"\n'
+        )
+        Path("models.toml").write_text(Path("models.toml").read_text() + remote)
+        env = {**tiny_project, **aws_env(tmp_path, "AKIAFLEET", CANARY)}
+        result = run_cli("-v", "sync", "--jobs", "1", "--json", env=env)
+    assert result.exit_code == 0, result.stderr
+    assert not events(result, "remote.unavailable")
+    assert {e["file"]: e.get("remote") for e in events(result, "fetch.done")} == {
+        "tiny/weights.bin": "team",
+        "tiny/config.json": "team",
+    }
+    assert [r for _, r in seen] == [b"", b"2500", b"2500"]
+    assert seen[2][0] > seen[1][0]  # signed again after the refusal
+    assert Path("models/tiny/weights.bin").read_bytes() == TINY_WEIGHTS
+    assert not SIGNED.search(all_output(result))
