@@ -257,11 +257,7 @@ class S3Remote:
         if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
             return AuthError(f"{where}: no AWS credentials found to {what}", hint=fix_for(self.ref))
         if isinstance(exc, bx.ProfileNotFound):
-            return AuthError(
-                f"{where}: the AWS profile {self.ref.profile or os.environ.get('AWS_PROFILE')!r} "
-                "does not exist",
-                hint=fix_for(self.ref),
-            )
+            return _no_profile(self.ref, where)
         if isinstance(exc, bx.ClientError):
             code = str(exc.response.get("Error", {}).get("Code", "?"))
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -311,10 +307,7 @@ def open_remote(ref: RemoteRef) -> S3Remote:
     try:
         session = boto3.session.Session(profile_name=ref.profile, region_name=ref.region)
     except bx.ProfileNotFound as exc:
-        raise AuthError(
-            f"remote {ref.name}: the AWS profile {ref.profile!r} does not exist",
-            hint=fix_for(ref),
-        ) from exc
+        raise _no_profile(ref, f"remote {ref.name}") from exc
     client = session.client(
         "s3",
         endpoint_url=ref.endpoint_url,
@@ -322,6 +315,19 @@ def open_remote(ref: RemoteRef) -> S3Remote:
         config=config,
     )
     return S3Remote(ref, client)
+
+
+def _no_profile(ref: RemoteRef, where: str) -> AuthError:
+    """The profile named by the table's `profile`, else by AWS_PROFILE, is not configured."""
+    if ref.profile:
+        named = f"{ref.profile!r} (remotes.{ref.name}.profile)"
+        fix = (
+            f"create it (`aws configure --profile {ref.profile}`) or fix remotes.{ref.name}.profile"
+        )
+    else:
+        named = f"{os.environ.get('AWS_PROFILE')!r} (AWS_PROFILE)"
+        fix = "create it (`aws configure --profile NAME`), or unset AWS_PROFILE"
+    return AuthError(f"{where}: the AWS profile {named} does not exist", hint=fix)
 
 
 def _spans(size: int, part_size: int) -> Iterator[tuple[int, int]]:
