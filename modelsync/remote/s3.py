@@ -22,15 +22,17 @@ import base64
 import functools
 import hashlib
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from modelsync.errors import AuthError, ModelsyncError, RemoteError, UsageError
+from modelsync.digest import sha256_file
+from modelsync.errors import AuthError, IntegrityError, ModelsyncError, RemoteError, UsageError
 from modelsync.fetch.sources import Mirror, MirrorFinder
 from modelsync.manifest.model import RemoteRef
 from modelsync.rules import blob_key, is_sha256
@@ -134,6 +136,7 @@ class S3Remote:
         part_size = max(part_size, -(-size // MAX_PARTS))
         try:
             if size <= part_size:
+                _check(path, sha256, sha256_file(path))  # at most one part: cheap to read twice
                 with path.open("rb") as body:
                     self.client.put_object(
                         Bucket=self.ref.bucket,
@@ -201,8 +204,21 @@ class S3Remote:
 
         todo = [n for n in range(1, len(spans) + 1) if n not in kept]
         parts = dict(kept)
-        for part in pool.map(one, todo):
-            parts[part["PartNumber"]] = part
+        # The whole file is hashed while its parts go (S3 checks each part against its own
+        # checksum only): bytes gone bad under a stat cache that vouches never complete.
+        stop = threading.Event()  # a failed part must not wait for the whole file's hash
+        with ThreadPoolExecutor(1, thread_name_prefix="push-hash") as hashing:
+            whole = hashing.submit(sha256_file, path, stop=stop)
+            try:
+                for part in pool.map(one, todo):
+                    parts[part["PartNumber"]] = part
+            except BaseException:
+                stop.set()
+                raise
+            actual = whole.result()
+        if actual != sha256:
+            self.client.abort_multipart_upload(Bucket=self.ref.bucket, Key=key, UploadId=upload_id)
+            _check(path, sha256, actual)
         self.client.complete_multipart_upload(
             Bucket=self.ref.bucket,
             Key=key,
@@ -315,6 +331,16 @@ def open_remote(ref: RemoteRef) -> S3Remote:
         config=config,
     )
     return S3Remote(ref, client)
+
+
+def _check(path: Path, sha256: str, actual: str) -> None:
+    """IntegrityError unless the blob at `path` hashed to its name."""
+    if actual != sha256:
+        raise IntegrityError(
+            f"{path}: this store's copy of sha256 {sha256} hashes to {actual}; not uploaded",
+            hint="`modelsync verify --full` finds such blobs, `modelsync sync --repair` replaces "
+            "them; then push again",
+        )
 
 
 def _no_profile(ref: RemoteRef, where: str) -> AuthError:

@@ -24,7 +24,9 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
-from tests.cli.test_push import events, weights_key
+from modelsync.store.layout import StoreLayout
+from modelsync.store.state import open_state
+from tests.cli.test_push import WEIGHTS_SHA, events, weights_key
 from tests.fixtures.cli import CliResult, CliRunner
 from tests.fixtures.projects import TINY_WEIGHTS
 from tests.fixtures.s3 import S3Bucket
@@ -178,4 +180,37 @@ def test_two_pushes_of_one_blob_at_once_both_succeed(
     assert result.exit_code == 0, result.stderr
     assert "completed by another push" in result.stderr
     assert s3_bucket.get(weights_key()) == TINY_WEIGHTS
+    assert not s3_bucket.client.list_multipart_uploads(Bucket=s3_bucket.name).get("Uploads")
+
+
+def rot(store: Path, sha256: str, data: bytes) -> None:
+    """Change the blob's bytes (same size) under a stat cache that still vouches for it, as
+    silent disk corruption would: the cache is told the new stat."""
+    layout = StoreLayout(store)
+    blob = layout.blob_path(sha256)
+    blob.chmod(0o644)
+    blob.write_bytes(data)
+    blob.chmod(0o444)
+    with open_state(layout.state_path) as state:
+        state.record(blob, blob.stat(), sha256)
+
+
+@pytest.mark.parametrize("part_size", ["0.002", "64"])
+def test_a_store_blob_gone_bad_under_its_stat_is_never_uploaded(
+    pushed_project: dict[str, str],
+    cli_env: dict[str, str],
+    s3_bucket: S3Bucket,
+    run_cli: CliRunner,
+    part_size: str,
+) -> None:
+    """A blob whose bytes went bad after admission, with a stat cache that still vouches for
+    it, is not made visible on the remote, in one PUT or in parts (whose per-part checksums
+    are computed from the bad bytes): exit 4 naming it and the command that finds it."""
+    rot(Path(cli_env["MODELSYNC_STORE"]), WEIGHTS_SHA, b"X" * len(TINY_WEIGHTS))
+    result = run_cli("push", "--part-size", part_size, env=pushed_project)
+    assert result.exit_code == 4, result.stderr
+    assert weights_key() not in s3_bucket.objects()
+    [error] = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert WEIGHTS_SHA in error
+    assert "modelsync sync --repair" in error
     assert not s3_bucket.client.list_multipart_uploads(Bucket=s3_bucket.name).get("Uploads")
