@@ -121,6 +121,17 @@ class S3Remote:
             raise self.error(exc, "list the blobs") from exc
         return found
 
+    def hashes_to(self, sha256: str) -> bool:
+        """Whether the object under the blob's key hashes to its name (every byte is read)."""
+        digest = hashlib.sha256()
+        try:
+            body = self.client.get_object(Bucket=self.ref.bucket, Key=self.key(sha256))["Body"]
+            for chunk in body.iter_chunks(1 << 20):
+                digest.update(chunk)
+        except Exception as exc:
+            raise self.error(exc, f"read sha256 {sha256}") from exc
+        return digest.hexdigest() == sha256
+
     def upload(
         self,
         path: Path,
