@@ -518,6 +518,10 @@ class _Transfer:
             self.discard()  # our partial does not fit the file any more: start over
             raise _Transient("HTTP 416 for the resumed range")
         if status == 200:
+            if self.remote is not None and response.content_length not in (None, item.size):
+                # A remote's object of another size is another object (a stray upload), not a
+                # remote that is down: this file's source failed, the remote stays in use.
+                raise _Mismatch(f"(size {response.content_length} instead of {item.size})")
             if partial.size:
                 log.info("fetch.range_ignored", file=item.label, dropped=partial.size)
                 await self.hasher.drain()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.cli.test_push import WEIGHTS_SHA, events, second_machine, weights_key
+from tests.cli.test_push import CONFIG_SHA, WEIGHTS_SHA, events, second_machine, weights_key
 from tests.fixtures.cli import CliRunner
 from tests.fixtures.projects import TINY_WEIGHTS
 from tests.fixtures.s3 import S3Bucket
@@ -41,3 +41,32 @@ def test_push_check_replaces_an_object_whose_bytes_are_not_the_blob(
     assert again.exit_code == 0
     assert not events(again, "remote.corrupt")
     assert {e.get("remote") for e in events(again, "fetch.done")} == {"team"}
+
+
+def test_an_object_of_another_size_is_one_corrupt_file_not_a_remote_down(
+    pushed_project: dict[str, str], s3_bucket: S3Bucket, run_cli: CliRunner, tmp_path: Path
+) -> None:
+    """A shorter object under one blob's key (a stray upload) is that file's problem: it is
+    named in a `remote.corrupt` warning with both sizes and fetched from the registry, while
+    the remote still serves the next file; it is not taken for a remote that is down."""
+    assert run_cli("push", env=pushed_project).exit_code == 0
+    s3_bucket.put(f"fleet/sha256/{CONFIG_SHA}", b"{")  # config.json is fetched first
+    manifest, store = second_machine(tmp_path)
+    result = run_cli(
+        "-m",
+        str(manifest),
+        "--store",
+        str(store),
+        "sync",
+        "--jobs",
+        "1",
+        "--json",
+        env=pushed_project,
+    )
+    assert result.exit_code == 0, result.stdout
+    assert not events(result, "remote.unavailable")
+    [corrupt] = events(result, "remote.corrupt")
+    assert corrupt["file"] == "tiny/config.json"
+    assert "size 1 instead of 2" in str(corrupt["actual"])
+    done = {e["file"]: e.get("remote") for e in events(result, "fetch.done")}
+    assert done == {"tiny/config.json": None, "tiny/weights.bin": "team"}
