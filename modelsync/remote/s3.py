@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from modelsync.credentials import may_carry_token
 from modelsync.digest import sha256_file
 from modelsync.errors import AuthError, IntegrityError, ModelsyncError, RemoteError, UsageError
 from modelsync.fetch.sources import Mirror, MirrorFinder
@@ -341,6 +342,14 @@ def open_remote(ref: RemoteRef) -> S3Remote:
         region_name=ref.region or session.region_name or DEFAULT_REGION,
         config=config,
     )
+    endpoint = str(client.meta.endpoint_url)
+    if not may_carry_token(endpoint):  # the table's is checked on load; the environment's here
+        raise UsageError(
+            f"remote {ref.name}: the endpoint {endpoint} (from AWS_ENDPOINT_URL or the AWS "
+            "profile's endpoint_url) is plain http to another machine; signed requests go over "
+            "https (or to this machine) only",
+            hint=f"use its https endpoint, in remotes.{ref.name}.endpoint-url or the environment",
+        )
     return S3Remote(ref, client)
 
 
