@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+from modelsync.log import redact_text, redact_url
 from tests.adversarial.test_remote_s3 import CANARY, SIGNED, all_output
 from tests.cli.test_push import events
 from tests.fixtures.cli import CliRunner
@@ -130,3 +131,15 @@ def test_a_url_that_expires_mid_file_is_signed_again_and_the_bytes_kept(
     assert seen[2][0] > seen[1][0]  # signed again after the refusal
     assert Path("models/tiny/weights.bin").read_bytes() == TINY_WEIGHTS
     assert not SIGNED.search(all_output(result))
+
+
+def test_a_signed_url_redacted_twice_reads_the_same() -> None:
+    """Messages carry URLs already redacted (`?[redacted]`) and pass through the log
+    processor's redaction again: the second pass leaves them as they are (the warning for a
+    skipped remote read `…?[redacted]])`)."""
+    url = redact_url(f"http://127.0.0.1:9/b/k?X-Amz-Signature={CANARY}&X-Amz-Date=1")
+    line = f"remote team skipped (from {url}); fetching from the registry"
+    assert redact_text(line) == line
+    assert redact_text(f"see [{url}]") == f"see [{url}]"
+    assert CANARY not in redact_text(f"from http://h/k?X-Amz-Signature={CANARY}]")
+    assert CANARY not in redact_text(f"from http://h/k?[redacted]&X-Amz-Signature={CANARY}")
