@@ -106,10 +106,14 @@ def push_project(request: PushRequest) -> PushReport:
     layout = StoreLayout(request.store)
     with open_state(layout.state_path) as state:
         blobs = BlobStore(layout, state)
-        local = {b.sha256 for b in needed if _verified(blobs, b)}
         listing = remote.listing()
         if request.check:
             listing = _checked(remote, needed, listing, jobs=request.jobs)
+        # Only blobs the remote lacks are read here: after a reboot the stat cache vouches for
+        # nothing, and a push with everything in place must not hash the whole store.
+        local = {
+            b.sha256 for b in needed if listing.get(b.sha256) != b.size and _verified(blobs, b)
+        }
         plan = plan_push(needed, local, listing)
         log.info(
             "push.planned",
