@@ -159,9 +159,14 @@ _EVENTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     ),
     "bundle.ignored": lambda e: f"ignored bundle member {e['member']!r}: {e['reason']}; not read",
     "remote.corrupt": lambda e: (
-        f"remote {e['remote']}: {e['file']} hashes to {e['actual']}, not {e['blob']}; not "
-        "admitted, fetching it from the next source (`modelsync push --check` on a machine "
-        "that holds it replaces the object)"
+        f"remote {e['remote']}: {e['file']} "
+        + (
+            f"has the wrong size {e['actual']}"  # "(size N instead of M)"
+            if str(e["actual"]).startswith("(")
+            else f"hashes to {e['actual']}, not {e['blob']}"
+        )
+        + "; not admitted, fetching it from the next source (`modelsync push --check` on a "
+        "machine that holds it replaces the object)"
     ),
     "remote.missing": lambda e: f"remote {e['remote']} lacks {e['file']}; trying the next source",
     "remote.unavailable": lambda e: (

@@ -4,6 +4,7 @@ bytes. Plain `push` compares sizes only (one listing), so it would skip that blo
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from tests.cli.test_push import CONFIG_SHA, WEIGHTS_SHA, events, second_machine, weights_key
@@ -52,6 +53,10 @@ def test_an_object_of_another_size_is_one_corrupt_file_not_a_remote_down(
     assert run_cli("push", env=pushed_project).exit_code == 0
     s3_bucket.put(f"fleet/sha256/{CONFIG_SHA}", b"{")  # config.json is fetched first
     manifest, store = second_machine(tmp_path)
+    human = run_cli("-m", str(manifest), "--store", str(store), "sync", env=pushed_project)
+    assert "tiny/config.json has the wrong size (size 1 instead of 2)" in human.stderr
+    shutil.rmtree(manifest.parent / "models")  # nothing to adopt from for the next machine
+    manifest, store = second_machine(tmp_path, "m3")
     result = run_cli(
         "-m",
         str(manifest),
