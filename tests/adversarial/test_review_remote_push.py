@@ -45,6 +45,8 @@ class Gate:
     holding: threading.Event = field(default_factory=threading.Event)
     """Set once the held request has arrived (parts before it are answered)."""
     release: threading.Event = field(default_factory=threading.Event)
+    drop_held: bool = False
+    """On release, answer the held request 503 instead of forwarding it (its client is gone)."""
 
 
 @pytest.fixture
@@ -60,6 +62,8 @@ def gate(s3_bucket: S3Bucket) -> Iterator[Gate]:
         if request.query.get("partNumber") == str(HELD_PART) and held.acquire(blocking=False):
             found.holding.set()
             await asyncio.to_thread(found.release.wait)
+            if found.drop_held:
+                return web.Response(status=503)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
         async with (
             aiohttp.ClientSession(auto_decompress=False) as session,
@@ -145,6 +149,7 @@ def test_a_push_killed_mid_upload_is_resumed_by_the_next_with_its_parts_reused(
     assert held_parts(s3_bucket) == [1, 2]
     assert weights_key() not in s3_bucket.objects()
 
+    gate.drop_held = True  # the killed push's part 3 must not reach moto now
     gate.release.set()
     rerun = finish(start_push(gated_project, cli_env, "--json"))
     assert rerun.exit_code == 0, rerun.stderr
