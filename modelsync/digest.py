@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import mmap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,10 +30,11 @@ def aligned_buffer(size: int = CHUNK) -> Iterator[memoryview]:
         buffer.close()
 
 
-def sha256_file(path: Path, *, chunk: int = CHUNK) -> str:
-    """Hex SHA-256 of a file, read in page-aligned chunks (never the whole file at once)."""
+def sha256_file(path: Path, *, chunk: int = CHUNK, stop: threading.Event | None = None) -> str:
+    """Hex SHA-256 of a file, read in page-aligned chunks (never the whole file at once);
+    once `stop` is set it gives up between chunks (the result is then meaningless)."""
     digest = hashlib.sha256()
     with aligned_buffer(chunk) as view, path.open("rb", buffering=0) as handle:
-        while n := handle.readinto(view):
+        while (n := handle.readinto(view)) and not (stop is not None and stop.is_set()):
             digest.update(view[:n])
     return digest.hexdigest()

@@ -46,8 +46,12 @@ _SECRET_KEYS = frozenset(
 # "a token with access" is left alone.
 _BEARER = re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{12,}")
 _HF_TOKEN = re.compile(r"\bhf_[A-Za-z0-9]{8,}")
-# Trailing punctuation belongs to the sentence, not the URL ("see http://x/y; then…").
-_URL = re.compile(r"\bhttps?://[^\s\"'<>]+(?<![.,;:!?)\]])")
+# Trailing punctuation belongs to the sentence, not the URL ("see http://x/y; then…"); a URL
+# redacted already keeps its whole `?[redacted]` (else a second pass doubles the bracket).
+_URL = re.compile(
+    r"\bhttps?://[^\s\"'<>?]*\?\[redacted\](?![^\s\"'<>.,;:!?)\]])"
+    r"|\bhttps?://[^\s\"'<>]+(?<![.,;:!?)\]])"
+)
 
 
 def redact_url(url: str) -> str:

@@ -159,9 +159,14 @@ _EVENTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     ),
     "bundle.ignored": lambda e: f"ignored bundle member {e['member']!r}: {e['reason']}; not read",
     "remote.corrupt": lambda e: (
-        f"remote {e['remote']}: {e['file']} hashes to {e['actual']}, not {e['blob']}; not "
-        "admitted, fetching it from the next source (delete that object from the bucket and "
-        "run `modelsync push` to replace it)"
+        f"remote {e['remote']}: {e['file']} "
+        + (
+            f"has the wrong size {e['actual']}"  # "(size N instead of M)"
+            if str(e["actual"]).startswith("(")
+            else f"hashes to {e['actual']}, not {e['blob']}"
+        )
+        + "; not admitted, fetching it from the next source (`modelsync push --check` on a "
+        "machine that holds it replaces the object)"
     ),
     "remote.missing": lambda e: f"remote {e['remote']} lacks {e['file']}; trying the next source",
     "remote.unavailable": lambda e: (
@@ -170,6 +175,13 @@ _EVENTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     ),
     "remote.upload_resumed": lambda e: (
         f"remote {e['remote']}: resuming the upload of {e['blob']} ({e['parts']} parts there)"
+    ),
+    "push.replacing": lambda e: (
+        f"remote {e['remote']}: the object of {e['file']} does not hash to sha256 {e['blob']}; "
+        "uploading it again"
+    ),
+    "push.completed_elsewhere": lambda e: (
+        f"remote {e['remote']}: the upload of {e['blob']} was completed by another push"
     ),
     "push.uploaded": lambda e: (
         f"uploaded {e['file']} to {e['remote']} ({human_bytes(int(e['bytes']))} in {_seconds(e)}"

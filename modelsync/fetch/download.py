@@ -230,9 +230,8 @@ async def _from_sources(transfer: _Transfer) -> tuple[int, int]:
     for mirror in item.mirrors:
         if mirror.remote in fetcher.skip:
             continue
-        transfer.switch(mirror.url, mirror.remote)
         try:
-            _received, attempts = await transfer.run()
+            attempts = await _from_remote(transfer, mirror)
         except _SourceFailed as exc:
             if exc.actual is None:
                 log.debug("remote.missing", remote=mirror.remote, file=item.label, blob=item.sha256)
@@ -255,6 +254,21 @@ async def _from_sources(transfer: _Transfer) -> tuple[int, int]:
     transfer.switch(item.url, None)
     _received, attempts = await transfer.run()
     return transfer.flushed, attempts
+
+
+async def _from_remote(transfer: _Transfer, mirror: Mirror) -> int:
+    """Run `transfer` from one blob remote; returns the attempts. A refusal after the remote
+    served bytes of this file means its URL expired meanwhile (temporary credentials can make
+    that minutes): signed again once, keeping the bytes."""
+    transfer.switch(mirror.sign(), mirror.remote)
+    before = transfer.flushed
+    try:
+        return (await transfer.run())[1]
+    except AuthError:
+        if transfer.flushed == before:
+            raise
+    transfer.switch(mirror.sign(), mirror.remote)
+    return (await transfer.run())[1]
 
 
 async def _fetch_lock(layout: StoreLayout, item: FetchItem, *, wait: bool) -> int | None:
@@ -503,6 +517,10 @@ class _Transfer:
             self.discard()  # our partial does not fit the file any more: start over
             raise _Transient("HTTP 416 for the resumed range")
         if status == 200:
+            if self.remote is not None and response.content_length not in (None, item.size):
+                # A remote's object of another size is another object (a stray upload), not a
+                # remote that is down: this file's source failed, the remote stays in use.
+                raise _Mismatch(f"(size {response.content_length} instead of {item.size})")
             if partial.size:
                 log.info("fetch.range_ignored", file=item.label, dropped=partial.size)
                 await self.hasher.drain()

@@ -8,14 +8,16 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Mirror:
-    """A blob remote's URL for one blob (signed: never logged, see log.redact_url)."""
+    """A blob remote's way to one blob: `sign()` gives a signed GET URL (never logged, see
+    log.redact_url), made when the download starts: a file started hours into a sync must not
+    meet a URL that expired meanwhile."""
 
     remote: str
-    url: str
+    sign: Callable[[], str]
 
 
 MirrorFinder = Callable[[Sequence[str]], Mapping[str, tuple[Mirror, ...]]]
-"""Given the digests to download, the remotes' URLs for each, in the order to try them."""
+"""Given the digests to download, the remotes' signers for each, in the order to try them."""
 
 
 def no_mirrors(_digests: Sequence[str]) -> Mapping[str, tuple[Mirror, ...]]:

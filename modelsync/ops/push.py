@@ -1,7 +1,8 @@
 """`modelsync push`: upload the blobs a lock needs to a blob remote that lacks them.
 
 Plan, then apply: the lock's blobs (every profile's, or those of `--model`), this store's
-verified blobs and the remote's listing → `PushPlan`; then uploads, blobs and parts in
+verified blobs and the remote's listing (with `--check`, less the objects whose bytes are not
+their blob's) → `PushPlan`; then uploads, blobs and parts in
 parallel (bounded by `jobs`), each under its `sha256/<hex>` key and visible only once whole.
 A blob this store holds with other bytes than its name is never uploaded (it counts as missing
 here). Nothing local changes, so no store lock is taken.
@@ -41,6 +42,8 @@ class PushRequest(proj.ProjectRequest):
     part_size: int | None = None
     """Bytes per multipart part; None: the adapter's default."""
     offline: bool = False
+    check: bool = False
+    """`--check`: read back the objects the listing shows and replace those with other bytes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +105,15 @@ def push_project(request: PushRequest) -> PushReport:
     layout = StoreLayout(request.store)
     with open_state(layout.state_path) as state:
         blobs = BlobStore(layout, state)
-        local = {b.sha256 for b in needed if _verified(blobs, b)}
-        plan = plan_push(needed, local, remote.listing())
+        listing = remote.listing()
+        if request.check:
+            listing = _checked(remote, needed, listing, jobs=request.jobs)
+        # Only blobs the remote lacks are read here: after a reboot the stat cache vouches for
+        # nothing, and a push with everything in place must not hash the whole store.
+        local = {
+            b.sha256 for b in needed if listing.get(b.sha256) != b.size and _verified(blobs, b)
+        }
+        plan = plan_push(needed, local, listing)
         log.info(
             "push.planned",
             remote=ref.name,
@@ -138,6 +148,21 @@ def _needed(loaded: proj.Loaded, models: tuple[str, ...]) -> list[NeededBlob]:
         if not models or m.name in models
         for f in m.files
     ]
+
+
+def _checked(
+    remote: S3Remote, needed: list[NeededBlob], listing: dict[str, int], *, jobs: int
+) -> dict[str, int]:
+    """`listing` without the needed blobs whose objects do not hash to their names (a size
+    says nothing of the bytes): the plan then uploads them over the bad objects."""
+    listed = list({b.sha256: b for b in needed if listing.get(b.sha256) == b.size}.values())
+    with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="push-check") as pool:
+        good = list(pool.map(lambda b: remote.hashes_to(b.sha256), listed))
+    bad = {b.sha256 for b, ok in zip(listed, good, strict=True) if not ok}
+    for blob in listed:
+        if blob.sha256 in bad:
+            log.warning("push.replacing", remote=remote.ref.name, file=blob.label, blob=blob.sha256)
+    return {d: n for d, n in listing.items() if d not in bad}
 
 
 def _verified(blobs: BlobStore, blob: NeededBlob) -> bool:

@@ -19,15 +19,19 @@ the parts whose size and checksum match this file's (ListParts) and sends only t
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelsync.errors import AuthError, ModelsyncError, RemoteError, UsageError
+from modelsync.credentials import may_carry_token
+from modelsync.digest import sha256_file
+from modelsync.errors import AuthError, IntegrityError, ModelsyncError, RemoteError, UsageError
 from modelsync.fetch.sources import Mirror, MirrorFinder
 from modelsync.log import get_logger
 from modelsync.manifest.model import RemoteRef
@@ -117,6 +121,17 @@ class S3Remote:
             raise self.error(exc, "list the blobs") from exc
         return found
 
+    def hashes_to(self, sha256: str) -> bool:
+        """Whether the object under the blob's key hashes to its name (every byte is read)."""
+        digest = hashlib.sha256()
+        try:
+            body = self.client.get_object(Bucket=self.ref.bucket, Key=self.key(sha256))["Body"]
+            for chunk in body.iter_chunks(1 << 20):
+                digest.update(chunk)
+        except Exception as exc:
+            raise self.error(exc, f"read sha256 {sha256}") from exc
+        return digest.hexdigest() == sha256
+
     def upload(
         self,
         path: Path,
@@ -132,6 +147,7 @@ class S3Remote:
         part_size = max(part_size, -(-size // MAX_PARTS))
         try:
             if size <= part_size:
+                _check(path, sha256, sha256_file(path))  # at most one part: cheap to read twice
                 with path.open("rb") as body:
                     self.client.put_object(
                         Bucket=self.ref.bucket,
@@ -146,7 +162,20 @@ class S3Remote:
         except ModelsyncError:
             raise
         except Exception as exc:
+            if size > part_size and self._holds(sha256, size):
+                # Another push of this blob took over our open upload and completed it (two
+                # machines pushing at once share it): the blob is there, which is the goal.
+                log.info("push.completed_elsewhere", remote=self.ref.name, blob=sha256)
+                return Uploaded(0, multipart=True)
             raise self.error(exc, f"upload sha256 {sha256}") from exc
+
+    def _holds(self, sha256: str, size: int) -> bool:
+        """Whether an object of `size` bytes is under the blob's key now."""
+        try:
+            head = self.client.head_object(Bucket=self.ref.bucket, Key=self.key(sha256))
+        except Exception:  # noqa: BLE001 - only asked after a failure; that failure is reported
+            return False
+        return int(head.get("ContentLength", -1)) == size
 
     def _multipart(
         self,
@@ -186,8 +215,21 @@ class S3Remote:
 
         todo = [n for n in range(1, len(spans) + 1) if n not in kept]
         parts = dict(kept)
-        for part in pool.map(one, todo):
-            parts[part["PartNumber"]] = part
+        # The whole file is hashed while its parts go (S3 checks each part against its own
+        # checksum only): bytes gone bad under a stat cache that vouches never complete.
+        stop = threading.Event()  # a failed part must not wait for the whole file's hash
+        with ThreadPoolExecutor(1, thread_name_prefix="push-hash") as hashing:
+            whole = hashing.submit(sha256_file, path, stop=stop)
+            try:
+                for part in pool.map(one, todo):
+                    parts[part["PartNumber"]] = part
+            except BaseException:
+                stop.set()
+                raise
+            actual = whole.result()
+        if actual != sha256:
+            self.client.abort_multipart_upload(Bucket=self.ref.bucket, Key=key, UploadId=upload_id)
+            _check(path, sha256, actual)
         self.client.complete_multipart_upload(
             Bucket=self.ref.bucket,
             Key=key,
@@ -242,11 +284,7 @@ class S3Remote:
         if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
             return AuthError(f"{where}: no AWS credentials found to {what}", hint=fix_for(self.ref))
         if isinstance(exc, bx.ProfileNotFound):
-            return AuthError(
-                f"{where}: the AWS profile {self.ref.profile or os.environ.get('AWS_PROFILE')!r} "
-                "does not exist",
-                hint=fix_for(self.ref),
-            )
+            return _no_profile(self.ref, where)
         if isinstance(exc, bx.ClientError):
             code = str(exc.response.get("Error", {}).get("Code", "?"))
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -296,17 +334,45 @@ def open_remote(ref: RemoteRef) -> S3Remote:
     try:
         session = boto3.session.Session(profile_name=ref.profile, region_name=ref.region)
     except bx.ProfileNotFound as exc:
-        raise AuthError(
-            f"remote {ref.name}: the AWS profile {ref.profile!r} does not exist",
-            hint=fix_for(ref),
-        ) from exc
+        raise _no_profile(ref, f"remote {ref.name}") from exc
     client = session.client(
         "s3",
         endpoint_url=ref.endpoint_url,
         region_name=ref.region or session.region_name or DEFAULT_REGION,
         config=config,
     )
+    endpoint = str(client.meta.endpoint_url)
+    if not may_carry_token(endpoint):  # the table's is checked on load; the environment's here
+        raise UsageError(
+            f"remote {ref.name}: the endpoint {endpoint} (from AWS_ENDPOINT_URL or the AWS "
+            "profile's endpoint_url) is plain http to another machine; signed requests go over "
+            "https (or to this machine) only",
+            hint=f"use its https endpoint, in remotes.{ref.name}.endpoint-url or the environment",
+        )
     return S3Remote(ref, client)
+
+
+def _check(path: Path, sha256: str, actual: str) -> None:
+    """IntegrityError unless the blob at `path` hashed to its name."""
+    if actual != sha256:
+        raise IntegrityError(
+            f"{path}: this store's copy of sha256 {sha256} hashes to {actual}; not uploaded",
+            hint="`modelsync verify --full` finds such blobs, `modelsync sync --repair` replaces "
+            "them; then push again",
+        )
+
+
+def _no_profile(ref: RemoteRef, where: str) -> AuthError:
+    """The profile named by the table's `profile`, else by AWS_PROFILE, is not configured."""
+    if ref.profile:
+        named = f"{ref.profile!r} (remotes.{ref.name}.profile)"
+        fix = (
+            f"create it (`aws configure --profile {ref.profile}`) or fix remotes.{ref.name}.profile"
+        )
+    else:
+        named = f"{os.environ.get('AWS_PROFILE')!r} (AWS_PROFILE)"
+        fix = "create it (`aws configure --profile NAME`), or unset AWS_PROFILE"
+    return AuthError(f"{where}: the AWS profile {named} does not exist", hint=fix)
 
 
 def _spans(size: int, part_size: int) -> Iterator[tuple[int, int]]:
@@ -329,23 +395,27 @@ def _b64(digest: bytes) -> str:
 
 
 def mirror_finder(remotes: Sequence[RemoteRef]) -> MirrorFinder:
-    """The `sync` side of the remotes: for the digests to download, a signed GET URL on each
-    remote, in manifest order. A remote that cannot sign (no credentials, no boto3, a missing
-    profile) is left out with one warning naming the fix: the registry still serves the blob."""
+    """The `sync` side of the remotes: for the digests to download, a signer of GET URLs on
+    each remote, in manifest order (each URL is signed as its download starts). A remote that
+    cannot sign (no credentials, no boto3, a missing profile) is left out with one warning
+    naming the fix: the registry still serves the blob."""
 
     def find(digests: Sequence[str]) -> dict[str, tuple[Mirror, ...]]:
         found: dict[str, list[Mirror]] = {d: [] for d in digests}
         for ref in remotes:
             try:
                 remote = open_remote(ref)
-                urls = {d: remote.presign_get(d) for d in digests}
+                for digest in digests[:1]:  # can it sign at all? (credentials, profile)
+                    remote.presign_get(digest)
             except ModelsyncError as exc:
                 log.warning(
                     "remote.unavailable", remote=ref.name, reason=exc.message, fix=exc.hint or ""
                 )
                 continue
-            for digest, url in urls.items():
-                found[digest].append(Mirror(ref.name, url))
+            for digest in digests:
+                found[digest].append(
+                    Mirror(ref.name, functools.partial(remote.presign_get, digest))
+                )
         return {d: tuple(m) for d, m in found.items() if m}
 
     return find

@@ -21,6 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_filter(parser)
     parser.add_argument("--dry-run", action="store_true", help="print the upload plan only")
     parser.add_argument(
+        "--check",
+        action="store_true",
+        help="read back every object the remote lists and replace those with other bytes",
+    )
+    parser.add_argument(
         "--jobs", type=_positive, default=4, metavar="N", help="parts uploaded at once"
     )
     parser.add_argument(
@@ -65,6 +70,7 @@ def run(args: argparse.Namespace, opts: GlobalOptions, out: Output) -> int:
             jobs=args.jobs,
             part_size=args.part_size,
             offline=opts.offline,
+            check=args.check,
             environ=dict(os.environ),
         )
     )
