@@ -183,6 +183,11 @@ _EVENTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "push.completed_elsewhere": lambda e: (
         f"remote {e['remote']}: the upload of {e['blob']} was completed by another push"
     ),
+    "push.part_size_small": lambda e: (
+        f"--part-size {human_bytes(int(e['bytes']))} is below S3's minimum part of "
+        f"{human_bytes(int(e['least']))} (all parts but the last): AWS S3 refuses such an "
+        f"upload when it completes; use --part-size 5 or more for {e['remote']} on AWS"
+    ),
     "push.uploaded": lambda e: (
         f"uploaded {e['file']} to {e['remote']} ({human_bytes(int(e['bytes']))} in {_seconds(e)}"
         + (f", {e['parts_reused']} parts from an earlier push" if e.get("parts_reused") else "")

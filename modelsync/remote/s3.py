@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelsync.credentials import may_carry_token
-from modelsync.digest import sha256_file
+from modelsync.digest import CHUNK, sha256_file
 from modelsync.errors import AuthError, IntegrityError, ModelsyncError, RemoteError, UsageError
 from modelsync.fetch.sources import Mirror, MirrorFinder
 from modelsync.log import get_logger
@@ -200,17 +200,22 @@ class S3Remote:
 
         def one(number: int) -> dict[str, Any]:
             start, end = spans[number - 1]
-            data = _read(path, start, end)
-            checksum = _b64(hashlib.sha256(data).digest())
-            answer = self.client.upload_part(
-                Bucket=self.ref.bucket,
-                Key=key,
-                UploadId=upload_id,
-                PartNumber=number,
-                Body=data,
-                ChecksumSHA256=checksum,
-            )
-            sent(len(data))
+            # The part is read twice in CHUNKs (its checksum, then its body), never held
+            # whole: memory stays flat whatever --part-size and --jobs are.
+            with path.open("rb") as f:
+                body = _Window(f.fileno(), start, end)
+                checksum = _sha256_b64(body)
+                body.seek(0)
+                answer = self.client.upload_part(
+                    Bucket=self.ref.bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=body,
+                    ContentLength=end - start,
+                    ChecksumSHA256=checksum,
+                )
+            sent(end - start)
             return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum}
 
         todo = [n for n in range(1, len(spans) + 1) if n not in kept]
@@ -260,11 +265,12 @@ class S3Remote:
                     fits = False
                     break
                 start, end = spans[number - 1]
-                checksum = _b64(hashlib.sha256(_read(path, start, end)).digest())
-                listed_sum = part.get("ChecksumSHA256")
                 if int(part["Size"]) != end - start:
                     fits = False
                     break
+                with path.open("rb") as f:
+                    checksum = _sha256_b64(_Window(f.fileno(), start, end))
+                listed_sum = part.get("ChecksumSHA256")
                 if listed_sum is None or listed_sum == checksum:
                     kept[number] = {
                         "PartNumber": number,
@@ -384,10 +390,34 @@ def _held(kept: dict[int, dict[str, Any]], spans: list[tuple[int, int]]) -> int:
     return sum(spans[n - 1][1] - spans[n - 1][0] for n in kept)
 
 
-def _read(path: Path, start: int, end: int) -> bytes:
-    with path.open("rb") as f:
-        f.seek(start)
-        return f.read(end - start)
+class _Window:
+    """Bytes [start, end) of an open file as a read-only stream: a part's Body, which botocore
+    reads in small pieces (and seeks back to its start to retry)."""
+
+    def __init__(self, fd: int, start: int, end: int) -> None:
+        self.fd, self.start, self.end, self.pos = fd, start, end, start
+
+    def read(self, size: int | None = -1) -> bytes:
+        left = self.end - self.pos
+        data = os.pread(self.fd, left if size is None or size < 0 else min(size, left), self.pos)
+        self.pos += len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: self.start, os.SEEK_CUR: self.pos, os.SEEK_END: self.end}[whence]
+        self.pos = min(max(base + offset, self.start), self.end)
+        return self.pos - self.start
+
+    def tell(self) -> int:
+        return self.pos - self.start
+
+
+def _sha256_b64(window: _Window) -> str:
+    """The base64 SHA-256 of what is left in `window`, read in CHUNKs."""
+    digest = hashlib.sha256()
+    while chunk := window.read(CHUNK):
+        digest.update(chunk)
+    return _b64(digest.digest())
 
 
 def _b64(digest: bytes) -> str:
