@@ -115,6 +115,8 @@ class Fetcher:
     hold it already (design.md section 3)."""
     wait: bool = True
     """Wait while another run downloads the same blob; False (`--no-wait`): BusyError."""
+    wait_s: float | None = None
+    """At most this many seconds (`--wait-timeout`), then BusyError; None: no limit."""
     connections: int = 8
     """Connections for one large file (`sync --connections`); 1: always one stream."""
     solo_probe: tuple[int, float] | None = None
@@ -186,7 +188,7 @@ async def fetch_blob(fetcher: Fetcher, item: FetchItem) -> FetchResult:
     store); the store lock, `fetcher.admit`, is held only for the rename into `blobs/`."""
     started = time.monotonic()
     blob = fetcher.layout.blob_path(item.sha256)
-    lock = await _fetch_lock(fetcher.layout, item, wait=fetcher.wait)
+    lock = await _fetch_lock(fetcher.layout, item, wait=fetcher.wait, wait_s=fetcher.wait_s)
     if lock is None:
         return FetchResult(item, 0, 0, 0, 0.0)
     try:
@@ -271,10 +273,14 @@ async def _from_remote(transfer: _Transfer, mirror: Mirror) -> int:
     return (await transfer.run())[1]
 
 
-async def _fetch_lock(layout: StoreLayout, item: FetchItem, *, wait: bool) -> int | None:
+async def _fetch_lock(
+    layout: StoreLayout, item: FetchItem, *, wait: bool, wait_s: float | None = None
+) -> int | None:
     """This process's right to fetch `item` (an fd), or None once the blob is in the store;
-    BusyError instead of waiting for another run's download unless `wait`."""
+    BusyError instead of waiting for another run's download unless `wait`, or once it has
+    waited `wait_s` seconds."""
     waiting = False
+    deadline = None if wait_s is None else time.monotonic() + wait_s
     while True:
         present, lock = _blob_or_lock(layout, item.sha256)
         if present or lock is not None:
@@ -283,6 +289,12 @@ async def _fetch_lock(layout: StoreLayout, item: FetchItem, *, wait: bool) -> in
             raise BusyError(
                 f"{layout.fetch_lock_path(item.sha256)}: another run is downloading {item.label}",
                 hint="run again when it is done, or without --no-wait to wait for it",
+            )
+        if deadline is not None and time.monotonic() >= deadline:
+            raise BusyError(
+                f"{layout.fetch_lock_path(item.sha256)}: another run is still downloading "
+                f"{item.label} after {wait_s:g} s (--wait-timeout)",
+                hint="run again when it is done, or with a longer --wait-timeout",
             )
         if not waiting:
             log.info("fetch.wait", file=item.label, why="another run is fetching this blob")

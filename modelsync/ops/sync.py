@@ -349,5 +349,6 @@ def _options(request: SyncRequest, ctx: proj.SyncContext) -> ApplyOptions:
         progress=request.progress,
         gitignore=ctx.loaded.project.settings.gitignore,
         wait=request.wait,
+        wait_s=request.wait_timeout,
         mirrors=mirrors,
     )

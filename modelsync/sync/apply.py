@@ -94,6 +94,8 @@ class ApplyOptions:
     caller does not hold it (`fetch_missing`)."""
     wait: bool = True
     """Wait for another run's download of a blob this one needs (False: `--no-wait`)."""
+    wait_s: float | None = None
+    """At most this many seconds (`--wait-timeout`); None: no limit."""
     mirrors: MirrorFinder = no_mirrors
     """The blob remotes' URLs for the blobs to download (asked only when some must be)."""
 
@@ -380,6 +382,7 @@ async def _download(
                 fsync=not blobs.state.defers_fsync,
                 admit=options.admit,
                 wait=options.wait,
+                wait_s=options.wait_s,
                 connections=max(options.connections or DEFAULT_CONNECTIONS, 1),
                 # Without an explicit --connections, a first piece as fast as loopback keeps the
                 # file on one stream: splitting cost 20 % there (CONTRIBUTING.md, benchmarks).
