@@ -4,8 +4,9 @@ Two modes. `--root DIR`: the repositories under DIR (uploads accepted). `--lock 
 `--project DIR`: a read-only LAN mirror answering exactly the locked Hub repositories at their
 locked commits from this machine's blob store (`server.mirror`); with `--pull-through
 REGISTRY` a locked file the store lacks is fetched from upstream through the transfer engine,
-verified against the lock's SHA-256, admitted to the store, then served, so the first client
-warms the mirror for the rest. Concurrent requests for one missing blob share one download.
+verified against the lock's SHA-256 and admitted to the store, so the first client warms the
+mirror for the rest. Concurrent requests for one missing blob share one download, and get its
+bytes as they arrive (`_Pull`: the engine's gap-free prefix, through `Fetcher.watch`).
 """
 
 from __future__ import annotations

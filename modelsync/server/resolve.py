@@ -145,7 +145,7 @@ async def send_pulling(
         if not response.prepared:
             raise
         # Cut, not ended: a body short of its Content-Length is never taken for the file.
-        log.info("download.stream_cut", repo=repo_id, path=path, offset=pos, reason=str(exc))
+        log.info("serve.stream_cut", file=f"{repo_id}/{path}", offset=pos, reason=str(exc))
         if request.transport is not None:
             request.transport.abort()
         return response

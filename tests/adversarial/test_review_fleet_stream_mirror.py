@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from huggingface_hub import hf_hub_download
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -181,15 +182,24 @@ def _until(done: Callable[[], bool]) -> bool:
     return True
 
 
-def test_a_cold_file_streams_while_upstream_still_sends(cold_mirror: Setup, gated: Gated) -> None:
+def test_a_cold_file_streams_while_upstream_still_sends(
+    cold_mirror: Setup, gated: Gated, tmp_path: Path
+) -> None:
     """The client reads the first bytes while upstream still holds most of the file; a
-    Range into the part not yet arrived waits for it; both get exactly the locked bytes and
-    the mirror keeps the blob."""
-    result: list[tuple[int, str | None, bytes]] = []
+    Range into the part not yet arrived and an `hf_hub_download` started meanwhile wait for
+    it; all get exactly the locked bytes from the one pull, and the mirror keeps the blob."""
+    ranges: list[tuple[int, str | None, bytes]] = []
+    downloads: list[Path] = []
 
     def ranged() -> None:  # asks for bytes upstream has not sent yet
         with _get(cold_mirror.endpoint, {"Range": "bytes=2500000-2500099"}) as answer:
-            result.append((answer.status, answer.getheader("Content-Range"), answer.read()))
+            ranges.append((answer.status, answer.getheader("Content-Range"), answer.read()))
+
+    def hub_client() -> None:
+        got = hf_hub_download(
+            MIRROR_REPO, "weights.bin", endpoint=cold_mirror.endpoint, cache_dir=tmp_path / "hf"
+        )
+        downloads.append(Path(got))
 
     with _get(cold_mirror.endpoint) as response:
         assert response.status == 200
@@ -197,15 +207,18 @@ def test_a_cold_file_streams_while_upstream_still_sends(cold_mirror: Setup, gate
         first = response.read(64 << 10)
         assert first == DATA[: 64 << 10]
         assert gated.sent < len(DATA)  # upstream has not sent the rest: it waits for the gate
-        reader = threading.Thread(target=ranged)
-        reader.start()
+        others = [threading.Thread(target=ranged), threading.Thread(target=hub_client)]
+        for thread in others:
+            thread.start()
         gated.gate.set()
         rest = response.read()
-        reader.join(READ_TIMEOUT_S * 2)
+        for thread in others:
+            thread.join(READ_TIMEOUT_S * 2)
     assert hashlib.sha256(first + rest).hexdigest() == DATA_SHA
-    assert result == [(206, f"bytes 2500000-2500099/{len(DATA)}", DATA[2500000:2500100])]
+    assert ranges == [(206, f"bytes 2500000-2500099/{len(DATA)}", DATA[2500000:2500100])]
+    assert [p.read_bytes() == DATA for p in downloads] == [True]
     assert _wait_for(_blob(cold_mirror.store))
-    assert gated.requests == 1  # one pull served both clients
+    assert gated.requests == 1  # one pull served every client
 
 
 def test_a_stream_of_bytes_that_fail_verification_is_cut(lying_mirror: Setup, gated: Gated) -> None:
