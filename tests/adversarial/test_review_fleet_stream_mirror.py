@@ -254,3 +254,36 @@ def test_a_client_leaving_mid_stream_does_not_stop_the_pull(
     assert result.exit_code == 0, result.stderr
     assert (client.placed / "weights.bin").read_bytes() == DATA
     assert gated.requests == 1
+
+
+def test_a_sync_through_a_cold_mirror_gets_bytes_before_upstream_finished(
+    cold_mirror: Setup, gated: Gated, run_cli_process: CliRunner, tmp_path: Path
+) -> None:
+    """`modelsync sync` (a real process) through the cold mirror writes the first bytes of the
+    file into its own partial while upstream still holds the rest, then places the file."""
+    client = project_at(tmp_path / "b")
+    client.lock.write_bytes(cold_mirror.lock.read_bytes())
+    client_store = tmp_path / "client-store"
+    env = client_env(cold_mirror.endpoint, tmp_path)
+    results = []
+
+    def sync() -> None:
+        args = ("-m", str(client.manifest), "--store", str(client_store), "sync", "--frozen")
+        results.append(run_cli_process(*args, env=env))
+
+    syncing = threading.Thread(target=sync)
+    syncing.start()
+    partials = client_store / "tmp"
+
+    def got_bytes() -> bool:
+        return any(p.stat().st_size >= MIB for p in partials.glob(f"{DATA_SHA}*.part"))
+
+    try:
+        assert _until(got_bytes)
+        assert gated.sent < len(DATA)  # the client has bytes upstream is still holding back
+    finally:
+        gated.gate.set()
+        syncing.join(60)
+    assert results[0].exit_code == 0, results[0].stderr
+    assert (client.placed / "weights.bin").read_bytes() == DATA
+    assert gated.requests == 1
