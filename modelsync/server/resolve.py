@@ -135,17 +135,17 @@ async def send_pulling(
                 reader = pulling.open()
                 await response.prepare(request)
                 counters.record_bytes(repo_id, path, end - start)
-            n = min(ready - pos, STREAM_READ)
-            data = await asyncio.to_thread(os.pread, reader.fileno(), n, pos)
-            if not data or pulling.ready() < pos + len(data):  # failed while it was read
-                raise ConnectionAbortedError("the pull ended without these bytes")
+            data = await _read_arrived(pulling, reader, pos, min(ready - pos, STREAM_READ))
             await response.write(data)
             pos += len(data)
-    except (ConnectionError, HubError) as exc:
+    except ConnectionError:  # the client went away; the pull goes on for the others
+        log.info("download.client_gone", repo=repo_id, path=path, offset=pos)
+        return response
+    except HubError as exc:
         if not response.prepared:
             raise
         # Cut, not ended: a body short of its Content-Length is never taken for the file.
-        log.info("serve.stream_cut", file=f"{repo_id}/{path}", offset=pos, reason=str(exc))
+        log.info("serve.stream_cut", file=f"{repo_id}/{path}", offset=pos, reason=exc.message)
         if request.transport is not None:
             request.transport.abort()
         return response
@@ -154,6 +154,15 @@ async def send_pulling(
             reader.close()
     await response.write_eof()
     return response
+
+
+async def _read_arrived(pulling: Pulling, reader: BinaryIO, pos: int, n: int) -> bytes:
+    """`n` arrived bytes at `pos`; `HubError` if the pull failed while they were read (a pull
+    that starts over truncates its partial)."""
+    data = await asyncio.to_thread(os.pread, reader.fileno(), n, pos)
+    if len(data) < n or pulling.ready() < pos + n:
+        raise HubError(502, "the pull ended without these bytes")
+    return data
 
 
 async def _send_file(
