@@ -205,6 +205,9 @@ _EVENTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     ),
     "serve.pull_refused": lambda e: f"not serving {e['file']}: {e['error']}",
     "serve.pull_failed": lambda e: f"could not pull {e['file']}: {e['error']}",
+    "serve.stream_cut": lambda e: (
+        f"cut the answer streaming {e['file']} at byte {e['offset']}: {e['reason']}"
+    ),
     "serve.listing_inexact": lambda e: f"listing {e['file']} as an LFS file for now: {e['error']}",
     "registry.ollama_layers_skipped": lambda e: (
         f"{e['registry']}:{e['repo']}:{e['tag']}: left out layers of unknown media type "

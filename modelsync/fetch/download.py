@@ -128,6 +128,9 @@ class Fetcher:
     """The smallest piece given its own connection; files under two parts take one stream."""
     skip: set[str] = field(default_factory=set)
     """Blob remotes that refused or failed in this run: not asked again."""
+    watch: Callable[[FetchItem, Partial], None] | None = None
+    """Told on the event loop whenever a partial's gap-free prefix (`Partial.size`) may have
+    moved or was reset to zero: a LAN mirror streams the prefix to its clients as it grows."""
 
 
 REMOTE_ATTEMPTS = 2
@@ -196,6 +199,7 @@ async def fetch_blob(fetcher: Fetcher, item: FetchItem) -> FetchResult:
         transfer = _Transfer(fetcher, item, partial, StreamHasher())
         try:
             await transfer.resume()
+            transfer.tell()
             fetcher.progress.start(item.label, item.size, partial.held)
             received, attempts = await _from_sources(transfer)
             if fetcher.fsync:  # before taking the store lock: this part can take seconds
@@ -377,7 +381,13 @@ class _Transfer:
         self.partial.reset()
         self.hasher.reset()
         self.reused = 0
+        self.tell()
         self.fetcher.progress.restart(self.item.label)
+
+    def tell(self) -> None:
+        """Tell `fetcher.watch` where the gap-free prefix is now."""
+        if self.fetcher.watch is not None:
+            self.fetcher.watch(self.item, self.partial)
 
     async def run(self) -> tuple[int, int]:
         """Attempts until the bytes are complete and match; returns (bytes received, attempts)."""
@@ -750,6 +760,7 @@ class _Transfer:
     def advanced(self, n: int) -> None:
         """A slot of `n` bytes reached the partial (about once per MiB)."""
         self.flushed += n
+        self.tell()
         self.fetcher.progress.advance(self.item.label, n)
         if self.probe is not None and self.fetcher.solo_probe is not None:
             started, before, ready, timer = self.probe

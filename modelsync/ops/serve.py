@@ -4,20 +4,23 @@ Two modes. `--root DIR`: the repositories under DIR (uploads accepted). `--lock 
 `--project DIR`: a read-only LAN mirror answering exactly the locked Hub repositories at their
 locked commits from this machine's blob store (`server.mirror`); with `--pull-through
 REGISTRY` a locked file the store lacks is fetched from upstream through the transfer engine,
-verified against the lock's SHA-256, admitted to the store, then served, so the first client
-warms the mirror for the rest. Concurrent requests for one missing blob share one download.
+verified against the lock's SHA-256 and admitted to the store, so the first client warms the
+mirror for the rest. Concurrent requests for one missing blob share one download, and get its
+bytes as they arrive (`_Pull`: the engine's gap-free prefix, through `Fetcher.watch`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
+import os
 import signal
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from modelsync.digest import is_commit_id
 from modelsync.errors import IntegrityError, ModelsyncError, UsageError
@@ -42,7 +45,8 @@ from modelsync.store.layout import StoreLayout
 from modelsync.store.locking import exclusive
 
 if TYPE_CHECKING:  # aiohttp and the transfer engine load only when pulling (cli/commands/base)
-    from modelsync.fetch.download import Fetcher
+    from modelsync.fetch.download import Fetcher, FetchItem
+    from modelsync.store.partial import Partial
 
 log = get_logger(__name__)
 
@@ -218,6 +222,57 @@ class StoreBlobs:
             )
         return path
 
+    async def stream(self, repo_id: str, commit: str, file: PinnedFile) -> Path:
+        """The blob's file (nothing here is ever on its way)."""
+        return await self.bring(repo_id, commit, file)
+
+
+class _Pull:
+    """One blob on its way in, as its streaming readers see it (a `server.source.Pulling`):
+    the fetch engine's gap-free prefix of the partial, the last byte held back until the
+    whole file verified."""
+
+    def __init__(self, blob: Path, size: int) -> None:
+        self.blob = blob
+        self.size = size
+        self.fd: int | None = None
+        """Our own descriptor of the partial: it stays valid when the partial becomes the blob."""
+        self.prefix = 0
+        self.verified = False
+        self.error: HubError | None = None
+        self.opened = False
+        self._moved = asyncio.Event()
+
+    def ready(self) -> int:
+        if self.error is not None:
+            raise self.error
+        return self.size if self.verified else min(self.prefix, self.size - 1)
+
+    async def changed(self) -> None:
+        await self._moved.wait()
+
+    def open(self) -> BinaryIO:
+        self.opened = True
+        if self.fd is None:  # verified without a partial of ours (another process fetched it)
+            return self.blob.open("rb")
+        return os.fdopen(os.dup(self.fd), "rb")
+
+    def moved(self) -> None:
+        """Wake the readers (they look at `ready` again)."""
+        self._moved.set()
+        self._moved = asyncio.Event()
+
+    def end(self, error: HubError | None) -> None:
+        """The pull is over: verified and in the store, or failed."""
+        if error is None:
+            self.verified, self.prefix = True, self.size
+        else:
+            self.error = error
+        if self.fd is not None:
+            os.close(self.fd)  # each reader holds its own duplicate
+            self.fd = None
+        self.moved()
+
 
 @dataclass(slots=True)
 class PullThrough:
@@ -230,6 +285,7 @@ class PullThrough:
     fetcher: Fetcher
     pulls: bool = True
     _inflight: dict[str, asyncio.Task[Path]] = field(default_factory=dict)
+    _streams: dict[str, _Pull] = field(default_factory=dict)
 
     def local(self, sha256: str) -> Path | None:
         """The blob's file if the store has it."""
@@ -241,18 +297,50 @@ class PullThrough:
         path = self.local(file.sha256)
         if path is not None:
             return path
+        # A client that goes away does not cancel the download the others wait for.
+        return await asyncio.shield(self._start(repo_id, commit, file))
+
+    async def stream(self, repo_id: str, commit: str, file: PinnedFile) -> Path | _Pull:
+        """The blob's file if here, else its pull (started if none is under way), whose bytes
+        a client gets as they arrive: a large cold file starts flowing at once."""
+        path = self.local(file.sha256)
+        if path is not None:
+            return path
+        self._start(repo_id, commit, file)
+        return self._streams[file.sha256]
+
+    def _start(self, repo_id: str, commit: str, file: PinnedFile) -> asyncio.Task[Path]:
         task = self._inflight.get(file.sha256)
         if task is None:
             task = asyncio.create_task(self._pull(repo_id, commit, file))
             self._inflight[file.sha256] = task
+            self._streams[file.sha256] = _Pull(self.layout.blob_path(file.sha256), file.size)
             task.add_done_callback(functools.partial(self._done, file.sha256))
-        # A client that goes away does not cancel the download the others wait for.
-        return await asyncio.shield(task)
+        return task
+
+    def watch(self, item: FetchItem, partial: Partial) -> None:
+        """`Fetcher.watch`: the prefix of a pull's partial moved (or was reset)."""
+        pull = self._streams.get(item.sha256)
+        if pull is None:
+            return
+        if partial.size < pull.prefix and pull.opened:
+            # Started over (wrong bytes, or upstream's file changed): what readers got may
+            # be wrong, so their answers are cut; later clients follow the new bytes.
+            pull.end(HubError(502, f"{item.label}: the pull from upstream started over"))
+            pull = self._streams[item.sha256] = _Pull(pull.blob, pull.size)
+        if pull.fd is None:
+            pull.fd = os.dup(partial.fd)
+        pull.prefix = partial.size
+        pull.moved()
 
     def _done(self, sha256: str, task: asyncio.Task[Path]) -> None:
         self._inflight.pop(sha256, None)
-        if not task.cancelled():
-            task.exception()  # retrieved here: nobody may be left waiting for it
+        pull = self._streams.pop(sha256)
+        error = None if task.cancelled() else task.exception()
+        if error is None and not task.cancelled():
+            pull.end(None)
+        else:
+            pull.end(error if isinstance(error, HubError) else HubError(502, "the pull stopped"))
 
     async def _pull(self, repo_id: str, commit: str, file: PinnedFile) -> Path:
         from modelsync.fetch.download import FetchItem, fetch_blob  # noqa: PLC0415
@@ -312,7 +400,9 @@ async def _blob_source(request: ServeRequest, layout: StoreLayout) -> AsyncItera
             admit=functools.partial(exclusive_async, layout.lock_path, wait=True),
         )
         log.info("serve.pull_through", upstream=redact_url(endpoint))
-        yield PullThrough(layout, endpoint, fetcher)
+        pulls = PullThrough(layout, endpoint, fetcher)
+        pulls.fetcher = dataclasses.replace(fetcher, watch=pulls.watch)
+        yield pulls
 
 
 async def _serve_until_signal(request: ServeRequest, on_ready: Callable[[str], None]) -> None:

@@ -36,7 +36,7 @@ from modelsync.server.hub_errors import (
     RevisionNotFoundError,
 )
 from modelsync.server.model import Commit, FileEntry, Repo
-from modelsync.server.source import DEFAULT_BRANCH
+from modelsync.server.source import DEFAULT_BRANCH, Pulling
 
 log = get_logger(__name__)
 
@@ -85,6 +85,10 @@ class BlobSource(Protocol):
 
     async def bring(self, repo_id: str, commit: str, file: PinnedFile) -> Path:
         """The blob's file, fetched and verified first if needed; a `HubError` otherwise."""
+        ...
+
+    async def stream(self, repo_id: str, commit: str, file: PinnedFile) -> Path | Pulling:
+        """The blob's file, or its pull to send as the bytes arrive; a `HubError` otherwise."""
         ...
 
 
@@ -258,12 +262,12 @@ class LockedRepos:
                     with self._lock:
                         self._facts[file.sha256] = facts
 
-    async def blob(self, repo_id: str, commit: str, entry: FileEntry) -> Path:
-        """The store's blob file of a locked file (pull-through fetches a missing one)."""
+    async def blob(self, repo_id: str, commit: str, entry: FileEntry) -> Path | Pulling:
+        """The store's blob file of a locked file, or the pull bringing a missing one."""
         file = self._resolve(repo_id, commit)[1].get(entry.path)
         if file is None:  # the locks changed since the request began
             raise EntryNotFoundError(entry.path, commit)
-        return await self._source.bring(repo_id, commit, file)
+        return await self._source.stream(repo_id, commit, file)
 
     def _entry(self, file: PinnedFile) -> FileEntry:
         if _needs_bytes(file):

@@ -8,12 +8,30 @@ with `HubContext.writable`, which a lock-mode server refuses with a 403.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from modelsync.server.counters import Counters
 from modelsync.server.model import Commit, FileEntry, Repo
 
 DEFAULT_BRANCH = "main"
+
+
+class Pulling(Protocol):
+    """A file on its way in from upstream (`serve --pull-through`), sent as its bytes arrive."""
+
+    def ready(self) -> int:
+        """Bytes from offset 0 that may be sent now: the gap-free prefix received, short of the
+        last byte until the whole file verified; raises `HubError` once the pull failed or
+        started over (bytes sent before may be wrong: the response must be cut)."""
+        ...
+
+    async def changed(self) -> None:
+        """Wait until `ready` may have moved."""
+        ...
+
+    def open(self) -> BinaryIO:
+        """A reader of the file's bytes (call once `ready` is above zero; close it after)."""
+        ...
 
 
 class Repos(Protocol):
@@ -54,6 +72,7 @@ class Repos(Protocol):
         """Make what `head` describes exact before a request reads it (may fetch small files)."""
         ...
 
-    async def blob(self, repo_id: str, commit: str, entry: FileEntry) -> Path:
-        """The file holding `entry`'s bytes, fetched first where the source can; else a 404."""
+    async def blob(self, repo_id: str, commit: str, entry: FileEntry) -> Path | Pulling:
+        """The file holding `entry`'s bytes, or the pull bringing them where the source can
+        fetch; else a 404."""
         ...
