@@ -10,7 +10,9 @@ import errno
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 
 def fsync_dir(directory: Path) -> None:
@@ -28,11 +30,16 @@ def fsync_dir(directory: Path) -> None:
 def write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     """Replace `path` with `data` atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    _replace(path, mode, lambda handle: handle.write(data))
+
+
+def _replace(path: Path, mode: int, fill: Callable[[BinaryIO], object]) -> None:
+    """Write a temp file beside `path` with `fill`, fsync it, rename it over `path`."""
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            fill(handle)
             handle.flush()
             os.fsync(handle.fileno())
         tmp.chmod(mode)
@@ -71,17 +78,5 @@ def hardlink(source: Path, target: Path) -> bool:
 
 def copy_file(source: Path, target: Path, *, mode: int = 0o644) -> None:
     """Replace `target` with a copy of `source` atomically."""
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out, source.open("rb") as src:
-            shutil.copyfileobj(src, out, 1 << 20)
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.chmod(mode)
-        tmp.replace(target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    fsync_dir(target.parent)
+    with source.open("rb") as src:
+        _replace(target, mode, lambda out: shutil.copyfileobj(src, out, 1 << 20))

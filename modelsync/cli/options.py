@@ -117,6 +117,17 @@ def seconds(text: str) -> float:
     return value
 
 
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (`--jobs`, `--connections`)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 

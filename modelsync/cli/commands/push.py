@@ -7,7 +7,7 @@ import os
 from typing import TYPE_CHECKING
 
 from modelsync.cli.commands.base import Command, add_model_filter
-from modelsync.cli.options import GlobalOptions
+from modelsync.cli.options import GlobalOptions, positive
 from modelsync.cli.render import Output
 from modelsync.errors import ExitCode
 from modelsync.units import human_bytes
@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="read back every object the remote lists and replace those with other bytes",
     )
     parser.add_argument(
-        "--jobs", type=_positive, default=4, metavar="N", help="parts uploaded at once"
+        "--jobs", type=positive, default=4, metavar="N", help="parts uploaded at once"
     )
     parser.add_argument(
         "--part-size",
@@ -35,16 +35,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MIB",
         help="MiB per multipart part (default 64; S3 takes 5 to 5120)",
     )
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return value
 
 
 def _mib(text: str) -> int:

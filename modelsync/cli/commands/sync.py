@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from modelsync.cli.commands.base import Command, add_model_filter
-from modelsync.cli.options import GlobalOptions
+from modelsync.cli.options import GlobalOptions, positive
 from modelsync.cli.render import Output
 from modelsync.units import human_bytes
 
@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=4, metavar="N", help="parallel downloads")
     parser.add_argument(
         "--connections",
-        type=_positive,
+        type=positive,
         default=None,
         metavar="N",
         help="connections per large file, each fetching a byte range (default: 8, or one "
@@ -60,16 +60,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="exit 2 when a locked choice needs more memory than this machine has (for CI)",
     )
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return value
 
 
 def progress_factory(opts: GlobalOptions) -> ProgressFactory:
