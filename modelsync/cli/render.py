@@ -197,6 +197,11 @@ _EVENTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
         f"not serving {e['model']} of {e['lock']}: {e['reason']} (a Hub mirror serves Hub repos)"
     ),
     "import.busy": lambda e: f"not serving {e['repo']} yet: {e['path']} is being written",
+    "server.started": lambda e: (
+        f"listening on {e['endpoint']} ({e['repos']} repositories"
+        + (f", CDN at {e['cdn']}" if e.get("cdn") else "")
+        + ")"
+    ),
     "serve.locked": lambda e: f"serving {e['repos']} locked repositories of {e['locks']} locks",
     "serve.reload_failed": lambda e: f"still serving the previous locks: {e['error']}",
     "serve.pull_through": lambda e: f"fetching missing locked files from {e['upstream']}",
