@@ -6,6 +6,10 @@ JSON, one file per project file (named by the SHA-256 of its path, so there are 
 entries than files synced), holding the SHA-256 of the text it was parsed from: an entry is
 used only for exactly that text, and anything else (an edited file, a damaged or foreign
 entry) is parsed again. Only the parse is kept: the document is validated on every run.
+
+The store may be shared with other users, and a digest of a committed lock is no secret: an
+entry is read only if this user owns it and nobody else may write it (else a co-user could
+stand a lock of their choosing in for ours: its pins, its paths).
 """
 
 from __future__ import annotations
@@ -13,10 +17,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
 from modelsync import atomic
+
+_MAX_ENTRY = 64 << 20
+"""A kept parse is read only up to this size (a lock of thousands of files is far less)."""
 
 
 def recall(folder: Path | None, path: Path, text: str) -> dict[str, Any] | None:
@@ -24,7 +32,19 @@ def recall(folder: Path | None, path: Path, text: str) -> dict[str, Any] | None:
     if folder is None:
         return None
     try:
-        entry = json.loads(_entry(folder, path).read_text(encoding="utf-8"))
+        fd = os.open(_entry(folder, path), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if (
+                info.st_uid != os.geteuid()
+                or info.st_mode & 0o022
+                or not stat.S_ISREG(info.st_mode)
+            ):
+                return None
+            entry = json.loads(handle.read(_MAX_ENTRY))
     except (OSError, ValueError):
         return None
     if not isinstance(entry, dict) or entry.get("sha256") != _digest(text):
