@@ -1,9 +1,10 @@
-"""Default locations: the store, from `--store`, `MODELSYNC_STORE` or the platform cache dir."""
+"""Default locations (the store, from `--store`, `MODELSYNC_STORE` or the platform cache dir),
+and opening a file below a folder without following links."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 STORE_ENV = "MODELSYNC_STORE"
@@ -45,3 +46,21 @@ def existing_part(path: Path) -> Path:
     while not found.exists() and found != found.parent:
         found = found.parent
     return found
+
+
+def open_below(dir_fd: int, parts: Sequence[str]) -> int:
+    """The fd of `parts` (folders…, file) below the folder `dir_fd`, opened read-only without
+    following a symlink at any level: a folder or file swapped for a link after it was listed
+    is never read through (OSError: ELOOP or ENOTDIR). Non-blocking, so a FIFO never hangs;
+    the caller checks that it is a regular file."""
+    *folders, leaf = parts
+    opened: list[int] = []
+    try:
+        at = dir_fd
+        for part in folders:
+            at = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=at)
+            opened.append(at)
+        return os.open(leaf, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=at)
+    finally:
+        for folder in opened:
+            os.close(folder)

@@ -32,6 +32,7 @@ from modelsync.bundle.model import (
     member_kind,
 )
 from modelsync.errors import IntegrityError, UsageError
+from modelsync.paths import open_below
 from modelsync.store.blobs import Readable
 
 _REGULAR = (tarfile.REGTYPE, tarfile.AREGTYPE)
@@ -153,23 +154,14 @@ class DirBundle:
     def _open(self, name: str) -> int:
         """Open `name` (relative, `/`-separated) under the bundle without following any
         symlink; Refused naming what is wrong."""
-        *folders, leaf = name.split("/")
-        opened: list[int] = []
         try:
-            at = self.fd
-            for part in folders:
-                at = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=at)
-                opened.append(at)
-            fd = os.open(leaf, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=at)
+            fd = open_below(self.fd, name.split("/"))
         except FileNotFoundError:
             raise Refused("is missing from the bundle") from None
         except OSError as err:
             if err.errno in (errno.ELOOP, errno.ENOTDIR):
                 raise Refused("is a symbolic link in the bundle (not followed)") from None
             raise Refused(f"cannot be opened: {err.strerror}") from None
-        finally:
-            for folder in opened:
-                os.close(folder)
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise Refused("is not a regular file")

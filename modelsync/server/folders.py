@@ -29,6 +29,7 @@ from modelsync import atomic
 from modelsync.digest import CHUNK, is_sha256
 from modelsync.errors import UsageError
 from modelsync.log import get_logger
+from modelsync.paths import open_below
 from modelsync.server import gitobj, names
 from modelsync.server.blobs import BlobStore, Hashed, Hasher, SizeMismatchError
 from modelsync.server.model import FileEntry
@@ -80,19 +81,13 @@ def _open_plain(root: Path, path: Path) -> Iterator[BinaryIO | None]:
     """`path`, a file below `root`, opened without following a symlink at any level below
     `root` (a local writer may swap a file or folder for one after it was listed: its target
     is never read); None when it is not a regular file now."""
-    *folders, leaf = path.relative_to(root).parts
-    opened = [os.open(root, os.O_RDONLY | os.O_DIRECTORY)]
-    try:
-        for part in folders:
-            opened.append(
-                os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=opened[-1])
-            )
-        fd = os.open(leaf, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=opened[-1])
-    except OSError:
-        fd = -1
-    finally:
-        for folder in opened:
-            os.close(folder)
+    fd = -1
+    with contextlib.suppress(OSError):
+        root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fd = open_below(root_fd, path.relative_to(root).parts)
+        finally:
+            os.close(root_fd)
     if fd < 0:
         yield None
         return
